@@ -1,0 +1,40 @@
+// swift-tools-version: 6.1
+// mshmon: a terminal dashboard for hunting leaks in MQTT clients. Module map: README.md.
+import PackageDescription
+
+let package = Package(
+    name: "mshmon",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mshmon", targets: ["mshmon"]),
+        .library(name: "MQTTPacket", targets: ["MQTTPacket"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        .target(
+            name: "MQTTPacket",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        .executableTarget(
+            name: "mshmon",
+            dependencies: [
+                "MQTTPacket",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        // libFuzzer harness for the packet decoder; see scripts/fuzz.
+        .target(name: "CFuzzDriver"),
+        .executableTarget(
+            name: "MQTTPacketFuzz",
+            dependencies: ["MQTTPacket", "CFuzzDriver", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "MQTTPacketTests",
+            dependencies: [
+                "MQTTPacket",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
+    ]
+)
