@@ -18,10 +18,14 @@ let package = Package(
         .target(
             name: "MQTTPacket",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "Ledger"),
+        .target(name: "CProbes"),
+        .target(name: "Probes", dependencies: ["CProbes", "Ledger"]),
+        .target(name: "Msh", dependencies: ["Probes", "Ledger"]),
         .executableTarget(
             name: "mshmon",
             dependencies: [
-                "MQTTPacket",
+                "MQTTPacket", "Msh", "Probes", "Ledger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // libFuzzer harness for the packet decoder; see scripts/fuzz.
@@ -29,6 +33,10 @@ let package = Package(
         .executableTarget(
             name: "MQTTPacketFuzz",
             dependencies: ["MQTTPacket", "CFuzzDriver", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "ProbesTests",
+            dependencies: ["Probes", "Msh", "Ledger"],
+            resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MQTTPacketTests",
             dependencies: [

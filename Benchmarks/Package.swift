@@ -1,0 +1,24 @@
+// swift-tools-version: 6.1
+// On-demand benchmarks (not run by the tests): cd Benchmarks && swift package benchmark
+import PackageDescription
+
+let package = Package(
+    name: "mshmon-benchmarks",
+    platforms: [.macOS(.v14)],
+    dependencies: [
+        .package(name: "mshmon", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "CodecBench",
+            dependencies: [
+                .product(name: "MQTTPacket", package: "mshmon"),
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/CodecBench",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
+    ]
+)

@@ -1,0 +1,29 @@
+// What the probes need from C that Swift cannot import: mallinfo2 (malloc.h) and the
+// kernel's full struct tcp_info (glibc's is shorter and lacks the byte counters).
+#ifndef CPROBES_H
+#define CPROBES_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    size_t arena;     /* non-mmapped space allocated from the system */
+    size_t hblkhd;    /* space in mmapped regions */
+    size_t uordblks;  /* total allocated space */
+    size_t fordblks;  /* total free space */
+} cp_heap;
+
+/// mallinfo2() of glibc, four fields of it. Cost grows with the number of free chunks.
+cp_heap cp_heap_info(void);
+
+typedef struct {
+    uint8_t state;
+    uint64_t bytes_acked;
+    uint64_t bytes_received;
+} cp_tcp_info;
+
+/// TCP_INFO of socket fd; returns 0 on success, -1 (errno set) when fd is not a TCP socket.
+int cp_tcp_info_of(int fd, cp_tcp_info *out);
+
+/// malloc_usable_size of a pointer.
+size_t cp_usable_size(void *p);
+#endif

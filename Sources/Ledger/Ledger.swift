@@ -1,0 +1,170 @@
+// The owner ledger: every resource the MQTT client creates for a connection is a record with
+// an owner tag and a kind, registered on creation and released on release (or deinit), so
+// the live count per kind is exact and noise-free. Also the ring of recent connections'
+// addresses, which lets a TIME_WAIT row (inode 0) be attributed to us.
+
+import Synchronization
+
+/// What a ledger record stands for.
+public enum LedgerKind: String, CaseIterable, Codable, Sendable, Comparable {
+    case socket, rxBuffer, txBuffer, ackRecord, messageHandler, timer, eventLoop
+
+    /// Per-connection kinds must be back at their baseline after a clean disconnect;
+    /// process-wide ones (the event loop) live as long as the process.
+    public var isPerConnection: Bool { self != .eventLoop }
+
+    public static func < (a: LedgerKind, b: LedgerKind) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// One live record, as `memtrace` lists it.
+public struct LedgerRecord: Sendable, Hashable, Codable {
+    /// The heap address of the record's tracking object: unique while it lives.
+    public var address: UInt
+    public var size: Int
+    /// A four-letter owner tag (RT-Thread's memtrace shows the allocating thread's name here).
+    public var owner: String
+    public var kind: LedgerKind
+    public init(address: UInt, size: Int, owner: String, kind: LedgerKind) {
+        self.address = address
+        self.size = size
+        self.owner = owner
+        self.kind = kind
+    }
+}
+
+/// Counters of one kind.
+public struct LedgerCounts: Sendable, Hashable, Codable {
+    public var live = 0
+    public var liveBytes = 0
+    public var created = 0
+    public var released = 0
+    public var peak = 0
+    public init() {}
+}
+
+/// The ledger at one instant.
+public struct LedgerSnapshot: Sendable, Hashable, Codable {
+    public var counts: [LedgerKind: LedgerCounts]
+    public var records: [LedgerRecord]
+
+    public init(counts: [LedgerKind: LedgerCounts] = [:], records: [LedgerRecord] = []) {
+        self.counts = counts
+        self.records = records
+    }
+
+    public func live(_ kind: LedgerKind) -> Int { counts[kind]?.live ?? 0 }
+}
+
+/// A TCP endpoint as the kernel reports it: address text (IPv4 dotted or IPv6) and port.
+public struct Endpoint: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var address: String
+    public var port: UInt16
+    public init(address: String, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+    public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+}
+
+/// One connection the client opened: its endpoints, recorded at connect time.
+public struct ConnectionRecord: Sendable, Hashable, Codable {
+    public var local: Endpoint
+    public var remote: Endpoint
+    public init(local: Endpoint, remote: Endpoint) {
+        self.local = local
+        self.remote = remote
+    }
+}
+
+/// A thread-safe owner ledger. One per process is the normal use (`Ledger.shared`); tests
+/// may create their own.
+public final class Ledger: Sendable {
+    public static let shared = Ledger()
+
+    /// How many recent connections the ring keeps: enough for every TIME_WAIT socket that
+    /// 60 s of fast cycling can leave (the kernel's TIME_WAIT lifetime).
+    public let connectionRingCapacity: Int
+
+    private struct State {
+        var counts: [LedgerKind: LedgerCounts] = [:]
+        var live: [UInt: LedgerRecord] = [:]
+        var ring: [ConnectionRecord] = []
+        var ringNext = 0
+    }
+    private let state = Mutex(State())
+
+    public init(connectionRingCapacity: Int = 65_536) {
+        self.connectionRingCapacity = connectionRingCapacity
+    }
+
+    /// Registers a record; prefer `LedgerEntry`, which releases itself on deinit.
+    public func register(_ record: LedgerRecord) {
+        state.withLock { s in
+            precondition(s.live[record.address] == nil, "ledger address registered twice")
+            s.live[record.address] = record
+            var c = s.counts[record.kind, default: LedgerCounts()]
+            c.live += 1
+            c.liveBytes += record.size
+            c.created += 1
+            c.peak = max(c.peak, c.live)
+            s.counts[record.kind] = c
+        }
+    }
+
+    /// Releases the record at `address`; releasing an unknown address is a programming error.
+    public func release(address: UInt) {
+        state.withLock { s in
+            guard let record = s.live.removeValue(forKey: address) else {
+                preconditionFailure("ledger release of an unknown record")
+            }
+            s.counts[record.kind]!.live -= 1
+            s.counts[record.kind]!.liveBytes -= record.size
+            s.counts[record.kind]!.released += 1
+        }
+    }
+
+    /// Counts per kind and every live record, sorted by kind then address.
+    public func snapshot(includeRecords: Bool = true) -> LedgerSnapshot {
+        state.withLock { s in
+            let records = includeRecords
+                ? s.live.values.sorted { ($0.kind, $0.address) < ($1.kind, $1.address) } : []
+            return LedgerSnapshot(counts: s.counts, records: records)
+        }
+    }
+
+    /// Remembers a connection's endpoints (oldest forgotten past the ring's capacity).
+    public func recordConnection(_ connection: ConnectionRecord) {
+        state.withLock { s in
+            if s.ring.count < connectionRingCapacity {
+                s.ring.append(connection)
+            } else {
+                s.ring[s.ringNext] = connection
+                s.ringNext = (s.ringNext + 1) % connectionRingCapacity
+            }
+        }
+    }
+
+    /// The connections in the ring, oldest first.
+    public var connections: [ConnectionRecord] {
+        state.withLock { s in Array(s.ring[s.ringNext...] + s.ring[..<s.ringNext]) }
+    }
+}
+
+/// A resource's ledger record that lives exactly as long as this object: registered in
+/// `init`, released in `deinit`. Hold one in whatever owns the resource.
+public final class LedgerEntry: Sendable {
+    public let kind: LedgerKind
+    private let ledger: Ledger
+
+    public init(_ kind: LedgerKind, size: Int, owner: String, ledger: Ledger = .shared) {
+        self.kind = kind
+        self.ledger = ledger
+        ledger.register(LedgerRecord(address: address, size: size, owner: owner, kind: kind))
+    }
+
+    deinit { ledger.release(address: address) }
+
+    private var address: UInt { UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()) }
+}

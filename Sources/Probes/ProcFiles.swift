@@ -1,0 +1,44 @@
+// Small, allocation-light readers for /proc files and directories (no Foundation in the hot path).
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum ProcFile {
+    /// The whole file, read with plain read(2) (procfs files report size 0, so read until EOF).
+    static func read(_ path: String, initialCapacity: Int = 16_384) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: initialCapacity)
+        var used = 0
+        while true {
+            if used == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
+            let n = bytes.withUnsafeMutableBytes { buf in
+                Glibc.read(fd, buf.baseAddress! + used, buf.count - used)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if n == 0 { break }
+            used += n
+        }
+        bytes.removeSubrange(used...)
+        return bytes
+    }
+
+    /// Names in a directory, without "." and "..".
+    static func list(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}

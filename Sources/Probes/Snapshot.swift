@@ -1,0 +1,126 @@
+// One `Snapshot` of what the process holds (heap, fds, TCP sockets, threads, ledger) and the
+// difference between two of them.
+
+import Ledger
+
+/// What the process holds at one instant. Codable for export.
+public struct Snapshot: Sendable, Hashable, Codable {
+    /// Seconds since the Unix epoch.
+    public var time: Double
+    public var heap: HeapSample
+    public var fds: [FDRow]
+    /// Our TCP sockets (or every socket of the namespace, when sampled with `allTCP`).
+    public var tcp: [TCPRow]
+    /// Lines of /proc/net/tcp{,6} that could not be parsed.
+    public var malformedTCPLines: Int
+    public var threads: [ThreadRow]
+    public var ledger: LedgerSnapshot?
+
+    public init(time: Double, heap: HeapSample, fds: [FDRow] = [], tcp: [TCPRow] = [], malformedTCPLines: Int = 0,
+                threads: [ThreadRow] = [], ledger: LedgerSnapshot? = nil) {
+        self.time = time
+        self.heap = heap
+        self.fds = fds
+        self.tcp = tcp
+        self.malformedTCPLines = malformedTCPLines
+        self.threads = threads
+        self.ledger = ledger
+    }
+
+    /// Our sockets per state.
+    public var ourSocketsByState: [TCPState: Int] {
+        var counts: [TCPState: Int] = [:]
+        for r in tcp where r.isOurs { counts[r.state, default: 0] += 1 }
+        return counts
+    }
+
+    /// What changed since `earlier`.
+    public func diff(from earlier: Snapshot) -> SnapshotDiff {
+        let before = Dictionary(earlier.fds.map { ($0.fd, $0) }, uniquingKeysWith: { a, _ in a })
+        let after = Dictionary(fds.map { ($0.fd, $0) }, uniquingKeysWith: { a, _ in a })
+        let opened = fds.filter { before[$0.fd]?.path != $0.path }
+        let closed = earlier.fds.filter { after[$0.fd]?.path != $0.path }
+
+        struct Key: Hashable { var local: Endpoint; var remote: Endpoint }
+        let oldStates = Dictionary(earlier.tcp.filter(\.isOurs).map { (Key(local: $0.local, remote: $0.remote), $0.state) },
+                                   uniquingKeysWith: { a, _ in a })
+        var changes: [SnapshotDiff.SocketChange] = []
+        var seen = Set<Key>()
+        for r in tcp where r.isOurs {
+            let k = Key(local: r.local, remote: r.remote)
+            seen.insert(k)
+            if oldStates[k] != r.state {
+                changes.append(.init(local: r.local, remote: r.remote, from: oldStates[k], to: r.state))
+            }
+        }
+        for r in earlier.tcp where r.isOurs && !seen.contains(Key(local: r.local, remote: r.remote)) {
+            changes.append(.init(local: r.local, remote: r.remote, from: r.state, to: nil))
+        }
+
+        var ledgerDelta: [LedgerKind: Int] = [:]
+        for kind in LedgerKind.allCases {
+            let d = (ledger?.live(kind) ?? 0) - (earlier.ledger?.live(kind) ?? 0)
+            if d != 0 { ledgerDelta[kind] = d }
+        }
+        return SnapshotDiff(
+            heapUsed: heap.used - earlier.heap.used, fdCount: fds.count - earlier.fds.count,
+            threadCount: threads.count - earlier.threads.count,
+            fdsOpened: opened, fdsClosed: closed, socketChanges: changes, ledgerLive: ledgerDelta)
+    }
+}
+
+/// The difference between two snapshots.
+public struct SnapshotDiff: Sendable, Hashable, Codable {
+    /// A socket of ours that appeared (`from` nil), vanished (`to` nil) or changed state.
+    public struct SocketChange: Sendable, Hashable, Codable {
+        public var local: Endpoint
+        public var remote: Endpoint
+        public var from: TCPState?
+        public var to: TCPState?
+    }
+
+    public var heapUsed: Int
+    public var fdCount: Int
+    public var threadCount: Int
+    public var fdsOpened: [FDRow]
+    public var fdsClosed: [FDRow]
+    public var socketChanges: [SocketChange]
+    /// Live-count change per ledger kind; kinds that did not change are absent.
+    public var ledgerLive: [LedgerKind: Int]
+}
+
+/// Takes snapshots of this process.
+public struct Sampler: Sendable {
+    public var ledger: Ledger?
+    public var heap: HeapProbe
+
+    public init(ledger: Ledger? = .shared, heap: HeapProbe = .shared) {
+        self.ledger = ledger
+        self.heap = heap
+    }
+
+    /// A full sample. With `allTCP`, every TCP socket of the namespace is kept (ours marked);
+    /// otherwise only ours.
+    public func sample(allTCP: Bool = false, time: Double = wallClockSeconds()) -> Snapshot {
+        let heapSample = heap.sample()
+        let fds = FDProbe.scan()
+        let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
+        var table = TCPProbe.readAll()
+        TCPProbe.attribute(&table.rows, inodes: inodes, connections: ledger?.connections ?? [])
+        var rows = allTCP ? table.rows : table.rows.filter(\.isOurs)
+        TCPProbe.addSequenceNumbers(&rows, fds: fds)
+        return Snapshot(time: time, heap: heapSample, fds: fds, tcp: rows, malformedTCPLines: table.malformedLines,
+                        threads: ThreadProbe.scan(), ledger: ledger?.snapshot())
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Seconds since the Unix epoch, from CLOCK_REALTIME.
+public func wallClockSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
