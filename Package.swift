@@ -19,13 +19,21 @@ let package = Package(
             name: "MQTTPacket",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "Ledger"),
+        .target(name: "ChildProcess"),
         .target(name: "CProbes"),
         .target(name: "Probes", dependencies: ["CProbes", "Ledger"]),
         .target(name: "Msh", dependencies: ["Probes", "Ledger"]),
+        .target(
+            name: "MQTTClient",
+            dependencies: [
+                "MQTTPacket", "Ledger",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .executableTarget(
             name: "mshmon",
             dependencies: [
-                "MQTTPacket", "Msh", "Probes", "Ledger",
+                "MQTTPacket", "MQTTClient", "Msh", "Probes", "Ledger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // libFuzzer harness for the packet decoder; see scripts/fuzz.
@@ -37,6 +45,15 @@ let package = Package(
             name: "ProbesTests",
             dependencies: ["Probes", "Msh", "Ledger"],
             resources: [.copy("Fixtures")]),
+        .target(name: "TestSupport", dependencies: ["ChildProcess"], path: "Tests/TestSupport"),
+        .testTarget(
+            name: "MQTTClientTests",
+            dependencies: [
+                "MQTTClient", "MQTTPacket", "Ledger", "Probes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                "ChildProcess", "TestSupport",
+            ]),
         .testTarget(
             name: "MQTTPacketTests",
             dependencies: [

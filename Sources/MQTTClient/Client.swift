@@ -1,0 +1,527 @@
+// The SwiftNIO driver around `Session`: opens the socket, decodes bytes into packets, performs
+// the session's actions, runs its timer and reconnects with backoff. All mutable state lives
+// on one event loop; the public API is async/await. One event-loop group for the process.
+
+import Ledger
+import MQTTPacket
+import NIOCore
+import NIOPosix
+
+/// Client settings: where to connect, the session, reconnect policy and test hooks.
+public struct ClientConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 1883
+    public var session: SessionConfiguration
+    /// Reconnect automatically after an unexpected connection loss.
+    public var reconnect = true
+    /// The first reconnect delay; each failed attempt doubles it, up to `maxReconnectInterval`.
+    public var reconnectInterval: TimeAmount = .milliseconds(1000)
+    public var maxReconnectInterval: TimeAmount = .seconds(16)
+    public var maximumPacketSize = PacketDecoder.defaultMaximumPacketSize
+    /// Replays one of kawaii-mqtt's leaks on purpose (a positive control for the detector).
+    public var injectLeak: InjectedLeak?
+
+    public init(clientID: String) { session = SessionConfiguration(clientID: clientID) }
+}
+
+/// The two seed bugs, replayed on demand.
+public enum InjectedLeak: String, Sendable, CaseIterable {
+    /// Bug (1): disconnect returns before the socket is closed; the socket is abandoned open.
+    case socketRace = "socket-race"
+    /// Bug (2): cleaning the session frees the ack records but not the handlers they own.
+    case ackHandler = "ack-handler"
+}
+
+/// The client's state as users see it.
+public enum ClientState: String, Sendable, Hashable, Codable {
+    case idle, connecting, connected, disconnecting, disconnected, reconnecting
+}
+
+/// Everything the client reports, for the dashboard and the export.
+public enum ClientEvent: Sendable, Hashable {
+    case stateChanged(ClientState)
+    case packetSent(PacketType, packetID: UInt16?, size: Int)
+    case packetReceived(PacketType, packetID: UInt16?, size: Int)
+    case connectionOpened(ConnectionRecord)
+    case connectionClosed(MQTTError?)
+    case error(MQTTError)
+    case reconnectScheduled(attempt: Int, delayMilliseconds: Int)
+    /// A message no subscription matched (given to the interceptor).
+    case unmatchedMessage(topic: String, size: Int)
+}
+
+/// An MQTT 3.1.1 client. Safe to use from any task; its work runs on its event loop.
+public final class MQTTClient: @unchecked Sendable {
+    /// The process's one event-loop group (one thread): a client never creates its own.
+    public static let eventLoopGroup: MultiThreadedEventLoopGroup = {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        groupEntry = LedgerEntry(.eventLoop, size: 0, owner: "proc")
+        return group
+    }()
+    nonisolated(unsafe) private static var groupEntry: LedgerEntry?
+
+    public let configuration: ClientConfiguration
+    public let eventLoop: any EventLoop
+    let ledger: Ledger
+
+    // Event-loop confined state.
+    private var session: Session
+    private var connection: Connection?
+    private var abandoned: [Connection] = []
+    private var opening = false
+    private var generation = 0
+    private var promises: [RequestID: EventLoopPromise<RequestResult>] = [:]
+    private var nextRequest: RequestID = 1
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+    private var timerEntry: LedgerEntry?
+    private var reconnectTask: Scheduled<Void>?
+    private var reconnectAttempts = 0
+    private var wantsConnection = false
+    /// Whether a CONNACK accepted this connection request: only then is a loss reconnected.
+    private var everConnected = false
+    private var closed: EventLoopPromise<Void>?
+    private var listeners: [@Sendable (ClientEvent) -> Void] = []
+    private var interceptor: (@Sendable (Publish) -> Void)?
+    private var _state: ClientState = .idle
+
+    public init(configuration: ClientConfiguration, ledger: Ledger = .shared) {
+        var c = configuration
+        c.session.leakHandlersOnClean = c.injectLeak == .ackHandler
+        self.configuration = c
+        self.ledger = ledger
+        self.eventLoop = MQTTClient.eventLoopGroup.next()
+        self.session = Session(configuration: c.session, ledger: ledger)
+    }
+
+    // MARK: public API
+
+    /// Opens the connection and completes the MQTT handshake. Waits for a disconnect in progress.
+    @discardableResult
+    public func connect() async throws -> ConnAck {
+        let result = try await eventLoop.flatSubmit { self.startConnect() }.get()
+        guard case .connected(let ack) = result else { throw MQTTError.protocolViolation("unexpected connect result") }
+        return ack
+    }
+
+    /// Sends DISCONNECT (when connected) and returns once the socket is closed and every
+    /// per-connection record is released. Stops reconnecting.
+    public func disconnect() async throws {
+        try await eventLoop.flatSubmit { self.startDisconnect() }.get()
+    }
+
+    /// Subscribes `filters`; `handler` gets every matching message. Returns SUBACK's codes
+    /// (`.failure` per refused filter).
+    @discardableResult
+    public func subscribe(_ filters: [Subscribe.Filter], handler: @escaping @Sendable (Publish) -> Void) async throws -> [SubAck.ReturnCode] {
+        let result = try await request { id, now in self.session.subscribe(filters, request: id, now: now, callback: handler) }.get()
+        guard case .subscribed(let codes) = result else { throw MQTTError.protocolViolation("unexpected subscribe result") }
+        return codes
+    }
+
+    public func unsubscribe(_ filters: [String]) async throws {
+        _ = try await request { id, now in self.session.unsubscribe(filters, request: id, now: now) }.get()
+    }
+
+    /// Publishes and returns when the QoS flow completes (QoS 0: when handed to the socket).
+    public func publish(_ topic: String, payload: ByteBuffer, qos: QoS = .atMostOnce, retain: Bool = false) async throws {
+        _ = try await publishFuture(topic, payload: payload, qos: qos, retain: retain).get()
+    }
+
+    /// `publish` as a future, for callers that keep many publishes in flight at once.
+    public func publishFuture(_ topic: String, payload: ByteBuffer, qos: QoS = .atMostOnce, retain: Bool = false) -> EventLoopFuture<RequestResult> {
+        let message = Publish(topic: topic, payload: payload, qos: qos, retain: retain)
+        return request { id, now in
+            guard self.wantsConnection else { return [.complete(id, .failure(.notConnected))] }
+            return self.session.publish(message, request: id, now: now)
+        }
+    }
+
+    /// Drops the connection without DISCONNECT, as a network failure would (the broker then
+    /// publishes the will). Reconnects if configured to.
+    public func abortConnection() async {
+        try? await eventLoop.submit { self.closeConnection(.connectionReset("aborted")) }.get()
+    }
+
+    /// The reconnect delay before `attempt` (1-based): the interval doubled per failed
+    /// attempt, capped at `maxReconnectInterval`.
+    public static func reconnectDelay(attempt: Int, interval: TimeAmount, maximum: TimeAmount) -> TimeAmount {
+        .nanoseconds(min(interval.nanoseconds << min(attempt - 1, 20), maximum.nanoseconds))
+    }
+
+    /// Receives every message that no subscription matches.
+    public func setInterceptor(_ interceptor: (@Sendable (Publish) -> Void)?) {
+        eventLoop.execute { self.interceptor = interceptor }
+    }
+
+    /// Calls `listener` on the event loop for every event from now on.
+    public func addEventListener(_ listener: @escaping @Sendable (ClientEvent) -> Void) {
+        eventLoop.execute { self.listeners.append(listener) }
+    }
+
+    /// The events from now on, as an async stream (the newest 10,000 kept if not consumed).
+    public func events() -> AsyncStream<ClientEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: ClientEvent.self, bufferingPolicy: .bufferingNewest(10_000))
+        addEventListener { continuation.yield($0) }
+        return stream
+    }
+
+    public var state: ClientState {
+        get async { try! await eventLoop.submit { self._state }.get() }
+    }
+
+    /// In-flight and queued publishes (for the dashboard).
+    public var inflight: (inflight: Int, queued: Int) {
+        get async { try! await eventLoop.submit { (self.session.inflightCount, self.session.queuedCount) }.get() }
+    }
+
+    // MARK: connect / disconnect
+
+    private func startConnect() -> EventLoopFuture<RequestResult> {
+        if let closed { return closed.futureResult.flatMap { self.startConnect() } }
+        guard connection == nil && !opening else {
+            return eventLoop.makeFailedFuture(MQTTError.invalidRequest("already \(_state)"))
+        }
+        wantsConnection = true
+        everConnected = false
+        reconnectTask?.cancel()
+        reconnectTask = nil
+        reconnectAttempts = 0
+        let (id, future) = newRequest()
+        open(request: id)
+        return future
+    }
+
+    private func open(request: RequestID) {
+        opening = true
+        setState(_state == .reconnecting ? .reconnecting : .connecting)
+        let client = self
+        generation += 1
+        let gen = generation
+        let maxSize = configuration.maximumPacketSize
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(configuration.session.commandTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        PacketHandler(client: client, generation: gen, maximumPacketSize: maxSize))
+                }
+            }
+            .connect(host: configuration.host, port: configuration.port)
+            .hop(to: eventLoop)
+            .whenComplete { result in
+                self.opening = false
+                switch result {
+                case .success(let channel): self.opened(channel, generation: gen, request: request)
+                case .failure(let error): self.openFailed(error, request: request)
+                }
+            }
+    }
+
+    private func opened(_ channel: any Channel, generation gen: Int, request: RequestID) {
+        guard wantsConnection, gen == generation else {
+            channel.close(promise: nil)
+            complete(request, .failure(.sessionEnded))
+            return
+        }
+        let record = ConnectionRecord(local: Self.endpoint(channel.localAddress), remote: Self.endpoint(channel.remoteAddress))
+        ledger.recordConnection(record)
+        connection = Connection(channel: channel, generation: gen, record: record, ledger: ledger,
+                                maximumPacketSize: configuration.maximumPacketSize)
+        emit(.connectionOpened(record))
+        perform(session.connect(request: request, now: .now()))
+    }
+
+    private func openFailed(_ error: any Error, request: RequestID) {
+        let e = MQTTError.cannotConnect(host: configuration.host, port: configuration.port, reason: Self.describe(error))
+        emit(.error(e))
+        complete(request, .failure(e))
+        if wantsConnection && _state == .reconnecting {
+            scheduleReconnect()
+        } else {
+            wantsConnection = false
+            setState(.disconnected)
+        }
+    }
+
+    private func startDisconnect() -> EventLoopFuture<Void> {
+        wantsConnection = false
+        reconnectTask?.cancel()
+        reconnectTask = nil
+        if let closed { return closed.futureResult }
+        guard connection != nil else {
+            if configuration.session.cleanSession { perform(session.dropSession(reason: .sessionEnded)) }
+            setState(.disconnected)
+            return eventLoop.makeSucceededVoidFuture()
+        }
+        let done = eventLoop.makePromise(of: Void.self)
+        closed = done
+        setState(.disconnecting)
+        perform(session.disconnect(now: .now()))
+        return done.futureResult
+    }
+
+    // MARK: events from the channel (on the event loop)
+
+    fileprivate func received(_ packet: Packet, size: Int, generation gen: Int) {
+        guard gen == connection?.generation else { return }
+        if !listeners.isEmpty { emit(.packetReceived(packet.type, packetID: packet.packetID, size: size)) }
+        perform(session.receive(packet, now: .now()), flush: false)
+        if case .connack(let ack) = packet, ack.returnCode == .accepted {
+            reconnectAttempts = 0
+            everConnected = true
+            setState(.connected)
+        }
+    }
+
+    fileprivate func readComplete(generation gen: Int) {
+        guard gen == connection?.generation else { return }
+        connection?.channel.flush()
+    }
+
+    fileprivate func failed(_ error: MQTTError, generation gen: Int) {
+        guard gen == connection?.generation else { return }
+        closeConnection(error)
+    }
+
+    fileprivate func channelClosed(generation gen: Int) {
+        guard let c = connection, gen == c.generation else { return }
+        handleClosed(c, error: c.closeReason)
+    }
+
+    // MARK: actions
+
+    private func perform(_ actions: [SessionAction], flush: Bool = true) {
+        var wrote = false
+        for action in actions {
+            switch action {
+            case .send(let packet):
+                guard let c = connection else { continue }
+                var buffer = c.channel.allocator.buffer(capacity: 64)
+                do {
+                    try packet.encode(into: &buffer)
+                } catch {
+                    emit(.error(.invalidRequest(String(describing: error))))
+                    continue
+                }
+                if !listeners.isEmpty { emit(.packetSent(packet.type, packetID: packet.packetID, size: buffer.readableBytes)) }
+                c.channel.write(buffer, promise: nil)
+                wrote = true
+            case .deliver(let message, let handlers):
+                if handlers.isEmpty {
+                    if !listeners.isEmpty { emit(.unmatchedMessage(topic: message.topic, size: message.payload.readableBytes)) }
+                    interceptor?(message)
+                } else {
+                    for h in handlers { h.deliver(message) }
+                }
+            case .complete(let id, let result):
+                complete(id, result)
+            case .close(let error):
+                if wrote { connection?.channel.flush(); wrote = false }
+                closeConnection(error)
+            }
+        }
+        if wrote && flush { connection?.channel.flush() }
+        scheduleTimer()
+    }
+
+    private func closeConnection(_ error: MQTTError?) {
+        guard let c = connection else { return }
+        if let error {
+            if c.closeReason == nil { c.closeReason = error }
+            emit(.error(error))
+        }
+        if error == nil && configuration.injectLeak == .socketRace {
+            // Bug (1) replayed: report the disconnect done and forget the socket, open.
+            abandoned.append(c)
+            handleClosed(c, error: nil)
+            return
+        }
+        c.channel.close(promise: nil)
+    }
+
+    /// The connection is gone: release its records, let the session react, then reconnect or stop.
+    private func handleClosed(_ c: Connection, error: MQTTError?) {
+        connection = nil
+        cancelTimer()
+        emit(.connectionClosed(error))
+        perform(session.connectionClosed(error: error, now: .now()))
+        let refused: Bool
+        if case .connectionRefused? = error { refused = true } else { refused = false }
+        if wantsConnection && everConnected && configuration.reconnect && !refused && error != nil {
+            setState(.reconnecting)
+            scheduleReconnect()
+        } else {
+            if wantsConnection && configuration.session.cleanSession {
+                perform(session.dropSession(reason: error ?? .sessionEnded))
+            }
+            wantsConnection = false
+            setState(.disconnected)
+        }
+        if let done = closed {
+            closed = nil
+            done.succeed()
+        }
+    }
+
+    private func scheduleReconnect() {
+        reconnectAttempts += 1
+        let delay = Self.reconnectDelay(attempt: reconnectAttempts, interval: configuration.reconnectInterval,
+                                        maximum: configuration.maxReconnectInterval)
+        emit(.reconnectScheduled(attempt: reconnectAttempts, delayMilliseconds: Int(delay.nanoseconds / 1_000_000)))
+        reconnectTask = eventLoop.scheduleTask(in: delay) {
+            self.reconnectTask = nil
+            guard self.wantsConnection, self.connection == nil, !self.opening else { return }
+            self.open(request: self.newRequest().0)
+        }
+    }
+
+    // MARK: timer
+
+    private func scheduleTimer() {
+        guard connection != nil, let deadline = session.nextDeadline() else { return }
+        if let current = timerDeadline, current <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        if timerEntry == nil { timerEntry = LedgerEntry(.timer, size: 64, owner: "conn", ledger: ledger) }
+        timer = eventLoop.scheduleTask(deadline: deadline) {
+            self.timer = nil
+            self.timerDeadline = nil
+            self.perform(self.session.tick(now: .now()))
+        }
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
+        timerEntry = nil
+    }
+
+    // MARK: helpers
+
+    private func request(_ body: @escaping (RequestID, NIODeadline) -> [SessionAction]) -> EventLoopFuture<RequestResult> {
+        eventLoop.flatSubmit {
+            let (id, future) = self.newRequest()
+            self.perform(body(id, .now()))
+            return future
+        }
+    }
+
+    private func newRequest() -> (RequestID, EventLoopFuture<RequestResult>) {
+        let id = nextRequest
+        nextRequest += 1
+        let promise = eventLoop.makePromise(of: RequestResult.self)
+        promises[id] = promise
+        return (id, promise.futureResult)
+    }
+
+    private func complete(_ id: RequestID, _ result: Result<RequestResult, MQTTError>) {
+        guard let promise = promises.removeValue(forKey: id) else { return }
+        switch result {
+        case .success(let r): promise.succeed(r)
+        case .failure(let e): promise.fail(e)
+        }
+    }
+
+    private func setState(_ s: ClientState) {
+        guard s != _state else { return }
+        _state = s
+        emit(.stateChanged(s))
+    }
+
+    private func emit(_ event: ClientEvent) {
+        for l in listeners { l(event) }
+    }
+
+    static func endpoint(_ address: SocketAddress?) -> Endpoint {
+        Endpoint(address: address?.ipAddress ?? "?", port: UInt16(clamping: address?.port ?? 0))
+    }
+
+    /// The system's reason in a few words: "connection refused", "timed out", "name not known".
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? NIOConnectionError {
+            if let first = e.connectionErrors.first { return describe(first.error) }
+            if e.dnsAError != nil || e.dnsAAAAError != nil { return "cannot resolve host name" }
+            return "no address to connect to"
+        }
+        if let e = error as? IOError { return String(cString: strerror(e.errnoCode)).lowercased() }
+        if let e = error as? ChannelError, case .connectTimeout = e { return "timed out" }
+        return String(describing: error)
+    }
+}
+
+/// One open connection and the ledger records it owns.
+final class Connection {
+    let channel: any Channel
+    let generation: Int
+    let record: ConnectionRecord
+    var closeReason: MQTTError?
+    private let entries: [LedgerEntry]
+
+    init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {
+        self.channel = channel
+        self.generation = generation
+        self.record = record
+        entries = [
+            LedgerEntry(.socket, size: 0, owner: "conn", ledger: ledger),
+            LedgerEntry(.rxBuffer, size: 1024, owner: "conn", ledger: ledger),
+            LedgerEntry(.txBuffer, size: 1024, owner: "conn", ledger: ledger),
+        ]
+    }
+}
+
+/// Bytes → packets for one channel, reported to the client with the channel's generation.
+final class PacketHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let client: MQTTClient
+    private let generation: Int
+    private var decoder: PacketDecoder
+
+    init(client: MQTTClient, generation: Int, maximumPacketSize: Int) {
+        self.client = client
+        self.generation = generation
+        self.decoder = PacketDecoder(maximumPacketSize: maximumPacketSize)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        decoder.append(unwrapInboundIn(data))
+        do {
+            var before = decoder.bufferedByteCount
+            while let packet = try decoder.next() {
+                let after = decoder.bufferedByteCount
+                client.received(packet, size: before - after, generation: generation)
+                before = after
+            }
+        } catch {
+            client.failed(.protocolViolation(error.description), generation: generation)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        client.readComplete(generation: generation)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            client.failed(.connectionClosedByPeer, generation: generation)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        client.failed(.connectionReset(MQTTClient.describe(error)), generation: generation)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        client.channelClosed(generation: generation)
+        context.fireChannelInactive()
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,462 @@
+// The MQTT 3.1.1 client session without I/O: feed it commands, packets and the time; it
+// returns the actions to perform (send a packet, deliver a message, complete a request,
+// close the connection). Time is always passed in, so keepalive and retransmit are tested
+// without sleeping. Every ack record and message handler it holds is an owner-ledger record.
+
+import Ledger
+import MQTTPacket
+import NIOCore
+
+/// Identifies one request (connect, publish, subscribe, unsubscribe) until it completes.
+public typealias RequestID = UInt64
+
+/// What a completed request returns.
+public enum RequestResult: Sendable, Hashable {
+    case connected(ConnAck)
+    case subscribed([SubAck.ReturnCode])
+    case done
+}
+
+/// Session settings (kawaii-mqtt's defaults where they make sense).
+public struct SessionConfiguration: Sendable {
+    public var clientID: String
+    public var cleanSession = true
+    /// Seconds; 0 turns keepalive off.
+    public var keepAlive: UInt16 = 60
+    public var will: Connect.Will?
+    public var username: String?
+    public var password: ByteBuffer?
+    /// How long to wait for any acknowledgement before retransmitting or failing.
+    public var commandTimeout: TimeAmount = .milliseconds(4000)
+    /// Unacknowledged QoS 1/2 publishes at once; more wait in a queue.
+    public var maxInflight = 64
+    /// A test hook replaying kawaii-mqtt bug (2): cleaning the session leaks the handlers.
+    public var leakHandlersOnClean = false
+
+    public init(clientID: String) { self.clientID = clientID }
+}
+
+/// A subscription's message callback; one ledger record each.
+public final class MessageHandler: Sendable {
+    public let filter: String
+    public let qos: QoS
+    let callback: @Sendable (Publish) -> Void
+    let entry: LedgerEntry
+
+    init(filter: String, qos: QoS, ledger: Ledger, callback: @escaping @Sendable (Publish) -> Void) {
+        self.filter = filter
+        self.qos = qos
+        self.callback = callback
+        // The size kawaii-mqtt's message_handler_t has on a 32-bit device, for the seed's story.
+        entry = LedgerEntry(.messageHandler, size: 20, owner: "sess", ledger: ledger)
+    }
+
+    public func deliver(_ message: Publish) { callback(message) }
+}
+
+/// One unacknowledged outbound packet; one ledger record each.
+struct AckRecord {
+    enum Kind {
+        case publish(Publish)       // QoS 1 waiting for PUBACK, QoS 2 waiting for PUBREC
+        case release(Publish)       // QoS 2 PUBREL sent, waiting for PUBCOMP
+        case subscribe(Subscribe, [MessageHandler])
+        case unsubscribe(Unsubscribe)
+    }
+    var kind: Kind
+    var request: RequestID?
+    var sentAt: NIODeadline
+    let entry: LedgerEntry
+
+    var packet: Packet {
+        switch kind {
+        case .publish(var p):
+            p.dup = true
+            return .publish(p)
+        case .release(let p): return .pubrel(Ack(packetID: p.packetID!))
+        case .subscribe(let s, _): return .subscribe(s)
+        case .unsubscribe(let u): return .unsubscribe(u)
+        }
+    }
+}
+
+/// An action the driver performs for the session.
+public enum SessionAction: Sendable {
+    case send(Packet)
+    case deliver(Publish, [MessageHandler])
+    case complete(RequestID, Result<RequestResult, MQTTError>)
+    /// Close the socket; the error says why (nil: a requested disconnect).
+    case close(MQTTError?)
+}
+
+/// The client's protocol state machine.
+public struct Session {
+    public enum State: Sendable, Hashable { case disconnected, connecting, connected, disconnecting }
+
+    public private(set) var state: State = .disconnected
+    public var configuration: SessionConfiguration
+    let ledger: Ledger
+
+    private var nextPacketID: UInt16 = 1
+    private var outbound: [UInt16: AckRecord] = [:]
+    private var queued: [(Publish, RequestID)] = []
+    private var queuedHead = 0
+    private var inboundQoS2: Set<UInt16> = []
+    public private(set) var subscriptions: [String: MessageHandler] = [:]
+    private var connectRequest: RequestID?
+    private var connectSentAt: NIODeadline?
+    private var lastSent: NIODeadline = .uptimeNanoseconds(0)
+    private var pingSentAt: NIODeadline?
+    /// Handlers lost by the injected ack-handler bug: never released.
+    private var leakedHandlers: [MessageHandler] = []
+
+    public init(configuration: SessionConfiguration, ledger: Ledger = .shared) {
+        self.configuration = configuration
+        self.ledger = ledger
+    }
+
+    /// Outbound packets waiting for an acknowledgement (in flight), and publishes queued behind them.
+    public var inflightCount: Int { outbound.count }
+    public var queuedCount: Int { queued.count - queuedHead }
+
+    // MARK: commands
+
+    /// Starts the MQTT handshake on a freshly opened connection.
+    public mutating func connect(request: RequestID, now: NIODeadline) -> [SessionAction] {
+        guard state == .disconnected else {
+            return [.complete(request, .failure(.invalidRequest("connect while \(state)")))]
+        }
+        state = .connecting
+        connectRequest = request
+        connectSentAt = now
+        pingSentAt = nil
+        let c = configuration
+        return [send(.connect(Connect(clientID: c.clientID, cleanSession: c.cleanSession, keepAlive: c.keepAlive,
+                                      will: c.will, username: c.username, password: c.password)), now)]
+    }
+
+    /// Publishes a message; QoS 0 completes when written, QoS 1/2 when acknowledged. QoS 1/2
+    /// publishes made while not connected are queued until the connection is back.
+    public mutating func publish(_ message: Publish, request: RequestID, now: NIODeadline) -> [SessionAction] {
+        var message = message
+        message.dup = false
+        message.packetID = nil
+        if let problem = Self.validate(message) { return [.complete(request, .failure(problem))] }
+        if message.qos == .atMostOnce {
+            guard state == .connected else { return [.complete(request, .failure(.notConnected))] }
+            return [send(.publish(message), now), .complete(request, .success(.done))]
+        }
+        // QoS 1/2 wait in the queue for a free in-flight slot, or for the next connection
+        // (the driver only calls this while it wants to be connected).
+        if state != .connected || outbound.count >= configuration.maxInflight {
+            queued.append((message, request))
+            return []
+        }
+        return startPublish(message, request: request, now: now)
+    }
+
+    /// Subscribes; the handlers are installed when the SUBACK grants them.
+    public mutating func subscribe(_ filters: [Subscribe.Filter], request: RequestID, now: NIODeadline,
+                                   callback: @escaping @Sendable (Publish) -> Void) -> [SessionAction] {
+        do {
+            if filters.isEmpty { throw PacketError.noTopicFilter(.subscribe) }
+            for f in filters { try Topic.validateFilter(f.topicFilter) }
+        } catch {
+            return [.complete(request, .failure(.invalidRequest(String(describing: error))))]
+        }
+        guard state == .connected else { return [.complete(request, .failure(.notConnected))] }
+        let id = allocatePacketID()
+        let s = Subscribe(packetID: id, filters: filters)
+        let handlers = filters.map { MessageHandler(filter: $0.topicFilter, qos: $0.qos, ledger: ledger, callback: callback) }
+        outbound[id] = AckRecord(kind: .subscribe(s, handlers), request: request, sentAt: now, entry: ackEntry())
+        return [send(.subscribe(s), now)]
+    }
+
+    public mutating func unsubscribe(_ filters: [String], request: RequestID, now: NIODeadline) -> [SessionAction] {
+        do {
+            if filters.isEmpty { throw PacketError.noTopicFilter(.unsubscribe) }
+            for f in filters { try Topic.validateFilter(f) }
+        } catch {
+            return [.complete(request, .failure(.invalidRequest(String(describing: error))))]
+        }
+        guard state == .connected else { return [.complete(request, .failure(.notConnected))] }
+        let id = allocatePacketID()
+        let u = Unsubscribe(packetID: id, topicFilters: filters)
+        outbound[id] = AckRecord(kind: .unsubscribe(u), request: request, sentAt: now, entry: ackEntry())
+        return [send(.unsubscribe(u), now)]
+    }
+
+    /// A requested disconnect: DISCONNECT (when connected), then close. With a clean session
+    /// every ack record and handler is released and their requests fail with `.sessionEnded`.
+    public mutating func disconnect(now: NIODeadline) -> [SessionAction] {
+        var actions: [SessionAction] = []
+        if state == .connected { actions.append(send(.disconnect, now)) }
+        state = .disconnecting
+        actions.append(.close(nil))
+        return actions
+    }
+
+    /// The socket closed (after `.close`, or by the peer, or with an error).
+    public mutating func connectionClosed(error: MQTTError?, now: NIODeadline) -> [SessionAction] {
+        let requested = state == .disconnecting
+        state = .disconnected
+        pingSentAt = nil
+        var actions: [SessionAction] = []
+        if let request = connectRequest {
+            connectRequest = nil
+            actions.append(.complete(request, .failure(error ?? .connectionClosedByPeer)))
+        }
+        // Subscribe/unsubscribe belong to the connection: fail them now.
+        for (id, record) in outbound {
+            switch record.kind {
+            case .subscribe, .unsubscribe:
+                outbound[id] = nil
+                if let r = record.request { actions.append(.complete(r, .failure(error ?? .sessionEnded))) }
+            case .publish, .release: break
+            }
+        }
+        // A requested disconnect of a clean session ends the session: the broker forgets it,
+        // and so do we. Otherwise publishes and handlers stay for the next connection.
+        if requested && configuration.cleanSession {
+            actions += dropSession(reason: .sessionEnded)
+        }
+        return actions
+    }
+
+    /// Ends the session: ack records, queued publishes, inbound QoS 2 state and the handlers
+    /// are released, every pending request failing with `reason`. The driver calls it when a
+    /// clean session's connection is lost for good (no reconnect will follow).
+    public mutating func dropSession(reason: MQTTError) -> [SessionAction] {
+        var actions: [SessionAction] = []
+        for id in outbound.keys.sorted() {
+            if let r = outbound[id]!.request { actions.append(.complete(r, .failure(reason))) }
+        }
+        outbound.removeAll()
+        for (_, r) in queued[queuedHead...] { actions.append(.complete(r, .failure(reason))) }
+        queued.removeAll()
+        queuedHead = 0
+        inboundQoS2.removeAll()
+        if configuration.leakHandlersOnClean { leakedHandlers += subscriptions.values }
+        subscriptions.removeAll()
+        return actions
+    }
+
+    // MARK: input
+
+    /// Handles one packet from the broker.
+    public mutating func receive(_ packet: Packet, now: NIODeadline) -> [SessionAction] {
+        switch (state, packet) {
+        case (.connecting, .connack(let ack)):
+            let request = connectRequest
+            connectRequest = nil
+            connectSentAt = nil
+            guard ack.returnCode == .accepted else {
+                var actions: [SessionAction] = [.close(.connectionRefused(ack.returnCode))]
+                if let request { actions.insert(.complete(request, .failure(.connectionRefused(ack.returnCode))), at: 0) }
+                return actions
+            }
+            state = .connected
+            var actions: [SessionAction] = []
+            if let request { actions.append(.complete(request, .success(.connected(ack)))) }
+            actions += resumeAfterConnect(sessionPresent: ack.sessionPresent, now: now)
+            return actions
+        case (.connecting, _):
+            return protocolError("\(packet.type) before CONNACK")
+        case (.connected, .publish(let p)), (.disconnecting, .publish(let p)):
+            return receivePublish(p, now: now)
+        case (.connected, .puback(let a)), (.disconnecting, .puback(let a)):
+            guard case .publish(let p)? = outbound[a.packetID]?.kind, p.qos == .atLeastOnce else { return [] }
+            return finish(a.packetID, .done, now: now)
+        case (.connected, .pubrec(let a)), (.disconnecting, .pubrec(let a)):
+            guard let record = outbound[a.packetID] else { return [send(.pubrel(a), now)] }
+            switch record.kind {
+            case .publish(let p) where p.qos == .exactlyOnce:
+                outbound[a.packetID]!.kind = .release(p)
+                outbound[a.packetID]!.sentAt = now
+                return [send(.pubrel(a), now)]
+            case .release:
+                return [send(.pubrel(a), now)]
+            default:
+                return []
+            }
+        case (.connected, .pubcomp(let a)), (.disconnecting, .pubcomp(let a)):
+            guard case .release? = outbound[a.packetID]?.kind else { return [] }
+            return finish(a.packetID, .done, now: now)
+        case (.connected, .pubrel(let a)), (.disconnecting, .pubrel(let a)):
+            inboundQoS2.remove(a.packetID)
+            return [send(.pubcomp(a), now)]
+        case (.connected, .suback(let s)), (.disconnecting, .suback(let s)):
+            guard case .subscribe(let request, let handlers)? = outbound[s.packetID]?.kind else { return [] }
+            guard s.returnCodes.count == request.filters.count else {
+                return protocolError("SUBACK with \(s.returnCodes.count) return codes for \(request.filters.count) filters")
+            }
+            for (handler, code) in zip(handlers, s.returnCodes) where code != .failure {
+                subscriptions[handler.filter] = handler
+            }
+            return finish(s.packetID, .subscribed(s.returnCodes), now: now)
+        case (.connected, .unsuback(let a)), (.disconnecting, .unsuback(let a)):
+            guard case .unsubscribe(let u)? = outbound[a.packetID]?.kind else { return [] }
+            for f in u.topicFilters { subscriptions[f] = nil }
+            return finish(a.packetID, .done, now: now)
+        case (.connected, .pingresp), (.disconnecting, .pingresp):
+            pingSentAt = nil
+            return []
+        case (.disconnected, _):
+            return []
+        case (_, .connack):
+            return protocolError("a second CONNACK")
+        case (_, .connect), (_, .subscribe), (_, .unsubscribe), (_, .pingreq), (_, .disconnect):
+            return protocolError("the broker sent \(packet.type), which only clients send")
+        }
+    }
+
+    /// Keepalive, CONNACK/PINGRESP timeouts and retransmission, due at `now`.
+    public mutating func tick(now: NIODeadline) -> [SessionAction] {
+        let timeout = configuration.commandTimeout
+        switch state {
+        case .connecting:
+            if let sent = connectSentAt, now >= sent + timeout {
+                connectSentAt = nil
+                return [.close(.timeout("CONNACK", milliseconds: Int(timeout.nanoseconds / 1_000_000)))]
+            }
+            return []
+        case .connected:
+            if let ping = pingSentAt, now >= ping + timeout {
+                return [.close(.timeout("PINGRESP", milliseconds: Int(timeout.nanoseconds / 1_000_000)))]
+            }
+            var actions: [SessionAction] = []
+            for id in outbound.keys.sorted() where now >= outbound[id]!.sentAt + timeout {
+                let record = outbound[id]!
+                switch record.kind {
+                case .publish, .release:
+                    outbound[id]!.sentAt = now
+                    actions.append(send(record.packet, now))
+                case .subscribe, .unsubscribe:
+                    outbound[id] = nil
+                    let what = record.packet.type == .subscribe ? "SUBACK" : "UNSUBACK"
+                    if let r = record.request {
+                        actions.append(.complete(r, .failure(.timeout(what, milliseconds: Int(timeout.nanoseconds / 1_000_000)))))
+                    }
+                }
+            }
+            let keepAlive = TimeAmount.seconds(Int64(configuration.keepAlive))
+            if configuration.keepAlive > 0 && pingSentAt == nil && now >= lastSent + keepAlive {
+                pingSentAt = now
+                actions.append(send(.pingreq, now))
+            }
+            return actions
+        case .disconnected, .disconnecting:
+            return []
+        }
+    }
+
+    /// When `tick` next has something to do, if ever.
+    public func nextDeadline() -> NIODeadline? {
+        let timeout = configuration.commandTimeout
+        var deadlines: [NIODeadline] = []
+        switch state {
+        case .connecting:
+            if let sent = connectSentAt { deadlines.append(sent + timeout) }
+        case .connected:
+            if let ping = pingSentAt { deadlines.append(ping + timeout) }
+            else if configuration.keepAlive > 0 { deadlines.append(lastSent + .seconds(Int64(configuration.keepAlive))) }
+            if let oldest = outbound.values.lazy.map(\.sentAt).min() { deadlines.append(oldest + timeout) }
+        case .disconnected, .disconnecting:
+            break
+        }
+        return deadlines.min()
+    }
+
+    // MARK: internals
+
+    private mutating func send(_ packet: Packet, _ now: NIODeadline) -> SessionAction {
+        lastSent = now
+        return .send(packet)
+    }
+
+    private func ackEntry() -> LedgerEntry { LedgerEntry(.ackRecord, size: 48, owner: "sess", ledger: ledger) }
+
+    /// The next packet identifier not in flight, 1…65535, wrapping.
+    private mutating func allocatePacketID() -> UInt16 {
+        precondition(outbound.count < 65_535, "every packet identifier is in flight")
+        while true {
+            let id = nextPacketID
+            nextPacketID = nextPacketID == .max ? 1 : nextPacketID + 1
+            if outbound[id] == nil { return id }
+        }
+    }
+
+    private mutating func startPublish(_ message: Publish, request: RequestID, now: NIODeadline) -> [SessionAction] {
+        var m = message
+        m.packetID = allocatePacketID()
+        outbound[m.packetID!] = AckRecord(kind: .publish(m), request: request, sentAt: now, entry: ackEntry())
+        return [send(.publish(m), now)]
+    }
+
+    private mutating func finish(_ id: UInt16, _ result: RequestResult, now: NIODeadline) -> [SessionAction] {
+        let record = outbound.removeValue(forKey: id)
+        var actions: [SessionAction] = []
+        if let r = record?.request { actions.append(.complete(r, .success(result))) }
+        // A slot is free: send the next queued publish.
+        while outbound.count < configuration.maxInflight && queuedHead < queued.count && state == .connected {
+            let (message, request) = queued[queuedHead]
+            queuedHead += 1
+            actions += startPublish(message, request: request, now: now)
+        }
+        if queuedHead > 1024 && queuedHead * 2 > queued.count {
+            queued.removeFirst(queuedHead)
+            queuedHead = 0
+        }
+        return actions
+    }
+
+    private mutating func receivePublish(_ p: Publish, now: NIODeadline) -> [SessionAction] {
+        let handlers = subscriptions.values.filter { Topic.matches(name: p.topic, filter: $0.filter) }
+        switch p.qos {
+        case .atMostOnce:
+            return [.deliver(p, handlers)]
+        case .atLeastOnce:
+            return [.deliver(p, handlers), send(.puback(Ack(packetID: p.packetID!)), now)]
+        case .exactlyOnce:
+            let first = inboundQoS2.insert(p.packetID!).inserted
+            let ack = send(.pubrec(Ack(packetID: p.packetID!)), now)
+            return first ? [.deliver(p, handlers), ack] : [ack]
+        }
+    }
+
+    /// After CONNACK: resend what is in flight (DUP), resubscribe when the broker has no
+    /// session, then fill the in-flight window from the queue.
+    private mutating func resumeAfterConnect(sessionPresent: Bool, now: NIODeadline) -> [SessionAction] {
+        var actions: [SessionAction] = []
+        if !sessionPresent {
+            inboundQoS2.removeAll()
+            if !subscriptions.isEmpty {
+                let filters = subscriptions.values.sorted { $0.filter < $1.filter }
+                let id = allocatePacketID()
+                let s = Subscribe(packetID: id, filters: filters.map { .init($0.filter, qos: $0.qos) })
+                outbound[id] = AckRecord(kind: .subscribe(s, filters), request: nil, sentAt: now, entry: ackEntry())
+                actions.append(send(.subscribe(s), now))
+            }
+        }
+        for id in outbound.keys.sorted() {
+            if case .subscribe = outbound[id]!.kind { continue }
+            outbound[id]!.sentAt = now
+            actions.append(send(outbound[id]!.packet, now))
+        }
+        while outbound.count < configuration.maxInflight && queuedHead < queued.count {
+            let (message, request) = queued[queuedHead]
+            queuedHead += 1
+            actions += startPublish(message, request: request, now: now)
+        }
+        return actions
+    }
+
+    private mutating func protocolError(_ what: String) -> [SessionAction] {
+        [.close(.protocolViolation(what))]
+    }
+
+    /// Checks what the encoder would refuse, so a bad publish fails alone instead of the connection.
+    static func validate(_ message: Publish) -> MQTTError? {
+        do { try Topic.validateName(message.topic) } catch { return .invalidRequest(String(describing: error)) }
+        return nil
+    }
+}

@@ -1,0 +1,159 @@
+// The client against a real mosquitto started by the test on a free loopback port.
+
+import Ledger
+import MQTTClient
+import MQTTPacket
+import NIOCore
+import Synchronization
+import ChildProcess
+import TestSupport
+import Testing
+
+/// Collects what a handler or listener receives, from any thread.
+final class Inbox<T: Sendable>: Sendable {
+    private let items = Mutex<[T]>([])
+    func add(_ item: T) { items.withLock { $0.append(item) } }
+    var all: [T] { items.withLock { $0 } }
+    var count: Int { items.withLock { $0.count } }
+}
+
+func client(_ broker: Mosquitto, id: String, _ configure: (inout ClientConfiguration) -> Void = { _ in }) -> MQTTClient {
+    var c = ClientConfiguration(clientID: id)
+    c.port = Int(broker.port)
+    c.reconnect = false
+    c.session.commandTimeout = .seconds(3)
+    configure(&c)
+    return MQTTClient(configuration: c, ledger: Ledger())
+}
+
+@Suite(.serialized)
+struct MosquittoTests {
+    @Test func connectsAndDisconnects() async throws {
+        let broker = try Mosquitto()
+        let c = client(broker, id: "t-connect")
+        let ack = try await c.connect()
+        #expect(ack.returnCode == .accepted && !ack.sessionPresent)
+        #expect(await c.state == .connected)
+        try await c.disconnect()
+        #expect(await c.state == .disconnected)
+    }
+
+    @Test func refusedLoginIsATypedErrorNotAHang() async throws {
+        let setup = try Mosquitto()
+        let passwd = try setup.passwordFile(user: "device", password: "right")
+        setup.stop()
+        let broker = try Mosquitto(extraConfig: ["allow_anonymous false", "password_file \(passwd)"])
+        let c = client(broker, id: "t-refused") { $0.session.username = "device"; $0.session.password = ByteBuffer(string: "wrong") }
+        await #expect(throws: MQTTError.connectionRefused(.notAuthorized)) { try await c.connect() }
+        #expect(await c.state == .disconnected)
+        let ok = client(broker, id: "t-accepted") { $0.session.username = "device"; $0.session.password = ByteBuffer(string: "right") }
+        try await ok.connect()
+        try await ok.disconnect()
+    }
+
+    @Test func unreachableBrokerFailsWithConnectionRefused() async throws {
+        var c = ClientConfiguration(clientID: "t-nobody")
+        c.port = Int(freeLoopbackPort())
+        c.reconnect = false
+        let error = await #expect(throws: MQTTError.self) { try await MQTTClient(configuration: c, ledger: Ledger()).connect() }
+        #expect(error?.description.hasPrefix("cannot connect to 127.0.0.1:\(c.port): connection refused") == true)
+    }
+
+    @Test(arguments: QoS.allCases)
+    func receivesItsOwnPublish(qos: QoS) async throws {
+        let broker = try Mosquitto()
+        let c = client(broker, id: "t-own-\(qos.rawValue)")
+        try await c.connect()
+        let inbox = Inbox<Publish>()
+        let codes = try await c.subscribe([.init("own/+", qos: qos)]) { inbox.add($0) }
+        #expect(codes == [.granted(qos)])
+        try await c.publish("own/x", payload: ByteBuffer(string: "hello \(qos)"), qos: qos)
+        #expect(await waitUntil { inbox.count == 1 })
+        let got = inbox.all.first
+        #expect(got?.topic == "own/x" && got?.qos == qos && got.map { String(buffer: $0.payload) } == "hello \(qos)")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(inbox.count == 1, "delivered exactly once")
+        try await c.disconnect()
+    }
+
+    @Test func retainedMessageArrivesOnSubscribe() async throws {
+        let broker = try Mosquitto()
+        let pub = client(broker, id: "t-retain-pub")
+        try await pub.connect()
+        try await pub.publish("retained/a", payload: ByteBuffer(string: "kept"), qos: .atLeastOnce, retain: true)
+        try await pub.disconnect()
+        let sub = client(broker, id: "t-retain-sub")
+        try await sub.connect()
+        let inbox = Inbox<Publish>()
+        try await sub.subscribe([.init("retained/#", qos: .atLeastOnce)]) { inbox.add($0) }
+        #expect(await waitUntil { inbox.count == 1 })
+        #expect(inbox.all.first?.retain == true)
+        try await sub.disconnect()
+    }
+
+    @Test func willIsPublishedOnAbnormalCloseOnly() async throws {
+        let broker = try Mosquitto()
+        let watcher = client(broker, id: "t-will-watcher")
+        try await watcher.connect()
+        let inbox = Inbox<String>()
+        try await watcher.subscribe([.init("will/+", qos: .atLeastOnce)]) { inbox.add($0.topic) }
+
+        let clean = client(broker, id: "t-will-clean") {
+            $0.session.will = .init(topic: "will/clean", payload: ByteBuffer(string: "gone"), qos: .atLeastOnce)
+        }
+        try await clean.connect()
+        try await clean.disconnect()
+
+        let abrupt = client(broker, id: "t-will-abrupt") {
+            $0.session.will = .init(topic: "will/abrupt", payload: ByteBuffer(string: "gone"), qos: .atLeastOnce)
+        }
+        try await abrupt.connect()
+        await abrupt.abortConnection()
+        #expect(await waitUntil { inbox.all.contains("will/abrupt") })
+        #expect(!inbox.all.contains("will/clean"))
+        try await watcher.disconnect()
+    }
+
+    @Test func keepaliveSendsPingreqAndGetsPingresp() async throws {
+        let broker = try Mosquitto()
+        let c = client(broker, id: "t-ping") { $0.session.keepAlive = 1 }
+        let events = Inbox<ClientEvent>()
+        c.addEventListener { events.add($0) }
+        try await c.connect()
+        #expect(await waitUntil(5) {
+            events.all.contains(.packetSent(.pingreq, packetID: nil, size: 2))
+                && events.all.contains(.packetReceived(.pingresp, packetID: nil, size: 2))
+        })
+        #expect(await c.state == .connected)
+        try await c.disconnect()
+    }
+
+    @Test func brokerRestartIsSurvivedWithResubscribeAndQueuedPublishes() async throws {
+        let broker = try Mosquitto()
+        let c = client(broker, id: "t-restart") {
+            $0.reconnect = true
+            $0.reconnectInterval = .milliseconds(100)
+            $0.maxReconnectInterval = .milliseconds(400)
+            $0.session.cleanSession = false
+        }
+        let events = Inbox<ClientEvent>()
+        c.addEventListener { events.add($0) }
+        try await c.connect()
+        let inbox = Inbox<String>()
+        try await c.subscribe([.init("restart/#", qos: .atLeastOnce)]) { inbox.add(String(buffer: $0.payload)) }
+
+        broker.stop()
+        #expect(await waitUntil { events.all.contains(.connectionClosed(.connectionClosedByPeer)) })
+        #expect(await waitUntil { events.all.contains { if case .reconnectScheduled(let n, _) = $0 { n >= 2 } else { false } } })
+        #expect(await c.state == .reconnecting)
+        // Published while the broker is away: queued, then sent after the reconnect.
+        let pending = c.publishFuture("restart/q", payload: ByteBuffer(string: "while away"), qos: .atLeastOnce)
+
+        try broker.start()
+        _ = try await pending.get()
+        #expect(await waitUntil { inbox.all.contains("while away") }, "resubscribed and delivered")
+        #expect(await c.state == .connected)
+        try await c.disconnect()
+    }
+}
+
