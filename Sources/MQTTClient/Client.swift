@@ -70,7 +70,7 @@ public final class MQTTClient: @unchecked Sendable {
     private var abandoned: [Connection] = []
     private var opening = false
     private var generation = 0
-    private var promises: [RequestID: EventLoopPromise<RequestResult>] = [:]
+    private var completions: [RequestID: Completion] = [:]
     private var nextRequest: RequestID = 1
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
@@ -147,6 +147,30 @@ public final class MQTTClient: @unchecked Sendable {
     /// attempt, capped at `maxReconnectInterval`.
     public static func reconnectDelay(attempt: Int, interval: TimeAmount, maximum: TimeAmount) -> TimeAmount {
         .nanoseconds(min(interval.nanoseconds << min(attempt - 1, 20), maximum.nanoseconds))
+    }
+
+    /// Publishes many messages in one hop to the event loop; the future completes when every
+    /// QoS flow has completed (or fails with the first error). At most `maxInflight` QoS 1/2
+    /// messages are unacknowledged at once; the rest wait in order.
+    public func publish(_ messages: [Publish]) -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            guard !messages.isEmpty else { return self.eventLoop.makeSucceededVoidFuture() }
+            let batch = Batch(remaining: messages.count, promise: self.eventLoop.makePromise())
+            var actions: [SessionAction] = []
+            let now = NIODeadline.now()
+            for m in messages {
+                let id = self.nextRequest
+                self.nextRequest += 1
+                self.completions[id] = .batch(batch)
+                if self.wantsConnection {
+                    actions += self.session.publish(m, request: id, now: now)
+                } else {
+                    actions.append(.complete(id, .failure(.notConnected)))
+                }
+            }
+            self.perform(actions)
+            return batch.promise.futureResult
+        }
     }
 
     /// Receives every message that no subscription matches.
@@ -299,7 +323,7 @@ public final class MQTTClient: @unchecked Sendable {
             switch action {
             case .send(let packet):
                 guard let c = connection else { continue }
-                var buffer = c.channel.allocator.buffer(capacity: 64)
+                var buffer = c.channel.allocator.buffer(capacity: Self.capacityHint(packet))
                 do {
                     try packet.encode(into: &buffer)
                 } catch {
@@ -381,7 +405,11 @@ public final class MQTTClient: @unchecked Sendable {
     // MARK: timer
 
     private func scheduleTimer() {
-        guard connection != nil, let deadline = session.nextDeadline() else { return }
+        guard connection != nil else { return }
+        // Whatever the last actions added is due no sooner than now + command timeout (acks,
+        // PINGRESP) or later (keepalive only moves later): a timer due before that stands.
+        if let current = timerDeadline, current <= .now() + configuration.session.commandTimeout { return }
+        guard let deadline = session.nextDeadline() else { return }
         if let current = timerDeadline, current <= deadline { return }
         timer?.cancel()
         timerDeadline = deadline
@@ -414,15 +442,25 @@ public final class MQTTClient: @unchecked Sendable {
         let id = nextRequest
         nextRequest += 1
         let promise = eventLoop.makePromise(of: RequestResult.self)
-        promises[id] = promise
+        completions[id] = .single(promise)
         return (id, promise.futureResult)
     }
 
     private func complete(_ id: RequestID, _ result: Result<RequestResult, MQTTError>) {
-        guard let promise = promises.removeValue(forKey: id) else { return }
-        switch result {
-        case .success(let r): promise.succeed(r)
-        case .failure(let e): promise.fail(e)
+        switch completions.removeValue(forKey: id) {
+        case .single(let promise)?:
+            switch result {
+            case .success(let r): promise.succeed(r)
+            case .failure(let e): promise.fail(e)
+            }
+        case .batch(let batch)?:
+            if case .failure(let e) = result, batch.error == nil { batch.error = e }
+            batch.remaining -= 1
+            if batch.remaining == 0 {
+                if let e = batch.error { batch.promise.fail(e) } else { batch.promise.succeed() }
+            }
+        case nil:
+            break
         }
     }
 
@@ -434,6 +472,12 @@ public final class MQTTClient: @unchecked Sendable {
 
     private func emit(_ event: ClientEvent) {
         for l in listeners { l(event) }
+    }
+
+    /// Enough bytes for `packet` in the common cases, so encoding does not grow the buffer.
+    static func capacityHint(_ packet: Packet) -> Int {
+        if case .publish(let p) = packet { return 9 + p.topic.utf8.count + p.payload.readableBytes }
+        return 64
     }
 
     static func endpoint(_ address: SocketAddress?) -> Endpoint {
@@ -450,6 +494,22 @@ public final class MQTTClient: @unchecked Sendable {
         if let e = error as? IOError { return String(cString: strerror(e.errnoCode)).lowercased() }
         if let e = error as? ChannelError, case .connectTimeout = e { return "timed out" }
         return String(describing: error)
+    }
+}
+
+/// Who waits for a request: one caller, or a batch of publishes.
+enum Completion {
+    case single(EventLoopPromise<RequestResult>)
+    case batch(Batch)
+}
+
+final class Batch {
+    var remaining: Int
+    var error: MQTTError?
+    let promise: EventLoopPromise<Void>
+    init(remaining: Int, promise: EventLoopPromise<Void>) {
+        self.remaining = remaining
+        self.promise = promise
     }
 }
 

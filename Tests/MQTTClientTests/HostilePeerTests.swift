@@ -1,0 +1,107 @@
+// A hostile peer: a raw TCP server in the test that answers CONNECT with malformed bytes, an
+// unexpected packet, or nothing in time. The client closes with a typed error, never
+// crashes and leaks nothing.
+
+import ChildProcess
+import Glibc
+import Ledger
+import MQTTClient
+import MQTTPacket
+import TestSupport
+import Testing
+
+/// Accepts one connection, reads the CONNECT, writes `reply`, then holds the socket for `hold` seconds.
+final class RawPeer: @unchecked Sendable {
+    let port: UInt16
+    private let listener: Int32
+
+    init(reply: [UInt8], hold: Double = 10) throws {
+        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listenerFD = listener
+        let ok = withUnsafeMutablePointer(to: &a) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listenerFD, $0, len) == 0 && listen(listenerFD, 4) == 0 && getsockname(listenerFD, $0, &len) == 0
+            }
+        }
+        try #require(ok)
+        port = UInt16(bigEndian: a.sin_port)
+        Thread.detach {
+            let fd = accept(listenerFD, nil, nil)
+            guard fd >= 0 else { return }
+            var buffer = [UInt8](repeating: 0, count: 512)
+            _ = read(fd, &buffer, buffer.count)
+            _ = reply.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let end = monotonicSeconds() + hold
+            while monotonicSeconds() < end && read(fd, &buffer, buffer.count) > 0 {}
+            close(fd)
+        }
+    }
+
+    deinit { close(listener) }
+}
+
+enum Thread {
+    static func detach(_ body: @escaping @Sendable () -> Void) {
+        final class Box: @unchecked Sendable { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        pthread_create(&thread, nil, { raw in
+            let box = Unmanaged<AnyObject>.fromOpaque(raw!).takeRetainedValue() as! Box
+            box.body()
+            return nil
+        }, box)
+        pthread_detach(thread)
+    }
+}
+
+struct HostilePeerTests {
+    func run(reply: [UInt8], expect expected: MQTTError, timeoutMs: Int64 = 3000, connackFirst: Bool = false) async throws {
+        let peer = try RawPeer(reply: reply)
+        let ledger = Ledger()
+        var config = ClientConfiguration(clientID: "t-hostile")
+        config.port = Int(peer.port)
+        config.reconnect = false
+        config.session.commandTimeout = .milliseconds(timeoutMs)
+        let client = MQTTClient(configuration: config, ledger: ledger)
+        let errors = Inbox<MQTTError>()
+        client.addEventListener { if case .error(let e) = $0 { errors.add(e) } }
+        if connackFirst {
+            try await client.connect()
+        } else {
+            await #expect(throws: expected) { try await client.connect() }
+        }
+        #expect(await waitUntil { errors.all.contains(expected) })
+        #expect(await waitUntil { await client.state == .disconnected })
+        let live = ledger.snapshot().counts.filter { $0.key.isPerConnection && $0.value.live != 0 }
+        #expect(live.isEmpty, "leaked: \(live)")
+    }
+
+    @Test func malformedConnackIsAProtocolError() async throws {
+        try await run(reply: [0x20, 0x02, 0x00, 0x06],
+                      expect: .protocolViolation(PacketError.invalidConnackReturnCode(6).description))
+    }
+
+    @Test func reservedPacketTypeIsAProtocolError() async throws {
+        try await run(reply: [0xF0, 0x00], expect: .protocolViolation(PacketError.reservedPacketType(15).description))
+    }
+
+    @Test func packetOnlyClientsSendIsAProtocolError() async throws {
+        try await run(reply: [0x20, 0x02, 0x00, 0x00, 0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00],
+                      expect: .protocolViolation("the broker sent SUBSCRIBE, which only clients send"), connackFirst: true)
+    }
+
+    @Test func connackThatNeverComesInTimeIsATimeout() async throws {
+        try await run(reply: [], expect: .timeout("CONNACK", milliseconds: 500), timeoutMs: 500)
+    }
+
+    @Test func oversizedPacketIsRefusedBeforeBuffering() async throws {
+        try await run(reply: [0x30, 0xFF, 0xFF, 0xFF, 0x7F],
+                      expect: .protocolViolation(PacketError.packetTooLarge(size: 268_435_460, maximum: 1 << 20).description))
+    }
+}

@@ -1,0 +1,138 @@
+// Leak-freedom by construction, measured: back-to-back cycles against mosquitto return the
+// process's fds, sockets and every per-connection ledger kind exactly to the baseline, and
+// each injected seed bug shows its signature. Also 200,000 QoS 1 publishes in one connection.
+
+import ChildProcess
+import Ledger
+import MQTTClient
+import MQTTPacket
+import NIOCore
+import Probes
+import Synchronization
+import TestSupport
+import Testing
+
+/// The seed's device cycle: connect, subscribe two filters, publish one QoS 1 message, disconnect.
+func deviceCycle(_ c: MQTTClient, topic: String) async throws {
+    try await c.connect()
+    try await c.subscribe([.init("\(topic)/cmd", qos: .atLeastOnce), .init("\(topic)/cfg/#", qos: .atLeastOnce)]) { _ in }
+    try await c.publish("\(topic)/up", payload: ByteBuffer(string: "batch"), qos: .atLeastOnce)
+    try await c.disconnect()
+}
+
+/// What must return to its baseline after a clean disconnect.
+struct Held: Equatable, CustomStringConvertible {
+    var fds: Int
+    var liveSockets: Int
+    var closeWait: Int
+    var ledger: [LedgerKind: Int]
+
+    init(_ s: Snapshot) {
+        fds = s.fds.count
+        liveSockets = s.tcp.filter { $0.isOurs && $0.inode != 0 }.count
+        closeWait = s.tcp.filter { $0.isOurs && $0.state == .CLOSE_WAIT }.count
+        ledger = Dictionary(uniqueKeysWithValues: LedgerKind.allCases.filter(\.isPerConnection).map { ($0, s.ledger?.live($0) ?? 0) })
+    }
+
+    var description: String { "fds \(fds), sockets \(liveSockets), CLOSE_WAIT \(closeWait), ledger \(ledger.filter { $0.value != 0 })" }
+}
+
+@Suite(.serialized)
+struct LeakTests {
+    @Test func thousandBackToBackCyclesReturnEverythingToBaseline() async throws {
+        let broker = try Mosquitto()
+        let ledger = Ledger()
+        var config = ClientConfiguration(clientID: "t-cycles")
+        config.port = Int(broker.port)
+        let c = MQTTClient(configuration: config, ledger: ledger)
+        let sampler = Sampler(ledger: ledger)
+        try await deviceCycle(c, topic: "dev")  // warm-up: the event loop thread and its fds exist now
+        let baseline = Held(sampler.sample())
+        #expect(baseline.liveSockets == 0 && baseline.ledger.values.allSatisfy { $0 == 0 }, "\(baseline)")
+        for i in 0..<1_000 {
+            try await deviceCycle(c, topic: "dev")
+            if i % 100 == 99 {
+                let now = sampler.sample()
+                #expect(Held(now) == baseline, "after \(i + 1) cycles: \(Held(now)) vs \(baseline)")
+                #expect(now.tcp.filter { $0.isOurs && $0.state == .TIME_WAIT }.count > 0, "the client closes first")
+            }
+        }
+        let counts = ledger.snapshot().counts
+        #expect(counts[.socket]?.created == 1_001 && counts[.socket]?.released == 1_001)
+        #expect(counts[.messageHandler]?.created == 2_002 && counts[.ackRecord]?.peak == 1)
+    }
+
+    @Test func socketRaceLeaksOneFDAndOneCloseWaitSocketPerCycle() async throws {
+        let broker = try Mosquitto()
+        let ledger = Ledger()
+        var config = ClientConfiguration(clientID: "t-race")
+        config.port = Int(broker.port)
+        config.injectLeak = .socketRace
+        let c = MQTTClient(configuration: config, ledger: ledger)
+        let sampler = Sampler(ledger: ledger)
+        try await deviceCycle(c, topic: "race")
+        _ = await waitUntil { Held(sampler.sample()).closeWait == 1 }
+        let before = Held(sampler.sample())
+        for _ in 0..<10 { try await deviceCycle(c, topic: "race") }
+        #expect(await waitUntil { Held(sampler.sample()).closeWait == before.closeWait + 10 })
+        let after = Held(sampler.sample())
+        #expect(after.fds - before.fds == 10, "\(after) vs \(before)")
+        #expect(after.closeWait - before.closeWait == 10)
+        #expect(after.ledger[.socket]! - before.ledger[.socket]! == 10)
+    }
+
+    @Test func ackHandlerLeaksTwoMessageHandlersPerCycle() async throws {
+        let broker = try Mosquitto()
+        let ledger = Ledger()
+        var config = ClientConfiguration(clientID: "t-ackh")
+        config.port = Int(broker.port)
+        config.injectLeak = .ackHandler
+        let c = MQTTClient(configuration: config, ledger: ledger)
+        let sampler = Sampler(ledger: ledger)
+        try await deviceCycle(c, topic: "ackh")
+        let before = Held(sampler.sample())
+        for _ in 0..<10 { try await deviceCycle(c, topic: "ackh") }
+        let after = Held(sampler.sample())
+        #expect(after.ledger[.messageHandler]! - before.ledger[.messageHandler]! == 20)
+        #expect(after.fds == before.fds && after.liveSockets == before.liveSockets, "only the handlers leak")
+        #expect(after.ledger[.ackRecord] == 0)
+    }
+
+    @Test func twoHundredThousandQoS1PublishesWithSixtyFourInFlight() async throws {
+        let broker = try Mosquitto()
+        var config = ClientConfiguration(clientID: "t-bulk-pub")
+        config.port = Int(broker.port)
+        config.session.maxInflight = 64
+        let publisher = MQTTClient(configuration: config, ledger: Ledger())
+        config.session.clientID = "t-bulk-sub"
+        let subscriber = MQTTClient(configuration: config, ledger: Ledger())
+        let received = Atomic<Int>(0)
+        let highestID = Atomic<Int>(0)
+        let sent = Atomic<Int>(0)
+        publisher.addEventListener { e in
+            if case .packetSent(.publish, let id?, _) = e {
+                sent.add(1, ordering: .relaxed)
+                _ = highestID.max(Int(id), ordering: .relaxed)
+            }
+        }
+        try await subscriber.connect()
+        try await subscriber.subscribe([.init("bulk", qos: .atLeastOnce)]) { _ in received.add(1, ordering: .relaxed) }
+        try await publisher.connect()
+        let count = Int(ProcessInfoEnv.get("MSHMON_BULK") ?? "200000")!
+        let payload = ByteBuffer(repeating: 0x42, count: 64)
+        let messages = Array(repeating: Publish(topic: "bulk", payload: payload, qos: .atLeastOnce), count: count)
+        try await publisher.publish(messages).get()
+        #expect(await waitUntil(60) { received.load(ordering: .relaxed) == count })
+        #expect(received.load(ordering: .relaxed) == count)
+        #expect(sent.load(ordering: .relaxed) == count, "no retransmission was needed")
+        #expect(highestID.load(ordering: .relaxed) == 65_535, "packet identifiers wrapped")
+        try await publisher.disconnect()
+        try await subscriber.disconnect()
+    }
+}
+
+
+import Glibc
+enum ProcessInfoEnv {
+    static func get(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+}

@@ -1,0 +1,211 @@
+// The session engine with a fake clock: no sockets, no sleeping. Retransmit timing, packet-id
+// wrap, QoS 2 duplicate suppression, keepalive, resend after reconnect, reconnect backoff.
+
+import Ledger
+import MQTTClient
+import MQTTPacket
+import NIOCore
+import Testing
+
+func at(_ ms: Int64) -> NIODeadline { .uptimeNanoseconds(UInt64(ms) * 1_000_000 + 1_000_000_000) }
+
+extension [SessionAction] {
+    var sent: [Packet] { compactMap { if case .send(let p) = $0 { p } else { nil } } }
+    var completed: [(RequestID, Result<RequestResult, MQTTError>)] {
+        compactMap { if case .complete(let id, let r) = $0 { (id, r) } else { nil } }
+    }
+    var delivered: [Publish] { compactMap { if case .deliver(let p, _) = $0 { p } else { nil } } }
+    var closeReason: MQTTError?? { for a in self { if case .close(let e) = a { return .some(e) } }; return nil }
+}
+
+/// A connected session at t = 0 with the given settings.
+func connectedSession(_ configure: (inout SessionConfiguration) -> Void = { _ in }, ledger: Ledger = Ledger()) -> Session {
+    var c = SessionConfiguration(clientID: "fake")
+    c.keepAlive = 10
+    configure(&c)
+    var s = Session(configuration: c, ledger: ledger)
+    _ = s.connect(request: 1, now: at(0))
+    _ = s.receive(.connack(ConnAck()), now: at(0))
+    return s
+}
+
+struct SessionTests {
+    @Test func connectSendsConnectAndCompletesOnConnack() {
+        var s = Session(configuration: SessionConfiguration(clientID: "c1"), ledger: Ledger())
+        let out = s.connect(request: 7, now: at(0))
+        guard case .connect(let c)? = out.sent.first else { Issue.record("no CONNECT"); return }
+        #expect(c.clientID == "c1" && c.cleanSession && c.keepAlive == 60)
+        let done = s.receive(.connack(ConnAck()), now: at(5))
+        #expect(done.completed.first?.0 == 7 && s.state == .connected)
+    }
+
+    @Test func connackTimeoutClosesWithATypedError() {
+        var s = Session(configuration: SessionConfiguration(clientID: "c"), ledger: Ledger())
+        _ = s.connect(request: 1, now: at(0))
+        #expect(s.tick(now: at(3_999)).isEmpty)
+        #expect(s.nextDeadline() == at(4_000))
+        #expect(s.tick(now: at(4_000)).closeReason == .some(.timeout("CONNACK", milliseconds: 4000)))
+    }
+
+    @Test func refusedConnackFailsTheRequestAndCloses() {
+        var s = Session(configuration: SessionConfiguration(clientID: "c"), ledger: Ledger())
+        _ = s.connect(request: 1, now: at(0))
+        let out = s.receive(.connack(ConnAck(returnCode: .badUsernameOrPassword)), now: at(1))
+        #expect(out.completed.first.map { $0.1 == .failure(.connectionRefused(.badUsernameOrPassword)) } == true)
+        #expect(out.closeReason == .some(.connectionRefused(.badUsernameOrPassword)))
+    }
+
+    @Test func unacknowledgedPublishIsRetransmittedWithDupAfterTheCommandTimeout() {
+        var s = connectedSession()
+        let first = s.publish(Publish(topic: "t", payload: ByteBuffer(string: "x"), qos: .atLeastOnce), request: 2, now: at(100))
+        guard case .publish(let p)? = first.sent.first else { Issue.record("no PUBLISH"); return }
+        #expect(!p.dup && p.packetID == 1)
+        #expect(s.tick(now: at(4_099)).sent.isEmpty)
+        let again = s.tick(now: at(4_100)).sent
+        #expect(again == [.publish(Publish(topic: "t", payload: ByteBuffer(string: "x"), qos: .atLeastOnce, dup: true, packetID: 1))])
+        #expect(s.tick(now: at(8_099)).sent.isEmpty, "the retransmit restarted the timer")
+        let done = s.receive(.puback(Ack(packetID: 1)), now: at(8_000))
+        #expect(done.completed.first.map { $0.0 == 2 && $0.1 == .success(.done) } == true)
+        #expect(s.inflightCount == 0)
+    }
+
+    @Test func packetIdentifiersWrapAndSkipThoseInFlight() {
+        var s = connectedSession { $0.maxInflight = 70_000 }
+        // Hold id 1 and id 3 in flight, then cycle through the whole range once.
+        var ids: [UInt16] = []
+        for i in 0..<65_535 {
+            let out = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: RequestID(10 + i), now: at(1))
+            guard case .publish(let p)? = out.sent.first, let id = p.packetID else { Issue.record("no id"); return }
+            ids.append(id)
+            if id != 1 && id != 3 { _ = s.receive(.puback(Ack(packetID: id)), now: at(1)) }
+        }
+        #expect(ids.prefix(3) == [1, 2, 3])
+        #expect(ids.last == 65_535)
+        let next = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 1, now: at(2)).sent.first
+        guard case .publish(let p)? = next else { Issue.record("no PUBLISH"); return }
+        #expect(p.packetID == 2, "wrapped past 65535 and skipped 1, which is still in flight")
+        #expect(!ids.contains(0))
+    }
+
+    @Test func inboundQoS2IsDeliveredExactlyOnce() {
+        var s = connectedSession()
+        let m = Publish(topic: "t", payload: ByteBuffer(string: "once"), qos: .exactlyOnce, packetID: 9)
+        let first = s.receive(.publish(m), now: at(1))
+        #expect(first.delivered.count == 1 && first.sent == [.pubrec(Ack(packetID: 9))])
+        var dup = m
+        dup.dup = true
+        let second = s.receive(.publish(dup), now: at(2))
+        #expect(second.delivered.isEmpty && second.sent == [.pubrec(Ack(packetID: 9))])
+        #expect(s.receive(.pubrel(Ack(packetID: 9)), now: at(3)).sent == [.pubcomp(Ack(packetID: 9))])
+        // After PUBCOMP the id is free again: a new message with it is delivered.
+        #expect(s.receive(.publish(m), now: at(4)).delivered.count == 1)
+    }
+
+    @Test func outboundQoS2FlowsThroughPubrecPubrelPubcomp() {
+        var s = connectedSession()
+        _ = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .exactlyOnce), request: 5, now: at(0))
+        #expect(s.receive(.pubrec(Ack(packetID: 1)), now: at(1)).sent == [.pubrel(Ack(packetID: 1))])
+        #expect(s.tick(now: at(4_001)).sent == [.pubrel(Ack(packetID: 1))], "PUBREL is retransmitted too")
+        let done = s.receive(.pubcomp(Ack(packetID: 1)), now: at(4_002))
+        #expect(done.completed.first?.0 == 5 && s.inflightCount == 0)
+    }
+
+    @Test func keepalivePingsWhenIdleAndDeclaresTheConnectionDeadWithoutPingresp() {
+        var s = connectedSession { $0.keepAlive = 10 }
+        #expect(s.nextDeadline() == at(10_000))
+        #expect(s.tick(now: at(9_999)).sent.isEmpty)
+        #expect(s.tick(now: at(10_000)).sent == [.pingreq])
+        #expect(s.tick(now: at(13_999)).isEmpty)
+        #expect(s.tick(now: at(14_000)).closeReason == .some(.timeout("PINGRESP", milliseconds: 4000)))
+
+        var answered = connectedSession { $0.keepAlive = 10 }
+        _ = answered.tick(now: at(10_000))
+        _ = answered.receive(.pingresp, now: at(10_010))
+        #expect(answered.tick(now: at(14_000)).isEmpty)
+        #expect(answered.nextDeadline() == at(20_000))
+    }
+
+    @Test func sendingAnythingPostponesTheKeepalivePing() {
+        var s = connectedSession { $0.keepAlive = 10 }
+        _ = s.publish(Publish(topic: "t", payload: ByteBuffer()), request: 2, now: at(8_000))
+        #expect(s.tick(now: at(10_000)).sent.isEmpty)
+        #expect(s.tick(now: at(18_000)).sent == [.pingreq])
+    }
+
+    @Test func inflightPublishesAreResentWithDupAfterReconnectWhenTheSessionIsKept() {
+        var s = connectedSession { $0.cleanSession = false }
+        _ = s.publish(Publish(topic: "a", payload: ByteBuffer(), qos: .atLeastOnce), request: 2, now: at(0))
+        _ = s.publish(Publish(topic: "b", payload: ByteBuffer(), qos: .exactlyOnce), request: 3, now: at(0))
+        _ = s.receive(.pubrec(Ack(packetID: 2)), now: at(1))
+        _ = s.connectionClosed(error: .connectionClosedByPeer, now: at(2))
+        #expect(s.inflightCount == 2)
+        _ = s.connect(request: 4, now: at(1_000))
+        let resumed = s.receive(.connack(ConnAck(sessionPresent: true)), now: at(1_001))
+        #expect(resumed.sent == [
+            .publish(Publish(topic: "a", payload: ByteBuffer(), qos: .atLeastOnce, dup: true, packetID: 1)),
+            .pubrel(Ack(packetID: 2)),
+        ])
+    }
+
+    @Test func subscriptionsAreRenewedWhenTheBrokerHasNoSession() {
+        var s = connectedSession { $0.cleanSession = false }
+        _ = s.subscribe([.init("a/+", qos: .atLeastOnce), .init("b/#")], request: 2, now: at(0)) { _ in }
+        _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atLeastOnce), .granted(.atMostOnce)])), now: at(1))
+        _ = s.connectionClosed(error: .connectionClosedByPeer, now: at(2))
+        _ = s.connect(request: 3, now: at(10))
+        let resumed = s.receive(.connack(ConnAck(sessionPresent: false)), now: at(11))
+        guard case .subscribe(let sub)? = resumed.sent.first else { Issue.record("no SUBSCRIBE"); return }
+        #expect(sub.filters == [.init("a/+", qos: .atLeastOnce), .init("b/#")])
+    }
+
+    @Test func publishesBeyondTheInflightWindowWaitInOrder() {
+        var s = connectedSession { $0.maxInflight = 2 }
+        var sent: [UInt16] = []
+        for r in 1...4 {
+            sent += s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: RequestID(r), now: at(0)).sent.compactMap(\.packetID)
+        }
+        #expect(sent == [1, 2] && s.queuedCount == 2)
+        #expect(s.receive(.puback(Ack(packetID: 1)), now: at(1)).sent.compactMap(\.packetID) == [3])
+        #expect(s.receive(.puback(Ack(packetID: 2)), now: at(1)).sent.compactMap(\.packetID) == [4])
+    }
+
+    @Test func cleanDisconnectReleasesEveryRecordAndHandler() {
+        let ledger = Ledger()
+        var s = connectedSession({ $0.maxInflight = 1 }, ledger: ledger)
+        _ = s.subscribe([.init("a"), .init("b")], request: 2, now: at(0)) { _ in }
+        _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atMostOnce), .granted(.atMostOnce)])), now: at(0))
+        _ = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 3, now: at(0))
+        _ = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 4, now: at(0))
+        #expect(ledger.snapshot().live(.messageHandler) == 2 && ledger.snapshot().live(.ackRecord) == 1)
+        _ = s.disconnect(now: at(1))
+        let closed = s.connectionClosed(error: nil, now: at(2))
+        #expect(Set(closed.completed.map(\.0)) == [3, 4])
+        #expect(closed.completed.allSatisfy { $0.1 == .failure(.sessionEnded) })
+        #expect(ledger.snapshot().live(.messageHandler) == 0 && ledger.snapshot().live(.ackRecord) == 0)
+    }
+
+    @Test func leakHandlersOnCleanKeepsTheHandlersAlive() {
+        let ledger = Ledger()
+        var s = connectedSession({ $0.leakHandlersOnClean = true }, ledger: ledger)
+        _ = s.subscribe([.init("a"), .init("b")], request: 2, now: at(0)) { _ in }
+        _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atMostOnce), .granted(.atMostOnce)])), now: at(0))
+        _ = s.disconnect(now: at(1))
+        _ = s.connectionClosed(error: nil, now: at(2))
+        #expect(ledger.snapshot().live(.messageHandler) == 2 && ledger.snapshot().live(.ackRecord) == 0)
+    }
+
+    @Test func unexpectedPacketsAreProtocolErrors() {
+        var s = connectedSession()
+        #expect(s.receive(.pingreq, now: at(1)).closeReason == .some(.protocolViolation("the broker sent PINGREQ, which only clients send")))
+        var t = connectedSession()
+        #expect(t.receive(.connack(ConnAck()), now: at(1)).closeReason == .some(.protocolViolation("a second CONNACK")))
+        var u = Session(configuration: SessionConfiguration(clientID: "c"), ledger: Ledger())
+        _ = u.connect(request: 1, now: at(0))
+        #expect(u.receive(.pingresp, now: at(1)).closeReason == .some(.protocolViolation("PINGRESP before CONNACK")))
+    }
+
+    @Test func reconnectBackoffDoublesUpToTheCap() {
+        let delays = (1...7).map { MQTTClient.reconnectDelay(attempt: $0, interval: .seconds(1), maximum: .seconds(16)) }
+        #expect(delays == [.seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(16), .seconds(16), .seconds(16)])
+    }
+}
