@@ -20,8 +20,8 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "Ledger"),
         .target(name: "ChildProcess"),
-        .target(name: "CProbes"),
-        .target(name: "Probes", dependencies: ["CProbes", "Ledger"]),
+        .target(name: "CShims"),
+        .target(name: "Probes", dependencies: ["CShims", "Ledger"]),
         .target(name: "Msh", dependencies: ["Probes", "Ledger"]),
         .target(
             name: "MQTTClient",
@@ -30,10 +30,22 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
+        .target(
+            name: "MQTTBroker",
+            dependencies: [
+                "MQTTPacket",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
+        .target(
+            name: "Monitor",
+            dependencies: ["MQTTClient", "MQTTPacket", "Probes", "Msh", "Ledger",
+                           .product(name: "NIOCore", package: "swift-nio")]),
         .executableTarget(
             name: "mshmon",
             dependencies: [
-                "MQTTPacket", "MQTTClient", "Msh", "Probes", "Ledger",
+                "MQTTPacket", "MQTTClient", "MQTTBroker", "Monitor", "Msh", "Probes", "Ledger", "ChildProcess",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // libFuzzer harness for the packet decoder; see scripts/fuzz.
@@ -54,6 +66,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 "ChildProcess", "TestSupport",
             ]),
+        .testTarget(
+            name: "MonitorTests",
+            dependencies: ["Monitor", "MQTTClient", "Probes", "Ledger", "ChildProcess", "TestSupport"]),
         .testTarget(
             name: "MQTTPacketTests",
             dependencies: [

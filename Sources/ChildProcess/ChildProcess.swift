@@ -9,18 +9,29 @@ import Glibc
 /// A running child process.
 public final class ChildProcess: @unchecked Sendable {
     public let pid: pid_t
+    /// The read end of the child's stdout, when started with `captureOutput`.
+    public let output: Int32?
     private var status: Int32?
 
     /// Starts `path` with `arguments`. stdout/stderr go to `outputPath` (appended) or /dev/null.
     /// `environment` entries ("K=V") are added to this process's environment.
-    public init(path: String, arguments: [String], outputPath: String? = nil, environment: [String] = []) throws {
+    /// With `captureOutput`, stdout is a pipe read through `output` and stderr is inherited.
+    public init(path: String, arguments: [String], outputPath: String? = nil, captureOutput: Bool = false,
+                environment: [String] = []) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        let out = outputPath ?? "/dev/null"
-        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var pipeFDs: [Int32] = [-1, -1]
+        if captureOutput {
+            guard pipe(&pipeFDs) == 0 else { throw ChildProcessError(path: path, reason: "pipe failed") }
+            for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        } else {
+            let out = outputPath ?? "/dev/null"
+            posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -48,8 +59,32 @@ public final class ChildProcess: @unchecked Sendable {
         }
         var child: pid_t = 0
         let rc = posix_spawn(&child, path, &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw ChildProcessError(path: path, reason: String(cString: strerror(rc))) }
+        if captureOutput { close(pipeFDs[1]) }
+        guard rc == 0 else {
+            if captureOutput { close(pipeFDs[0]) }
+            throw ChildProcessError(path: path, reason: String(cString: strerror(rc)))
+        }
         pid = child
+        output = captureOutput ? pipeFDs[0] : nil
+    }
+
+    /// Reads one line of the child's stdout (without the newline), waiting at most `timeout`
+    /// seconds; nil on EOF or timeout.
+    public func readLine(timeout: Double) -> String? {
+        guard let fd = output else { return nil }
+        var line: [UInt8] = []
+        let end = monotonicSeconds() + timeout
+        while true {
+            let left = end - monotonicSeconds()
+            if left <= 0 { return nil }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&p, 1, Int32(left * 1000) + 1) > 0 else { continue }
+            var byte: UInt8 = 0
+            let n = read(fd, &byte, 1)
+            if n <= 0 { return nil }
+            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
+            line.append(byte)
+        }
     }
 
     /// Sends `signal` (SIGTERM by default).
@@ -92,6 +127,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     deinit {
+        if let output { close(output) }
         if status == nil {
             kill(pid, SIGKILL)
             wait()

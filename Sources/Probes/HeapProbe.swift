@@ -1,7 +1,7 @@
 // Heap counters from glibc's mallinfo2, mapped to RT-Thread's `free`: total = arena + hblkhd,
 // used = uordblks + hblkhd, maximum = the highest used ever sampled (glibc keeps no peak).
 
-import CProbes
+import CShims
 import Synchronization
 
 /// One reading of the heap, in bytes.

@@ -5,7 +5,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CProbes
+import CShims
 import Ledger
 
 /// TCP states with lwIP's names (the ones `netstat` prints), from the kernel's codes 01–0B.

@@ -1,7 +1,7 @@
-// What the probes need from C that Swift cannot import: mallinfo2 (malloc.h) and the
-// kernel's full struct tcp_info (glibc's is shorter and lacks the byte counters).
-#ifndef CPROBES_H
-#define CPROBES_H
+// What Swift cannot import from C: mallinfo2 (malloc.h), the kernel's full struct tcp_info
+// (glibc's is shorter and lacks the byte counters), and prctl (variadic).
+#ifndef CSHIMS_H
+#define CSHIMS_H
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,4 +26,7 @@ int cp_tcp_info_of(int fd, cp_tcp_info *out);
 
 /// malloc_usable_size of a pointer.
 size_t cp_usable_size(void *p);
+
+/// prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` to this process when its parent dies.
+int cp_set_parent_death_signal(int sig);
 #endif

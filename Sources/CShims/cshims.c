@@ -1,4 +1,5 @@
-#include "cprobes.h"
+#include "cshims.h"
+#include <sys/prctl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -23,3 +24,5 @@ int cp_tcp_info_of(int fd, cp_tcp_info *out) {
 }
 
 size_t cp_usable_size(void *p) { return malloc_usable_size(p); }
+
+int cp_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }

@@ -1,0 +1,219 @@
+// A small MQTT 3.1.1 broker on SwiftNIO: the zero-set-up default peer and a peer that
+// misbehaves on purpose (fault modes). Correctness over speed. All state lives on one event
+// loop; each connection feeds packets to the broker, which routes them.
+
+import MQTTPacket
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Ways the broker misbehaves on purpose, each provoking a client-side symptom.
+public enum BrokerFault: Sendable, Hashable, CustomStringConvertible {
+    case none
+    /// Close the connection right after CONNACK: a client that forgets to close shows CLOSE_WAIT.
+    case closeAfterConnack
+    /// Never answer CONNECT: the client's connect must time out.
+    case noConnack
+    /// Never answer SUBSCRIBE: the client's subscribe must time out.
+    case noSuback
+    /// Never answer PINGREQ: the client must declare the connection dead.
+    case noPingresp
+    /// Answer CONNECT with CONNACK, then reset the connection (RST, SO_LINGER 0).
+    case reset
+    /// Delay every reply by this many milliseconds.
+    case slow(Int)
+    /// Answer CONNECT with malformed bytes.
+    case garbage
+
+    public init?(_ text: String) {
+        switch text {
+        case "none": self = .none
+        case "close-after-connack": self = .closeAfterConnack
+        case "no-connack": self = .noConnack
+        case "no-suback": self = .noSuback
+        case "no-pingresp": self = .noPingresp
+        case "reset": self = .reset
+        case "garbage": self = .garbage
+        default:
+            guard text.hasPrefix("slow:"), let ms = Int(text.dropFirst(5)), ms >= 0 else { return nil }
+            self = .slow(ms)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .none: "none"
+        case .closeAfterConnack: "close-after-connack"
+        case .noConnack: "no-connack"
+        case .noSuback: "no-suback"
+        case .noPingresp: "no-pingresp"
+        case .reset: "reset"
+        case .slow(let ms): "slow:\(ms)"
+        case .garbage: "garbage"
+        }
+    }
+}
+
+/// Broker settings and limits.
+public struct BrokerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 1883
+    public var fault: BrokerFault = .none
+    /// user → password (mosquitto's plain `user:password` file); nil: anonymous clients allowed.
+    public var passwords: [String: String]?
+    public var maximumPacketSize = PacketDecoder.defaultMaximumPacketSize
+    public var maximumConnections = 1_000
+    /// Messages kept for an offline persistent session; the oldest is dropped past this.
+    public var maximumQueued = 1_000
+    /// Where limit and fault log lines go.
+    public var log: @Sendable (String) -> Void = { line in
+        let text = "mshmon broker: \(line)\n"
+        _ = text.withCString { write(2, $0, strlen($0)) }
+    }
+
+    public init() {}
+
+    /// Parses mosquitto's plain `user:password` lines (comments and blank lines skipped).
+    public static func parsePasswords(_ text: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            result[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingCharacters(in: "\r")
+        }
+        return result
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: Character) -> String {
+        var s = Substring(self)
+        while s.last == set { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// The embedded broker.
+public final class Broker: @unchecked Sendable {
+    public let configuration: BrokerConfiguration
+    let group: MultiThreadedEventLoopGroup
+    let loop: any EventLoop
+    private var serverChannel: (any Channel)?
+
+    // Event-loop confined.
+    var sessions: [String: BrokerSession] = [:]
+    var retained: [String: Publish] = [:]
+    var connections = 0
+    private var nextAssignedID = 1
+    /// Messages dropped from full offline queues.
+    public private(set) var droppedMessages = 0
+
+    public init(configuration: BrokerConfiguration) {
+        self.configuration = configuration
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        loop = group.next()
+    }
+
+    /// Binds and starts accepting; returns the bound port.
+    public func start() async throws -> Int {
+        let broker = self
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(BrokerConnection(broker: broker))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port).get()
+        serverChannel = channel
+        return channel.localAddress?.port ?? configuration.port
+    }
+
+    public func stop() async throws {
+        try? await serverChannel?.close()
+        try await group.shutdownGracefully()
+    }
+
+    // MARK: routing (on the loop)
+
+    func assignClientID() -> String {
+        defer { nextAssignedID += 1 }
+        return "mshmon-auto-\(nextAssignedID)"
+    }
+
+    /// Routes a message to every matching subscription and keeps it if retained.
+    func route(_ message: Publish) {
+        if message.retain {
+            if message.payload.readableBytes == 0 { retained[message.topic] = nil } else { retained[message.topic] = message }
+        }
+        for session in sessions.values {
+            guard let qos = session.grantedQoS(for: message.topic) else { continue }
+            var copy = message
+            copy.qos = min(qos, message.qos)
+            copy.retain = false  // retain is set only on messages sent because of a new subscription
+            deliver(copy, to: session)
+        }
+    }
+
+    func deliver(_ message: Publish, to session: BrokerSession) {
+        if let connection = session.connection {
+            connection.send(session.outbound(message))
+        } else if !session.cleanSession && message.qos != .atMostOnce {
+            session.offline.append(message)
+            if session.offline.count > configuration.maximumQueued {
+                session.offline.removeFirst()
+                droppedMessages += 1
+                configuration.log("queue of \(session.clientID) full (\(configuration.maximumQueued)): dropped the oldest message (\(droppedMessages) dropped so far)")
+            }
+        }
+    }
+}
+
+/// What the broker keeps per client id.
+final class BrokerSession {
+    let clientID: String
+    var cleanSession: Bool
+    var subscriptions: [String: QoS] = [:]
+    var connection: BrokerConnection?
+    var offline: [Publish] = []
+    /// Outbound QoS 1/2 messages waiting for PUBACK / PUBREC, and PUBRELs waiting for PUBCOMP.
+    var inflight: [UInt16: Publish] = [:]
+    var releasing: Set<UInt16> = []
+    /// Inbound QoS 2 ids received and not yet released.
+    var inboundQoS2: Set<UInt16> = []
+    private var nextID: UInt16 = 1
+
+    init(clientID: String, cleanSession: Bool) {
+        self.clientID = clientID
+        self.cleanSession = cleanSession
+    }
+
+    func grantedQoS(for topic: String) -> QoS? {
+        var best: QoS?
+        for (filter, qos) in subscriptions where Topic.matches(name: topic, filter: filter) {
+            best = max(best ?? qos, qos)
+        }
+        return best
+    }
+
+    /// Gives a QoS 1/2 message a packet id and records it in flight.
+    func outbound(_ message: Publish) -> Packet {
+        var m = message
+        m.dup = false
+        guard m.qos != .atMostOnce else {
+            m.packetID = nil
+            return .publish(m)
+        }
+        var id = nextID
+        while inflight[id] != nil || releasing.contains(id) { id = id == .max ? 1 : id + 1 }
+        nextID = id == .max ? 1 : id + 1
+        m.packetID = id
+        inflight[id] = m
+        return .publish(m)
+    }
+}

@@ -1,0 +1,173 @@
+// The seed's device scenario, measured: connect → subscribe → publish K → disconnect (completed)
+// → settle → sample, over and over, each cycle logged with its phases, snapshot and delta.
+
+import Ledger
+import MQTTClient
+import MQTTPacket
+import NIOCore
+import Probes
+
+/// What one cycle does.
+public struct CycleOptions: Sendable {
+    public var topics: [Subscribe.Filter]
+    public var publishTopic: String
+    public var publishCount = 1
+    public var payloadSize = 64
+    public var qos: QoS = .atLeastOnce
+    /// Wait after the disconnect before sampling, in milliseconds.
+    public var settleMilliseconds = 50
+    /// Sample the process after each cycle (off: time the client alone).
+    public var sample = true
+
+    public init(topics: [Subscribe.Filter], publishTopic: String) {
+        self.topics = topics
+        self.publishTopic = publishTopic
+    }
+}
+
+/// Runs cycles of one client and records them in the log.
+public final class CycleRunner: @unchecked Sendable {  // state used on the client's event loop only
+    public let client: MQTTClient
+    public let options: CycleOptions
+    public let log: EventLog
+    public let sampler: Sampler
+    private var previous: Snapshot?
+    private var payload: ByteBuffer
+
+    public init(client: MQTTClient, options: CycleOptions, log: EventLog, sampler: Sampler = Sampler()) {
+        self.client = client
+        self.options = options
+        self.log = log
+        self.sampler = sampler
+        payload = ByteBuffer(repeating: UInt8(ascii: "x"), count: options.payloadSize)
+    }
+
+    /// Runs cycle `number` on the client's event loop. A failure is recorded in the sample,
+    /// except a failed connect with `throwOnConnectFailure` (the first cycle: a run needs its
+    /// broker). Futures only, no Swift-concurrency hops: every hop through the global executor
+    /// fills libdispatch's per-thread continuation caches, ≈ 800 B of heap per cycle for the
+    /// first few hundred cycles, which would read as a leak.
+    public func run(_ number: Int, throwOnConnectFailure: Bool = false) -> EventLoopFuture<CycleSample> {
+        let loop = client.eventLoop
+        let start = wallClockSeconds()
+        let timer = PhaseTimer()
+        let options = self.options
+        let client = self.client
+        let log = self.log
+        let cycle = client.connectFuture().flatMap { _ -> EventLoopFuture<[SubAck.ReturnCode]> in
+            timer.lap("connect")
+            guard !options.topics.isEmpty else { return loop.makeSucceededFuture([]) }
+            return client.subscribeFuture(options.topics) { _ in }
+        }.flatMap { codes -> EventLoopFuture<Void> in
+            if codes.contains(.failure) {
+                log.append(.note(time: wallClockSeconds(), "SUBACK refused \(codes.filter { $0 == .failure }.count) filter(s)"))
+            }
+            timer.lap("subscribe")
+            guard options.publishCount > 0 else { return loop.makeSucceededVoidFuture() }
+            let m = Publish(topic: options.publishTopic, payload: self.payload, qos: options.qos)
+            return client.publish(Array(repeating: m, count: options.publishCount))
+        }.flatMap { () -> EventLoopFuture<Void> in
+            timer.lap("publish")
+            return client.disconnectFuture()
+        }.map { () -> String? in
+            timer.lap("disconnect")
+            return nil
+        }.flatMapError { error -> EventLoopFuture<String?> in
+            if throwOnConnectFailure && timer.phases["connect"] == nil { return loop.makeFailedFuture(error) }
+            return client.disconnectFuture().map { String(describing: error) }.recover { _ in String(describing: error) }
+        }
+        return cycle.flatMap { error -> EventLoopFuture<CycleSample> in
+            let measured = CycleSample(cycle: number, start: start, phases: timer.phases, error: error)
+            guard options.sample else {
+                log.append(.sample(measured))
+                return loop.makeSucceededFuture(measured)
+            }
+            return loop.scheduleTask(in: .milliseconds(Int64(options.settleMilliseconds))) {
+                var sample = measured
+                timer.lap("settle")
+                sample.phases = timer.phases
+                let snap = self.sampler.sample()
+                sample.snapshot = snap
+                // TIME_WAIT rows pile up by design (one per cycle for 60 s): the snapshot kept
+                // for the next delta leaves them out, so keeping it does not grow the heap.
+                var kept = snap
+                kept.tcp = snap.tcp.filter { $0.state != .TIME_WAIT }  // a new buffer: removeAll keeps the capacity
+                sample.delta = self.previous.map { kept.diff(from: $0) }
+                self.previous = kept
+                log.append(.sample(sample))
+                return sample
+            }.futureResult
+        }
+    }
+
+    /// Runs cycles back to back on the event loop until `next` says stop, calling
+    /// `onSample` (on the event loop) after each. Fails only if the first connect fails.
+    public func runAll(first: Int = 1, intervalMilliseconds: Int, next: @escaping @Sendable (Int) -> Bool,
+                       onSample: @escaping @Sendable (CycleSample) -> Void) -> EventLoopFuture<Int> {
+        let loop = client.eventLoop
+        let promise = loop.makePromise(of: Int.self)
+        @Sendable func step(_ n: Int) {
+            guard next(n) else { return promise.succeed(n - first) }
+            run(n, throwOnConnectFailure: n == first).whenComplete { result in
+                switch result {
+                case .failure(let error):
+                    promise.fail(error)
+                case .success(let sample):
+                    onSample(sample)
+                    if intervalMilliseconds > 0 {
+                        loop.scheduleTask(in: .milliseconds(Int64(intervalMilliseconds))) { step(n + 1) }
+                    } else {
+                        loop.execute { step(n + 1) }
+                    }
+                }
+            }
+        }
+        loop.execute { step(first) }
+        return promise.futureResult
+    }
+
+    /// A one-line summary of a cycle for stdout: heap, fds, our sockets by state, ledger
+    /// kinds not at zero.
+    public static func summary(_ s: CycleSample) -> String {
+        var line = "cycle \(s.cycle)"
+        if let snap = s.snapshot {
+            let d = s.delta
+            line += "  used \(snap.heap.used) (\(signed(d?.heapUsed ?? 0)))"
+            line += "  fds \(snap.fds.count) (\(signed(d?.fdCount ?? 0)))"
+            let states = snap.ourSocketsByState.sorted { $0.key.rawValue < $1.key.rawValue }
+            line += "  sockets " + (states.isEmpty ? "none" : states.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: " "))
+            let held = LedgerKind.allCases.filter { $0.isPerConnection && (snap.ledger?.live($0) ?? 0) != 0 }
+            line += "  ledger " + (held.isEmpty ? "clean" : held.map { "\($0.rawValue) \(snap.ledger!.live($0))" }.joined(separator: " "))
+        } else {
+            let total = s.phases.values.reduce(0, +)
+            line += "  \(Verdict.format(total)) ms"
+        }
+        if let e = s.error { line += "  FAILED: \(e)" }
+        return line
+    }
+
+    static func signed(_ v: Int) -> String { v >= 0 ? "+\(v)" : "\(v)" }
+}
+
+/// Milliseconds per phase, lap by lap (used on the event loop only).
+final class PhaseTimer: @unchecked Sendable {
+    private(set) var phases: [String: Double] = [:]
+    private var last = monotonic()
+
+    func lap(_ phase: String) {
+        let now = monotonic()
+        phases[phase] = (now - last) * 1000
+        last = now
+    }
+}
+
+/// Seconds on the monotonic clock.
+func monotonic() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

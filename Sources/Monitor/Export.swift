@@ -1,0 +1,236 @@
+// Exports of the session log, chosen by file extension: `.log` an msh transcript (each sample
+// exactly as msh prints it), `.csv` one RFC 4180 row per sample, `.jsonl` one JSON object per
+// entry. Streamed files append whole entries with one write(2) each, so a run killed at any
+// moment (even by SIGKILL) leaves only complete lines; a one-off export is written to a
+// temporary file in the same folder and renamed into place.
+
+import FoundationEssentials
+import Ledger
+import MQTTClient
+import Msh
+import Probes
+
+/// The three export formats.
+public enum ExportFormat: String, Sendable, CaseIterable {
+    case log, csv, jsonl
+
+    public init(path: String) throws(ExportError) {
+        let ext = path.split(separator: "/").last?.split(separator: ".").last.map(String.init) ?? ""
+        guard path.contains("."), let f = ExportFormat(rawValue: ext.lowercased()) else {
+            throw .unknownExtension(path)
+        }
+        self = f
+    }
+
+    /// The text an entry adds to a file of this format ("" when it adds nothing).
+    public func render(_ entry: LogEntry, isFirst: Bool) -> String {
+        switch self {
+        case .log: TranscriptFormat.render(entry)
+        case .csv: CSVFormat.render(entry, withHeader: isFirst)
+        case .jsonl: JSONLFormat.render(entry)
+        }
+    }
+}
+
+public enum ExportError: Error, Sendable, Hashable, CustomStringConvertible {
+    case unknownExtension(String)
+    case cannotWrite(String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unknownExtension(let p): "cannot export to \(p): the file name must end in .log, .csv or .jsonl"
+        case .cannotWrite(let p, let reason): "cannot write \(p): \(reason)"
+        }
+    }
+}
+
+/// A file that receives the log as it grows: opened (and checked) before the run starts.
+public final class StreamingExport: LogSink, @unchecked Sendable {
+    public let path: String
+    public let format: ExportFormat
+    private let fd: Int32
+    private var wroteFirst = false
+
+    /// Opens `path` for appending; fails at once for a missing folder, a directory or no permission.
+    public init(path: String) throws(ExportError) {
+        self.path = path
+        format = try ExportFormat(path: path)
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { throw .cannotWrite(path, reason: "it is a directory") }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .cannotWrite(path, reason: String(cString: strerror(errno)).lowercased()) }
+        self.fd = fd
+    }
+
+    /// Called with the log's lock held, so entries arrive one at a time and in order.
+    public func write(_ entry: LogEntry) {
+        let text = format.render(entry, isFirst: !wroteFirst)
+        guard !text.isEmpty else { return }
+        wroteFirst = true
+        writeAll(fd, text)
+    }
+
+    deinit { close(fd) }
+}
+
+/// Writes every entry of `log` to `path` atomically: a temporary file in the same folder,
+/// fsync, then rename, so the target is never a half file.
+public func exportAtomically(_ entries: [LogEntry], to path: String) throws(ExportError) {
+    let format = try ExportFormat(path: path)
+    var text = ""
+    var first = true
+    for e in entries {
+        let t = format.render(e, isFirst: first)
+        if !t.isEmpty { first = false }
+        text += t
+    }
+    let temporary = path + ".tmp-\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw .cannotWrite(path, reason: String(cString: strerror(errno)).lowercased()) }
+    let ok = writeAll(fd, text) && fsync(fd) == 0
+    close(fd)
+    guard ok, rename(temporary, path) == 0 else {
+        let reason = String(cString: strerror(errno)).lowercased()
+        unlink(temporary)
+        throw .cannotWrite(path, reason: reason)
+    }
+}
+
+@discardableResult
+func writeAll(_ fd: Int32, _ text: String) -> Bool {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return false
+        }
+        offset += n
+    }
+    return true
+}
+
+// MARK: formats
+
+enum TranscriptFormat {
+    static func render(_ entry: LogEntry) -> String {
+        switch entry {
+        case .header(let info):
+            var s = "# mshmon session log, started \(timestamp(info.started)) UTC\n"
+            s += "# \(info.command)\n# broker \(info.broker)  client-id \(escaped(info.clientID))"
+            s += "  inject-leak \(info.injectLeak ?? "none")\n"
+            if let leak = info.injectLeak { s += "# WARNING: leak injected on purpose (\(leak)): this run is a positive control\n" }
+            return s
+        case .event(let t, let e):
+            return "[\(timestamp(t))] \(describe(e))\n"
+        case .note(let t, let text):
+            return "[\(timestamp(t))] \(escaped(text))\n"
+        case .sample(let c):
+            var s = "[\(timestamp(c.start))] cycle \(c.cycle)"
+            let order = ["connect", "subscribe", "publish", "disconnect", "settle"]
+            let phases = order.compactMap { k in c.phases[k].map { "\(k) \(ms($0)) ms" } }
+            if !phases.isEmpty { s += ": " + phases.joined(separator: ", ") }
+            if let e = c.error { s += " FAILED: \(escaped(e))" }
+            s += "\n"
+            if let snap = c.snapshot {
+                s += MshShell.prompt + "free\n" + MshRender.free(snap.heap)
+                s += MshShell.prompt + "list_fd\n" + MshRender.listFD(snap.fds)
+                s += MshShell.prompt + "netstat\n" + MshRender.netstat(snap.tcp)
+                if let ledger = snap.ledger, ledger.counts.values.contains(where: { $0.live > 0 }) {
+                    s += MshShell.prompt + "memtrace\n" + MshRender.memtrace(ledger)
+                }
+            }
+            return s
+        case .verdict(let t, let v):
+            return "[\(timestamp(t))] \(v.line)\n"
+        }
+    }
+
+    static func ms(_ v: Double) -> String { Verdict.format(v) }
+}
+
+enum CSVFormat {
+    static let states = TCPState.allCases
+    static let kinds = LedgerKind.allCases
+
+    static var header: String {
+        (["time", "cycle", "total", "used", "maximum", "fds", "threads"]
+            + states.map { "sockets_\($0.rawValue)" } + kinds.map { "ledger_\($0.rawValue)" } + ["error"])
+            .joined(separator: ",") + "\r\n"
+    }
+
+    static func render(_ entry: LogEntry, withHeader: Bool) -> String {
+        guard case .sample(let c) = entry, let s = c.snapshot else { return "" }
+        let byState = s.ourSocketsByState
+        var fields = [timestamp(s.time), "\(c.cycle)", "\(s.heap.total)", "\(s.heap.used)", "\(s.heap.maximum)",
+                      "\(s.fds.count)", "\(s.threads.count)"]
+        fields += states.map { "\(byState[$0] ?? 0)" }
+        fields += kinds.map { "\(s.ledger?.live($0) ?? 0)" }
+        fields.append(quote(c.error ?? ""))
+        return (withHeader ? header : "") + fields.joined(separator: ",") + "\r\n"
+    }
+
+    /// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+    static func quote(_ field: String) -> String {
+        guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
+        return "\"" + field.replacing("\"", with: "\"\"") + "\""
+    }
+}
+
+enum JSONLFormat {
+    struct Line: Encodable {
+        var type: String
+        var time: Double
+        var info: RunInfo?
+        var event: String?
+        var cycle: Int?
+        var phases: [String: Double]?
+        var heap: HeapSample?
+        var fds: Int?
+        var threads: Int?
+        var sockets: [String: Int]?
+        var ledger: [String: Int]?
+        var opened: [String]?
+        var closed: [String]?
+        var error: String?
+        var verdict: String?
+        var leak: Bool?
+        var leaks: [SeriesFinding]?
+    }
+
+    static func render(_ entry: LogEntry) -> String {
+        var line: Line
+        switch entry {
+        case .header(let info):
+            line = Line(type: "header", time: info.started, info: info)
+        case .event(let t, let e):
+            line = Line(type: "event", time: t, event: describe(e))
+        case .note(let t, let text):
+            line = Line(type: "note", time: t, event: text)
+        case .sample(let c):
+            line = Line(type: "sample", time: c.snapshot?.time ?? c.start, cycle: c.cycle, phases: c.phases, error: c.error)
+            if let s = c.snapshot {
+                line.heap = s.heap
+                line.fds = s.fds.count
+                line.threads = s.threads.count
+                line.sockets = Dictionary(uniqueKeysWithValues: s.ourSocketsByState.map { ($0.key.rawValue, $0.value) })
+                line.ledger = Dictionary(uniqueKeysWithValues: LedgerKind.allCases.map { ($0.rawValue, s.ledger?.live($0) ?? 0) })
+            }
+            if let d = c.delta {
+                line.opened = d.fdsOpened.map { "\($0.fd) \($0.path)" }
+                line.closed = d.fdsClosed.map { "\($0.fd) \($0.path)" }
+            }
+        case .verdict(let t, let v):
+            line = Line(type: "verdict", time: t, verdict: v.line, leak: v.isLeak, leaks: v.leaks)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(line) else { return "" }
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,290 @@
+// The leak verdict over per-cycle samples: a robust slope (Theil–Sen) and a monotonic-trend
+// test (Mann–Kendall) per series, with a rule that tells a leak (growth that keeps coming)
+// from a step (a cache filled once). Exact series (fds, threads, sockets, ledger) need real
+// growth; heap needs slope and trend to agree above a threshold; client-side TIME_WAIT is
+// reported against what the kernel's 60 s lifetime and the cycle rate explain.
+
+import Ledger
+import Probes
+
+/// Robust statistics on one series.
+public enum TrendStats {
+    /// Theil–Sen slope: the median of all pairwise slopes. O(n²) pairs; series longer than
+    /// `maxPoints` are thinned evenly first.
+    public static func theilSen(_ ys: [Double], maxPoints: Int = 600) -> Double {
+        let (xs, vs) = thin(ys, maxPoints)
+        guard vs.count >= 2 else { return 0 }
+        var slopes: [Double] = []
+        slopes.reserveCapacity(vs.count * (vs.count - 1) / 2)
+        for i in 0..<vs.count {
+            for j in (i + 1)..<vs.count { slopes.append((vs[j] - vs[i]) / (xs[j] - xs[i])) }
+        }
+        return median(&slopes)
+    }
+
+    /// Mann–Kendall Z score (with the no-ties variance): > 2.33 is a rising trend at 1 %.
+    public static func mannKendallZ(_ ys: [Double], maxPoints: Int = 600) -> Double {
+        let (_, vs) = thin(ys, maxPoints)
+        let n = Double(vs.count)
+        guard vs.count >= 3 else { return 0 }
+        var s = 0.0
+        for i in 0..<vs.count {
+            for j in (i + 1)..<vs.count { s += vs[j] > vs[i] ? 1 : (vs[j] < vs[i] ? -1 : 0) }
+        }
+        let variance = n * (n - 1) * (2 * n + 5) / 18
+        if s > 0 { return (s - 1) / variance.squareRoot() }
+        if s < 0 { return (s + 1) / variance.squareRoot() }
+        return 0
+    }
+
+    static func median(_ v: inout [Double]) -> Double {
+        v.sort()
+        let m = v.count / 2
+        return v.count % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2
+    }
+
+    static func thin(_ ys: [Double], _ maxPoints: Int) -> ([Double], [Double]) {
+        guard ys.count > maxPoints else { return (ys.indices.map(Double.init), ys) }
+        let step = Double(ys.count - 1) / Double(maxPoints - 1)
+        let idx = (0..<maxPoints).map { Int((Double($0) * step).rounded()) }
+        return (idx.map(Double.init), idx.map { ys[$0] })
+    }
+
+    /// In how many of three consecutive segments the series ends higher than it started.
+    static func risingThirds(_ ys: [Double]) -> Int {
+        guard ys.count >= 4 else { return ys.last! > ys.first! ? 3 : 0 }
+        let cuts = [0, (ys.count - 1) / 3, 2 * (ys.count - 1) / 3, ys.count - 1]
+        return (0..<3).filter { ys[cuts[$0 + 1]] > ys[cuts[$0]] }.count
+    }
+}
+
+/// How one series behaved over the verdict's window.
+public struct SeriesFinding: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Codable { case flat, leak, step, noise }
+    public var name: String
+    public var kind: Kind
+    /// Units per cycle (Theil–Sen).
+    public var slope: Double
+    /// Last minus first value over the window.
+    public var rise: Double
+}
+
+/// The verdict over a run.
+public struct Verdict: Sendable, Hashable, Codable {
+    public var cycles: Int
+    public var analysed: Int
+    public var failedCycles: Int
+    public var measured: Bool
+    public var leaks: [SeriesFinding]
+    public var steps: [SeriesFinding]
+    /// Owner detail per leaking series: fd types that grew, socket states that grew.
+    public var owners: [String: String]
+    public var timeWait: Int
+    public var timeWaitExpected: Int
+
+    public var isLeak: Bool { !leaks.isEmpty }
+
+    /// `verdict: no leak over 200 cycles` or `verdict: LEAK fds +1.00/cycle (socket, CLOSE_WAIT +1.00/cycle); …`.
+    public var line: String {
+        var failed = failedCycles > 0 ? " (\(failedCycles) failed)" : ""
+        if !measured { return "verdict: nothing measured over \(cycles) cycles (--no-sample)\(failed)" }
+        if analysed < Verdict.minimumSamples {
+            return "verdict: too few cycles to judge (\(analysed) after warm-up, need \(Verdict.minimumSamples))\(failed)"
+        }
+        if failedCycles > 0 { failed = "; \(failedCycles) failed cycles" }
+        guard isLeak else {
+            var notes: [String] = []
+            if !steps.isEmpty { notes.append("steps: " + steps.map { "\($0.name) +\(Self.format($0.rise)) once" }.joined(separator: ", ")) }
+            if timeWait > 0 { notes.append("TIME_WAIT \(timeWait), expected ≤ \(timeWaitExpected)") }
+            let tail = notes.isEmpty ? "" : " (" + notes.joined(separator: "; ") + ")"
+            return "verdict: no leak over \(cycles) cycles\(tail)\(failed)"
+        }
+        let parts = leaks.map { f -> String in
+            let unit = f.name == "heap" ? " B" : ""
+            let owner = owners[f.name].map { " (\($0))" } ?? ""
+            return "\(f.name) \(Self.signed(f.slope))\(unit)/cycle\(owner)"
+        }
+        return "verdict: LEAK " + parts.joined(separator: "; ") + failed
+    }
+
+    public static let minimumSamples = 5
+
+    static func signed(_ v: Double) -> String { (v >= 0 ? "+" : "") + format(v) }
+
+    /// Two decimals, as the verdict prints rates.
+    public static func format(_ v: Double) -> String {
+        let scaled = (v * 100).rounded() / 100
+        let whole = Int(scaled)
+        let cents = Int((abs(scaled - Double(whole)) * 100).rounded())
+        return "\(scaled < 0 && whole == 0 ? "-" : "")\(whole).\(cents < 10 ? "0" : "")\(cents)"
+    }
+}
+
+/// Builds the verdict from per-cycle snapshots.
+public struct LeakJudge: Sendable {
+    /// Heap growth per cycle below this is noise, in bytes.
+    public var heapThreshold: Double = 16
+    /// The kernel's TIME_WAIT lifetime (Linux: 60 s).
+    public var timeWaitLifetime: Double = 60
+
+    public init() {}
+
+    /// `samples` are the cycles' snapshots after warm-up, in order; `cycles` counts every
+    /// cycle run; `duration` is the run's wall time in seconds.
+    public func verdict(samples: [Snapshot], cycles: Int, failedCycles: Int, duration: Double, measured: Bool = true) -> Verdict {
+        verdict(points: samples.map(SeriesPoint.init), cycles: cycles, failedCycles: failedCycles, duration: duration, measured: measured)
+    }
+
+    public func verdict(points: [SeriesPoint], cycles: Int, failedCycles: Int, duration: Double, measured: Bool = true) -> Verdict {
+        var v = Verdict(cycles: cycles, analysed: points.count, failedCycles: failedCycles, measured: measured,
+                        leaks: [], steps: [], owners: [:], timeWait: 0, timeWaitExpected: 0)
+        guard measured, points.count >= Verdict.minimumSamples else { return v }
+
+        var exact: [(String, [Double])] = [
+            ("fds", points.map { Double($0.fds) }),
+            ("threads", points.map { Double($0.threads) }),
+        ]
+        for (i, state) in TCPState.allCases.enumerated() where state != .TIME_WAIT {
+            let series = points.map { Double($0.sockets[i]) }
+            if series.contains(where: { $0 != 0 }) { exact.append(("sockets \(state.rawValue)", series)) }
+        }
+        var ledgerLeaks: [SeriesFinding] = []
+        for (i, kind) in LedgerKind.allCases.enumerated() {
+            let series = points.map { Double($0.ledger[i]) }
+            if series.contains(where: { $0 != 0 }) { exact.append(("ledger \(kind.rawValue)", series)) }
+        }
+        for (name, series) in exact {
+            let f = judgeExact(name, series)
+            if f.kind == .leak {
+                if name.hasPrefix("ledger ") { ledgerLeaks.append(f) } else { v.leaks.append(f) }
+            } else if f.kind == .step {
+                v.steps.append(f)
+            }
+        }
+        // Ledger kinds leaking at the same rate are one finding ("ledger socket/rxBuffer/txBuffer").
+        var grouped: [(SeriesFinding, [String])] = []
+        for f in ledgerLeaks {
+            let kind = String(f.name.dropFirst("ledger ".count))
+            if let i = grouped.firstIndex(where: { abs($0.0.slope - f.slope) < 0.005 }) {
+                grouped[i].1.append(kind)
+            } else {
+                grouped.append((f, [kind]))
+            }
+        }
+        for (f, kinds) in grouped {
+            var g = f
+            g.name = "ledger " + kinds.joined(separator: "/")
+            v.leaks.append(g)
+        }
+        let heap = judgeHeap(points.map { Double($0.heapUsed) })
+        if heap.kind == .leak { v.leaks.append(heap) }
+
+        // Owners: which fd types and socket states grew with the fds.
+        if v.leaks.contains(where: { $0.name == "fds" }), let first = points.first, let last = points.last {
+            var details: [String] = []
+            for (i, type) in FDType.allCases.enumerated() where last.fdTypes[i] > first.fdTypes[i] {
+                details.append(type.rawValue)
+            }
+            for f in v.leaks where f.name.hasPrefix("sockets ") {
+                details.append("\(f.name.dropFirst("sockets ".count)) \(Verdict.signed(f.slope))/cycle")
+            }
+            if !details.isEmpty {
+                v.owners["fds"] = details.joined(separator: ", ")
+                // Socket states named under fds are not repeated on their own.
+                v.leaks.removeAll { $0.name.hasPrefix("sockets ") }
+            }
+        }
+
+        // Client-side TIME_WAIT: at most one per connection closed in the last lifetime.
+        let twIndex = TCPState.allCases.firstIndex(of: .TIME_WAIT)!
+        v.timeWait = Int(points.last!.sockets[twIndex])
+        let rate = duration > 0 ? Double(cycles) / duration : Double(cycles)
+        v.timeWaitExpected = Int((min(Double(cycles), rate * timeWaitLifetime)).rounded(.up))
+        if Double(v.timeWait) > Double(v.timeWaitExpected) * 1.5 + 5 {
+            let tw = points.map { Double($0.sockets[twIndex]) }
+            v.leaks.append(SeriesFinding(name: "sockets TIME_WAIT", kind: .leak, slope: TrendStats.theilSen(tw),
+                                         rise: tw.last! - tw.first!))
+        }
+        return v
+    }
+
+    /// An exact count leaks when it rises by ≥ 1 overall and in at least two of three
+    /// segments; a rise confined to one segment is a step.
+    func judgeExact(_ name: String, _ ys: [Double]) -> SeriesFinding {
+        let rise = ys.last! - ys.first!
+        let slope = TrendStats.theilSen(ys)
+        var f = SeriesFinding(name: name, kind: .flat, slope: slope, rise: rise)
+        guard rise >= 1 else { return f }
+        let rising = TrendStats.risingThirds(ys)
+        if rising >= 2 {
+            f.kind = .leak
+            // Slow growth (one per ten cycles, say) has a median pairwise slope of 0: use the mean rate.
+            if slope <= 0 { f.slope = rise / Double(ys.count - 1) }
+        } else {
+            f.kind = .step
+        }
+        return f
+    }
+
+    /// The heap leaks when the Theil–Sen slope exceeds the threshold, Mann–Kendall agrees
+    /// and the growth continues across segments.
+    func judgeHeap(_ ys: [Double]) -> SeriesFinding {
+        let slope = TrendStats.theilSen(ys)
+        let z = TrendStats.mannKendallZ(ys)
+        var f = SeriesFinding(name: "heap", kind: .noise, slope: slope, rise: ys.last! - ys.first!)
+        if slope > heapThreshold && z > 2.33 && TrendStats.risingThirds(ys) >= 2 { f.kind = .leak }
+        return f
+    }
+}
+
+/// The numbers the verdict needs from one sample, in a fixed-size value (no heap storage), so
+/// keeping thousands of them does not itself grow the heap being measured.
+public struct SeriesPoint: Sendable, Hashable {
+    public var heapUsed: Int
+    public var fds: Int32
+    public var threads: Int32
+    /// Our sockets per state, in `TCPState.allCases` order.
+    public var sockets: SIMD16<Int32>
+    /// Live ledger records per kind, in `LedgerKind.allCases` order.
+    public var ledger: SIMD8<Int32>
+    /// Open fds per type, in `FDType.allCases` order.
+    public var fdTypes: SIMD16<Int32>
+
+    public init(_ s: Snapshot) {
+        heapUsed = s.heap.used
+        fds = Int32(s.fds.count)
+        threads = Int32(s.threads.count)
+        sockets = .zero
+        for r in s.tcp where r.isOurs { sockets[TCPState.allCases.firstIndex(of: r.state)!] += 1 }
+        ledger = .zero
+        for (i, kind) in LedgerKind.allCases.enumerated() { ledger[i] = Int32(s.ledger?.live(kind) ?? 0) }
+        fdTypes = .zero
+        for f in s.fds { fdTypes[FDType.allCases.firstIndex(of: f.type)!] += 1 }
+    }
+}
+
+/// The last `capacity` points, in storage allocated once up front.
+public struct SeriesWindow: Sendable {
+    public let capacity: Int
+    private var storage: [SeriesPoint]
+    private var next = 0
+
+    public init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        storage = []
+        storage.reserveCapacity(self.capacity)
+    }
+
+    public mutating func append(_ p: SeriesPoint) {
+        if storage.count < capacity {
+            storage.append(p)
+        } else {
+            storage[next] = p
+            next = (next + 1) % capacity
+        }
+    }
+
+    /// Oldest first.
+    public var points: [SeriesPoint] { Array(storage[next...] + storage[..<next]) }
+    public var count: Int { storage.count }
+}

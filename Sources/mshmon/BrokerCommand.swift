@@ -1,0 +1,144 @@
+// `mshmon broker`: the embedded MQTT 3.1.1 broker on 127.0.0.1, with fault modes.
+
+import ArgumentParser
+import Dispatch
+import CShims
+import MQTTBroker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension BrokerFault: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
+
+struct Broker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "broker",
+        abstract: "Run the embedded MQTT 3.1.1 broker on 127.0.0.1 (the default peer of mshmon and mshmon cycle).",
+        discussion: """
+        Prints `listening on 127.0.0.1:PORT` once it accepts connections; stops on SIGINT/SIGTERM.
+
+        Fault modes (--fault), each provoking a client-side symptom:
+          none                 a correct broker
+          close-after-connack  closes right after CONNACK: a client that forgets to close
+                               its socket shows it in CLOSE_WAIT; a correct one sees EOF
+          no-connack           never answers CONNECT: connect must time out
+          no-suback            never answers SUBSCRIBE: subscribe must time out
+          no-pingresp          never answers PINGREQ: the client must declare the link dead
+                               after its command timeout
+          reset                CONNACK, then RST (SO_LINGER 0): "connection reset by peer"
+          slow:MS              every reply MS milliseconds late
+          garbage              answers CONNECT with malformed bytes: a protocol error
+        """)
+
+    @Option(help: "TCP port on 127.0.0.1 (0: any free port).")
+    var port: Int = 1883
+
+    @Option(help: ArgumentHelp("Misbehave on purpose: none, close-after-connack, no-connack, no-suback, no-pingresp, reset, slow:MS, garbage.", valueName: "mode"))
+    var fault: BrokerFault = .none
+
+    @Option(help: ArgumentHelp("mosquitto-style plain `user:password` lines; without it anonymous clients are allowed.", valueName: "path"))
+    var passwordFile: String?
+
+    @Option(help: "Largest packet accepted, in bytes.")
+    var maxPacketSize: Int = 1 << 20
+
+    @Option(help: "Most connections at once.")
+    var maxConnections: Int = 1_000
+
+    @Option(help: "Most messages queued for an offline persistent session (oldest dropped).")
+    var maxQueued: Int = 1_000
+
+    @Flag(help: .hidden)
+    var dieWithParent = false
+
+    func validate() throws {
+        if !(0...65535).contains(port) { throw ValidationError("--port must be 0 to 65535") }
+        if maxPacketSize < 2 { throw ValidationError("--max-packet-size must be at least 2") }
+        if maxConnections < 1 || maxQueued < 1 { throw ValidationError("--max-connections and --max-queued must be at least 1") }
+    }
+
+    func run() async throws {
+        if dieWithParent {
+            // Killed with the parent, even by SIGKILL; and if it is already gone, leave now.
+            _ = cp_set_parent_death_signal(SIGKILL)
+            if getppid() == 1 { Glibc.exit(0) }
+        }
+        var config = BrokerConfiguration()
+        config.port = port
+        config.fault = fault
+        config.maximumPacketSize = maxPacketSize
+        config.maximumConnections = maxConnections
+        config.maximumQueued = maxQueued
+        if let passwordFile {
+            guard let text = readTextFile(passwordFile) else {
+                throw RuntimeError("cannot read --password-file \(passwordFile): \(String(cString: strerror(errno)).lowercased())")
+            }
+            config.passwords = BrokerConfiguration.parsePasswords(text)
+        }
+        let broker = MQTTBroker.Broker(configuration: config)
+        let bound: Int
+        do { bound = try await broker.start() } catch {
+            throw RuntimeError("cannot listen on 127.0.0.1:\(port): \(error)")
+        }
+        writeLine(1, "listening on 127.0.0.1:\(bound)")
+        await waitForTermination()
+        try? await broker.stop()
+    }
+}
+
+/// Returns when SIGINT or SIGTERM arrives.
+func waitForTermination() async {
+    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        let once = OnceFlag()
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { if once.take() { done.resume() } }
+            source.resume()
+            retainedSources.append(source)
+        }
+    }
+}
+
+nonisolated(unsafe) private var retainedSources: [any DispatchSourceSignal] = []
+
+final class OnceFlag: @unchecked Sendable {
+    private var taken = false
+    private let lock = NSLockLite()
+    func take() -> Bool { lock.withLock { defer { taken = true }; return !taken } }
+}
+
+/// A pthread mutex, without Foundation.
+final class NSLockLite: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    func withLock<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        return body()
+    }
+}
+
+func readTextFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = read(fd, &chunk, chunk.count)
+        if n < 0 { return nil }
+        if n == 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Writes a line straight to fd 1 or 2 (no stdio buffering: a parent may wait for it).
+func writeLine(_ fd: Int32, _ text: String) {
+    let line = text + "\n"
+    _ = line.withCString { write(fd, $0, strlen($0)) }
+}

@@ -1,0 +1,157 @@
+// Connection options shared by the dashboard and `mshmon cycle`, and their translation into a
+// client configuration. The password never comes from the command line (it would show in ps).
+
+import ArgumentParser
+import MQTTClient
+import MQTTPacket
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `mqtt://HOST:PORT`, `mqtt://[::1]:1883`, `mqtt://HOST` (port 1883).
+struct BrokerURL: ExpressibleByArgument, Sendable, CustomStringConvertible {
+    var host: String
+    var port: Int
+
+    init?(argument: String) {
+        guard argument.hasPrefix("mqtt://") else { return nil }
+        var rest = Substring(argument.dropFirst("mqtt://".count))
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        var host: Substring
+        var portText: Substring?
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return nil }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { return nil }
+        } else if let colon = rest.lastIndex(of: ":") {
+            host = rest[..<colon]
+            portText = rest[rest.index(after: colon)...]
+        } else {
+            host = rest
+        }
+        guard !host.isEmpty, !host.contains("/") else { return nil }
+        let port = portText.map { Int($0) } ?? 1883
+        guard let port, (1...65535).contains(port) else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+
+    var description: String { "mqtt://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+
+    static func parse(_ text: String) throws -> BrokerURL {
+        guard let url = BrokerURL(argument: text) else {
+            throw ValidationError("--broker must look like mqtt://HOST:PORT (got \(text))")
+        }
+        return url
+    }
+
+    static var defaultValueDescription: String { "the embedded broker" }
+}
+
+extension QoS: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let v = UInt8(argument), let q = QoS(rawValue: v) else { return nil }
+        self = q
+    }
+}
+
+extension InjectedLeak: ExpressibleByArgument {}
+
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The broker, as mqtt://HOST:PORT (IPv6: mqtt://[::1]:1883). Default: start the embedded broker.", valueName: "url"),
+            transform: BrokerURL.parse)
+    var broker: BrokerURL?
+
+    @Option(name: [.customShort("i"), .long], help: "Client identifier (default: mshmon-PID).")
+    var clientID: String?
+
+    @Option(name: [.short, .long], help: "User name. The password comes from MSHMON_PASSWORD or --password-file.")
+    var username: String?
+
+    @Option(help: ArgumentHelp("A file whose first line is the password.", valueName: "path"))
+    var passwordFile: String?
+
+    @Option(name: [.short, .long], help: "Keepalive in seconds (0: off).")
+    var keepalive: UInt16 = 60
+
+    @Option(name: [.short, .customLong("topic")], help: "Subscribe this filter each cycle (repeatable; default: two filters, as on the device).")
+    var topics: [String] = []
+
+    @Option(name: [.short, .long], help: "QoS of publishes and subscriptions: 0, 1 or 2.")
+    var qos: QoS = .atLeastOnce
+
+    @Option(help: "Unacknowledged QoS 1/2 publishes at once.")
+    var maxInflight: Int = 64
+
+    @Flag(inversion: .prefixedNo, help: "Start each connection with a clean session.")
+    var cleanSession = true
+
+    @Option(help: "Will topic (published by the broker if the connection drops).") var willTopic: String?
+    @Option(help: "Will payload.") var willPayload: String = ""
+    @Option(help: "Will QoS.") var willQos: QoS = .atMostOnce
+    @Flag(help: "Retain the will.") var willRetain = false
+
+    @Option(help: ArgumentHelp("Replay one of the seed's leaks on purpose: socket-race or ack-handler.", valueName: "bug"))
+    var injectLeak: InjectedLeak?
+
+    var resolvedClientID: String { clientID ?? "mshmon-\(getpid())" }
+
+    func validate() throws {
+        if maxInflight < 1 || maxInflight > 65_535 { throw ValidationError("--max-inflight must be 1 to 65535") }
+        for t in topics {
+            do { try Topic.validateFilter(t) } catch { throw ValidationError("invalid --topic \(t): \(error)") }
+        }
+        if let w = willTopic {
+            do { try Topic.validateName(w) } catch { throw ValidationError("invalid --will-topic \(w): \(error)") }
+        }
+        if passwordFile != nil && username == nil { throw ValidationError("--password-file needs --username") }
+    }
+
+    /// The filters each cycle subscribes.
+    var filters: [Subscribe.Filter] {
+        let names = topics.isEmpty ? ["mshmon/\(resolvedClientID)/cmd", "mshmon/\(resolvedClientID)/cfg/#"] : topics
+        return names.map { Subscribe.Filter($0, qos: qos) }
+    }
+
+    /// The client configuration for `host:port`; reads the password.
+    func clientConfiguration(host: String, port: Int) throws -> ClientConfiguration {
+        var c = ClientConfiguration(clientID: resolvedClientID)
+        c.host = host
+        c.port = port
+        c.session.keepAlive = keepalive
+        c.session.cleanSession = cleanSession
+        c.session.maxInflight = maxInflight
+        c.session.username = username
+        c.injectLeak = injectLeak
+        if let willTopic {
+            c.session.will = .init(topic: willTopic, payload: ByteBuffer(string: willPayload), qos: willQos, retain: willRetain)
+        }
+        if let password = try readPassword() { c.session.password = ByteBuffer(string: password) }
+        return c
+    }
+
+    /// MSHMON_PASSWORD, else the first line of --password-file. Never echoed anywhere.
+    func readPassword() throws -> String? {
+        if let path = passwordFile {
+            let fd = open(path, O_RDONLY)
+            guard fd >= 0 else { throw RuntimeError("cannot read --password-file \(path): \(String(cString: strerror(errno)).lowercased())") }
+            defer { close(fd) }
+            var bytes = [UInt8](repeating: 0, count: 4096)
+            let n = read(fd, &bytes, bytes.count)
+            guard n >= 0 else { throw RuntimeError("cannot read --password-file \(path)") }
+            let text = String(decoding: bytes[0..<n], as: UTF8.self)
+            return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+        }
+        if let env = getenv("MSHMON_PASSWORD") { return String(cString: env) }
+        return nil
+    }
+}
+
+/// A failure at run time: printed as one line, exit code 1.
+struct RuntimeError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

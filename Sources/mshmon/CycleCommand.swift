@@ -1,0 +1,235 @@
+// `mshmon cycle`: the device scenario headless, for CI. N cycles (or a duration), a line per
+// cycle, the verdict last; exit 0 no leak, 3 leak, 2 usage error, 1 runtime error.
+
+import ArgumentParser
+import Dispatch
+import FoundationEssentials
+import Ledger
+import MQTTClient
+import MQTTPacket
+import Monitor
+import Probes
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `8h`, `30m`, `90s`, `1500ms`.
+struct DurationArgument: ExpressibleByArgument {
+    var seconds: Double
+    init?(argument: String) {
+        let units: [(String, Double)] = [("ms", 0.001), ("h", 3600), ("m", 60), ("s", 1)]
+        for (suffix, factor) in units where argument.hasSuffix(suffix) {
+            guard let v = Double(argument.dropLast(suffix.count)), v > 0 else { return nil }
+            seconds = v * factor
+            return
+        }
+        return nil
+    }
+}
+
+struct Cycle: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cycle",
+        abstract: "Run connect / subscribe / publish / disconnect cycles headless and judge whether anything leaks.",
+        discussion: """
+        Each cycle connects, subscribes the topics, publishes --publish messages, disconnects
+        (waiting until the socket is closed), waits --settle ms and samples the process: heap
+        (mallinfo2), fds, our TCP sockets and the client's owner ledger. After the warm-up
+        cycles every series gets a robust slope and a trend test; the last line is the verdict.
+
+        Exit status: 0 no leak, 3 leak found, 2 usage error, 1 runtime error (e.g. the broker
+        cannot be reached on the first connect). SIGINT/SIGTERM stop after the current cycle
+        with the verdict over the completed cycles.
+
+        Examples:
+          mshmon cycle --broker mqtt://127.0.0.1:1883 -n 200
+          mshmon cycle --broker mqtt://127.0.0.1:1883 -n 30 --inject-leak socket-race
+          mshmon cycle --broker mqtt://10.0.0.5:1883 --duration 8h --interval 1000 --export run.log --export run.csv
+        """)
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(name: [.customShort("n"), .customLong("count")], parsing: .unconditional, help: "Number of cycles.")
+    var count: Int?
+
+    @Option(help: ArgumentHelp("Run for this long instead of a count: 90s, 30m, 8h.", valueName: "time"))
+    var duration: DurationArgument?
+
+    @Option(help: "Pause between cycles, in milliseconds.")
+    var interval: Int = 0
+
+    @Option(help: "Messages published per cycle.")
+    var publish: Int = 1
+
+    @Option(help: "Payload size of each message, in bytes.")
+    var payloadSize: Int = 64
+
+    @Option(help: "Wait after each disconnect before sampling, in milliseconds.")
+    var settle: Int = 50
+
+    @Option(help: "Cycles left out of the verdict at the start.")
+    var warmup: Int = 3
+
+    @Option(help: ArgumentHelp("Stream the session to a file: .log (msh transcript), .csv or .jsonl. Repeatable.", valueName: "path"))
+    var export: [String] = []
+
+    @Flag(help: "Do not sample the process (to time the client alone); the verdict then measures nothing.")
+    var noSample = false
+
+    @Flag(help: "Print the report as one JSON object instead of the verdict line.")
+    var json = false
+
+    @Flag(name: .long, help: "Print nothing per cycle, only the verdict.")
+    var quiet = false
+
+    func validate() throws {
+        if let count, count < 1 { throw ValidationError("-n must be at least 1 (got \(count))") }
+        if count != nil && duration != nil { throw ValidationError("give -n or --duration, not both") }
+        if interval < 0 { throw ValidationError("--interval must be 0 or more milliseconds") }
+        if publish < 0 { throw ValidationError("--publish must be 0 or more") }
+        if payloadSize < 0 || payloadSize > 268_435_000 { throw ValidationError("--payload-size must be 0 to 268435000 bytes") }
+        if settle < 0 { throw ValidationError("--settle must be 0 or more milliseconds") }
+        if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
+        for path in export {
+            do { _ = try ExportFormat(path: path) } catch { throw ValidationError(error.description) }
+        }
+    }
+
+    func run() async throws {
+        // Exports are opened before anything runs, so a bad path fails first.
+        var sinks: [StreamingExport] = []
+        for path in export {
+            do { sinks.append(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
+        }
+        let peer = try await BrokerPeer.start(connection.broker)
+        defer { peer.stop() }
+        let config = try connection.clientConfiguration(host: peer.host, port: peer.port)
+        let client = MQTTClient(configuration: config)
+        let log = EventLog(memoryLimit: 0)  // streamed to the exports only: memory stays flat
+        for s in sinks { log.attach(s) }
+        log.append(.header(RunInfo(broker: peer.description, clientID: config.session.clientID,
+                                   injectLeak: connection.injectLeak?.rawValue, command: commandLine())))
+        if !sinks.isEmpty { client.addEventListener { log.append(.event(time: wallClockSeconds(), $0)) } }
+
+        var options = CycleOptions(topics: connection.filters, publishTopic: "mshmon/\(config.session.clientID)/up")
+        options.publishCount = publish
+        options.payloadSize = payloadSize
+        options.qos = connection.qos
+        options.settleMilliseconds = settle
+        options.sample = !noSample
+        let runner = CycleRunner(client: client, options: options, log: log)
+
+        if let leak = connection.injectLeak, !quiet {
+            print("mshmon: injecting leak \(leak.rawValue) on purpose (positive control)")
+        }
+        let stop = StopSignal()
+        let started = monotonicNow()
+        // Allocated once: the verdict's window must not grow the heap it measures.
+        let tally = Tally(window: SeriesWindow(capacity: min(max((count ?? 4_096) - warmup, 1), 4_096)))
+        let (count, duration, warmup, quiet, json) = (self.count, self.duration?.seconds, self.warmup, self.quiet, self.json)
+        let finished = runner.runAll(intervalMilliseconds: interval, next: { n in
+            if stop.requested { return false }
+            if let count { return n <= count }
+            if let duration { return monotonicNow() - started < duration }
+            return true
+        }, onSample: { sample in
+            tally.add(sample, warmup: warmup)
+            if !quiet && !json { print(CycleRunner.summary(sample)) }
+        })
+        let done: Int
+        do {
+            done = try await finished.get()
+        } catch {
+            throw RuntimeError("\(error)")
+        }
+        let (window, failed) = (tally.window, tally.failed)
+        let elapsed = monotonicNow() - started
+        let verdict = LeakJudge().verdict(points: window.points, cycles: done, failedCycles: failed, duration: elapsed,
+                                          measured: !noSample)
+        log.append(.verdict(time: wallClockSeconds(), verdict))
+        if !json {
+            print("mshmon_cycles_rate: \(Verdict.format(elapsed > 0 ? Double(done) / elapsed : 0)) cycles/s")
+            print(verdict.line)
+        } else {
+            print(report(verdict, elapsed: elapsed))
+        }
+        if verdict.isLeak { throw ExitCode(3) }
+    }
+
+    func report(_ v: Verdict, elapsed: Double) -> String {
+        struct Report: Encodable {
+            var verdict: String
+            var leak: Bool
+            var cycles: Int
+            var analysed: Int
+            var failedCycles: Int
+            var seconds: Double
+            var cyclesPerSecond: Double
+            var leaks: [SeriesFinding]
+            var steps: [SeriesFinding]
+            var owners: [String: String]
+            var timeWait: Int
+            var timeWaitExpected: Int
+            var injectLeak: String?
+        }
+        let r = Report(verdict: v.line, leak: v.isLeak, cycles: v.cycles, analysed: v.analysed, failedCycles: v.failedCycles,
+                       seconds: elapsed, cyclesPerSecond: elapsed > 0 ? Double(v.cycles) / elapsed : 0, leaks: v.leaks,
+                       steps: v.steps, owners: v.owners, timeWait: v.timeWait, timeWaitExpected: v.timeWaitExpected,
+                       injectLeak: connection.injectLeak?.rawValue)
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? e.encode(r)) ?? Data(), as: UTF8.self)
+    }
+}
+
+/// What the run keeps of its samples (touched on the client's event loop only).
+final class Tally: @unchecked Sendable {
+    var window: SeriesWindow
+    var failed = 0
+    init(window: SeriesWindow) { self.window = window }
+
+    func add(_ sample: CycleSample, warmup: Int) {
+        if sample.error != nil { failed += 1 }
+        if let snap = sample.snapshot, sample.cycle > warmup { window.append(SeriesPoint(snap)) }
+    }
+}
+
+/// SIGINT / SIGTERM ask the run to stop after the current cycle.
+final class StopSignal: @unchecked Sendable {
+    private let flag = Atomic<Bool>(false)
+    private var sources: [any DispatchSourceSignal] = []
+
+    init() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [self] in self.flag.store(true, ordering: .relaxed) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    var requested: Bool { flag.load(ordering: .relaxed) }
+
+    /// Sleeps, waking early when a stop is requested.
+    func sleep(milliseconds: Int) async {
+        let end = monotonicNow() + Double(milliseconds) / 1000
+        while !requested && monotonicNow() < end {
+            try? await Task.sleep(for: .milliseconds(min(50, max(1, Int((end - monotonicNow()) * 1000)))))
+        }
+    }
+}
+
+func monotonicNow() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// The command line as typed, minus anything that could be a secret (there is none: the
+/// password never comes from the command line).
+func commandLine() -> String {
+    CommandLine.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
+}

@@ -1,0 +1,135 @@
+// The verdict on synthetic series: what must be flagged, and what must not.
+
+import Ledger
+import Monitor
+import Probes
+import Testing
+
+/// Snapshots whose fd count, heap and ledger follow the given series.
+func snapshots(fds: [Int]? = nil, heap: [Int]? = nil, handlers: [Int]? = nil, closeWait: [Int]? = nil, timeWait: [Int]? = nil) -> [Snapshot] {
+    let n = [fds?.count, heap?.count, handlers?.count, closeWait?.count, timeWait?.count].compactMap { $0 }.max()!
+    return (0..<n).map { i in
+        var s = Snapshot(time: Double(i), heap: HeapSample(total: 1 << 20, used: heap?[i] ?? 100_000, maximum: 1 << 20))
+        s.fds = (0..<(fds?[i] ?? 8)).map { FDRow(fd: Int32($0), type: $0 < 8 ? .file : .socket, path: "x\($0)") }
+        var counts = [LedgerKind: LedgerCounts]()
+        var c = LedgerCounts()
+        c.live = handlers?[i] ?? 0
+        counts[.messageHandler] = c
+        s.ledger = LedgerSnapshot(counts: counts)
+        let remote = Endpoint(address: "127.0.0.1", port: 1883)
+        for k in 0..<(closeWait?[i] ?? 0) {
+            var r = TCPRow(local: Endpoint(address: "127.0.0.1", port: UInt16(40_000 + k)), remote: remote, state: .CLOSE_WAIT, inode: 1)
+            r.isOurs = true
+            s.tcp.append(r)
+        }
+        for k in 0..<(timeWait?[i] ?? 0) {
+            var r = TCPRow(local: Endpoint(address: "127.0.0.1", port: UInt16(50_000 + k)), remote: remote, state: .TIME_WAIT)
+            r.isOurs = true
+            s.tcp.append(r)
+        }
+        return s
+    }
+}
+
+struct VerdictTests {
+    let judge = LeakJudge()
+    var rng = SplitMix(seed: 42)
+
+    @Test func flatWithNoiseIsNoLeak() {
+        var r = SplitMix(seed: 1)
+        let heap = (0..<100).map { _ in 100_000 + Int(r.next() % 2_000) - 1_000 }
+        let v = judge.verdict(samples: snapshots(fds: Array(repeating: 12, count: 100), heap: heap), cycles: 100, failedCycles: 0, duration: 10)
+        #expect(!v.isLeak, "\(v.line)")
+        #expect(v.line == "verdict: no leak over 100 cycles")
+    }
+
+    @Test func oneFDPerCycleIsALeakNamingItsOwner() {
+        let v = judge.verdict(samples: snapshots(fds: (0..<30).map { 8 + $0 }, closeWait: (0..<30).map { $0 }), cycles: 30, failedCycles: 0, duration: 3)
+        #expect(v.isLeak)
+        #expect(v.line == "verdict: LEAK fds +1.00/cycle (socket, CLOSE_WAIT +1.00/cycle)")
+    }
+
+    @Test func fortyBytesPerCycleUnderNoiseIsAHeapLeak() {
+        var r = SplitMix(seed: 7)
+        let heap = (0..<200).map { 100_000 + 40 * $0 + Int(r.next() % 600) - 300 }
+        let v = judge.verdict(samples: snapshots(heap: heap), cycles: 200, failedCycles: 0, duration: 20)
+        #expect(v.leaks.map(\.name) == ["heap"])
+        let slope = v.leaks.first?.slope ?? 0
+        #expect(slope > 35 && slope < 45)
+        #expect(v.line.hasPrefix("verdict: LEAK heap +"))
+    }
+
+    @Test func oneSpikeIsNoLeak() {
+        var heap = Array(repeating: 100_000, count: 50)
+        heap[25] = 900_000
+        var fds = Array(repeating: 10, count: 50)
+        fds[30] = 11
+        let v = judge.verdict(samples: snapshots(fds: fds, heap: heap), cycles: 50, failedCycles: 0, duration: 5)
+        #expect(!v.isLeak, "\(v.line)")
+    }
+
+    @Test func stepUpOnceThenFlatIsAStepNotALeak() {
+        let handlers = (0..<60).map { $0 < 20 ? 2 : 6 }
+        let heap = (0..<60).map { $0 < 20 ? 100_000 : 164_000 }
+        let v = judge.verdict(samples: snapshots(heap: heap, handlers: handlers), cycles: 60, failedCycles: 0, duration: 6)
+        #expect(!v.isLeak, "\(v.line)")
+        #expect(v.steps.map(\.name) == ["ledger messageHandler"])
+        #expect(v.line.contains("steps: ledger messageHandler +4.00 once"))
+    }
+
+    @Test func twoHandlersPerCycleIsALedgerLeak() {
+        let v = judge.verdict(samples: snapshots(handlers: (0..<28).map { 2 * $0 }), cycles: 30, failedCycles: 0, duration: 3)
+        #expect(v.line == "verdict: LEAK ledger messageHandler +2.00/cycle")
+    }
+
+    @Test func slowLeakOfOnePerTenCyclesIsCaught() {
+        let v = judge.verdict(samples: snapshots(fds: (0..<100).map { 8 + $0 / 10 }), cycles: 100, failedCycles: 0, duration: 10)
+        #expect(v.isLeak)
+        #expect(v.leaks.first.map { $0.slope > 0.05 && $0.slope < 0.15 } == true)
+    }
+
+    @Test func expectedTimeWaitIsReportedNotFlagged() {
+        // 1 cycle/s: every connection's TIME_WAIT lives 60 s, so up to 60 are expected.
+        let tw = (0..<100).map { min($0 + 1, 60) }
+        let v = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, failedCycles: 0, duration: 100)
+        #expect(!v.isLeak)
+        #expect(v.line == "verdict: no leak over 100 cycles (TIME_WAIT 60, expected ≤ 60)")
+    }
+
+    @Test func timeWaitBeyondWhatTheLifetimeExplainsIsFlagged() {
+        let tw = (0..<100).map { 2 * $0 + 1 }
+        let v = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, failedCycles: 0, duration: 1_000)
+        #expect(v.leaks.map(\.name) == ["sockets TIME_WAIT"])
+    }
+
+    @Test func tooFewCyclesSaysSo() {
+        let v = judge.verdict(samples: snapshots(fds: [1, 2, 3]), cycles: 3, failedCycles: 0, duration: 1)
+        #expect(!v.isLeak && v.line.hasPrefix("verdict: too few cycles"))
+    }
+
+    @Test func failedCyclesAreReported() {
+        let v = judge.verdict(samples: snapshots(fds: Array(repeating: 9, count: 20)), cycles: 20, failedCycles: 3, duration: 2)
+        #expect(v.line == "verdict: no leak over 20 cycles; 3 failed cycles")
+    }
+
+    @Test func theilSenIgnoresOutliers() {
+        var ys = (0..<20).map { Double($0) * 3 }
+        ys[5] = 1_000
+        ys[15] = -1_000
+        #expect(TrendStats.theilSen(ys) == 3)
+        #expect(TrendStats.mannKendallZ(ys) > 2.33)
+        #expect(abs(TrendStats.mannKendallZ(Array(repeating: 5, count: 20))) < 0.01)
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
