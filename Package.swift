@@ -67,6 +67,10 @@ let package = Package(
                 "ChildProcess", "TestSupport",
             ]),
         .testTarget(
+            name: "MQTTBrokerTests",
+            dependencies: ["MQTTBroker", "MQTTClient", "MQTTPacket", "Probes", "Ledger",
+                           .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
             name: "MonitorTests",
             dependencies: ["Monitor", "MQTTClient", "Probes", "Ledger", "ChildProcess", "TestSupport"]),
         .testTarget(

@@ -1,0 +1,189 @@
+// The embedded broker with the project's client: delivery, takeover, queued messages for a
+// returning persistent session, and each fault mode provoking its client-side symptom.
+
+import Ledger
+import MQTTBroker
+import MQTTClient
+import MQTTPacket
+import NIOCore
+import Probes
+import Synchronization
+import Testing
+
+final class Box<T: Sendable>: Sendable {
+    private let items = Mutex<[T]>([])
+    func add(_ item: T) { items.withLock { $0.append(item) } }
+    var all: [T] { items.withLock { $0 } }
+}
+
+func waitFor(_ seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
+    let end = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < end {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return await condition()
+}
+
+func withBroker(_ fault: BrokerFault = .none, _ body: (Int) async throws -> Void) async throws {
+    var config = BrokerConfiguration()
+    config.port = 0
+    config.fault = fault
+    config.log = { _ in }
+    let broker = Broker(configuration: config)
+    let port = try await broker.start()
+    do { try await body(port) } catch {
+        try? await broker.stop()
+        throw error
+    }
+    try await broker.stop()
+}
+
+func makeClient(_ port: Int, _ id: String, timeoutMs: Int64 = 2000, _ configure: (inout ClientConfiguration) -> Void = { _ in }) -> MQTTClient {
+    var c = ClientConfiguration(clientID: id)
+    c.port = port
+    c.reconnect = false
+    c.session.commandTimeout = .milliseconds(timeoutMs)
+    configure(&c)
+    return MQTTClient(configuration: c, ledger: Ledger())
+}
+
+@Suite(.serialized)
+struct BrokerTests {
+    @Test(arguments: QoS.allCases)
+    func deliversAtTheLowerOfPublishAndSubscriptionQoS(qos: QoS) async throws {
+        try await withBroker { port in
+            let sub = makeClient(port, "sub")
+            let got = Box<Publish>()
+            try await sub.connect()
+            try await sub.subscribe([.init("t/#", qos: .atLeastOnce)]) { got.add($0) }
+            let pub = makeClient(port, "pub")
+            try await pub.connect()
+            try await pub.publish("t/x", payload: ByteBuffer(string: "m"), qos: qos)
+            #expect(await waitFor { got.all.count == 1 })
+            #expect(got.all.first?.qos == min(qos, .atLeastOnce))
+            try await pub.disconnect()
+            try await sub.disconnect()
+        }
+    }
+
+    @Test func secondConnectionWithTheSameIDTakesOver() async throws {
+        try await withBroker { port in
+            let first = makeClient(port, "same")
+            let events = Box<ClientEvent>()
+            first.addEventListener { events.add($0) }
+            try await first.connect()
+            let second = makeClient(port, "same")
+            try await second.connect()
+            #expect(await waitFor { events.all.contains(.connectionClosed(.connectionClosedByPeer)) })
+            #expect(await second.state == .connected)
+            try await second.disconnect()
+        }
+    }
+
+    @Test func persistentSessionGetsWhatWasPublishedWhileAway() async throws {
+        try await withBroker { port in
+            let got = Box<String>()
+            let away = makeClient(port, "away") { $0.session.cleanSession = false }
+            try await away.connect()
+            try await away.subscribe([.init("news", qos: .atLeastOnce)]) { got.add(String(buffer: $0.payload)) }
+            try await away.disconnect()
+            let pub = makeClient(port, "pub")
+            try await pub.connect()
+            for i in 1...3 { try await pub.publish("news", payload: ByteBuffer(string: "n\(i)"), qos: .atLeastOnce) }
+            try await pub.disconnect()
+            let ack = try await away.connect()
+            #expect(ack.sessionPresent)
+            #expect(await waitFor { got.all == ["n1", "n2", "n3"] })
+            try await away.disconnect()
+        }
+    }
+
+    @Test func closeAfterConnackIsSeenAsEOFAndLeavesNoCloseWait() async throws {
+        try await withBroker(.closeAfterConnack) { port in
+            let ledger = Ledger()
+            var c = ClientConfiguration(clientID: "eof")
+            c.port = port
+            c.reconnect = false
+            let client = MQTTClient(configuration: c, ledger: ledger)
+            let events = Box<ClientEvent>()
+            client.addEventListener { events.add($0) }
+            try await client.connect()
+            #expect(await waitFor { events.all.contains(.connectionClosed(.connectionClosedByPeer)) })
+            let sampler = Sampler(ledger: ledger)
+            let ring = ledger.connections.last!
+            #expect(await waitFor {
+                !sampler.sample().tcp.contains { $0.local == ring.local && $0.state == .CLOSE_WAIT }
+            })
+        }
+    }
+
+    @Test func noConnackTimesOut() async throws {
+        try await withBroker(.noConnack) { port in
+            await #expect(throws: MQTTError.timeout("CONNACK", milliseconds: 300)) {
+                try await makeClient(port, "nc", timeoutMs: 300).connect()
+            }
+        }
+    }
+
+    @Test func noSubackTimesOutTheSubscribe() async throws {
+        try await withBroker(.noSuback) { port in
+            let c = makeClient(port, "ns", timeoutMs: 300)
+            try await c.connect()
+            await #expect(throws: MQTTError.timeout("SUBACK", milliseconds: 300)) {
+                try await c.subscribe([.init("a")]) { _ in }
+            }
+            try await c.disconnect()
+        }
+    }
+
+    @Test func noPingrespDeclaresTheConnectionDead() async throws {
+        try await withBroker(.noPingresp) { port in
+            let c = makeClient(port, "np", timeoutMs: 500) { $0.session.keepAlive = 1 }
+            let events = Box<ClientEvent>()
+            c.addEventListener { events.add($0) }
+            try await c.connect()
+            #expect(await waitFor(5) { events.all.contains(.connectionClosed(.timeout("PINGRESP", milliseconds: 500))) })
+        }
+    }
+
+    @Test func resetIsAConnectionResetError() async throws {
+        try await withBroker(.reset) { port in
+            let c = makeClient(port, "rst")
+            let events = Box<ClientEvent>()
+            c.addEventListener { events.add($0) }
+            _ = try? await c.connect()
+            #expect(await waitFor {
+                events.all.contains { if case .connectionClosed(.connectionReset(let why)?) = $0 { why.contains("reset") } else { false } }
+            })
+        }
+    }
+
+    @Test func garbageIsAProtocolError() async throws {
+        try await withBroker(.garbage) { port in
+            let error = await #expect(throws: MQTTError.self) { try await makeClient(port, "gb").connect() }
+            if case .protocolViolation? = error {} else { Issue.record("expected a protocol error, got \(String(describing: error))") }
+        }
+    }
+
+    @Test func slowRepliesAreAtLeastThatLate() async throws {
+        try await withBroker(.slow(200)) { port in
+            let c = makeClient(port, "slow")
+            let start = ContinuousClock.now
+            try await c.connect()
+            let connectTime = ContinuousClock.now - start
+            let t = ContinuousClock.now
+            try await c.publish("a", payload: ByteBuffer(), qos: .atLeastOnce)
+            let publishTime = ContinuousClock.now - t
+            #expect(connectTime >= .milliseconds(200) && publishTime >= .milliseconds(200))
+            try await c.disconnect()
+        }
+    }
+
+    @Test func faultModesParseFromTheirNames() {
+        for text in ["none", "close-after-connack", "no-connack", "no-suback", "no-pingresp", "reset", "slow:250", "garbage"] {
+            #expect(BrokerFault(text)?.description == text)
+        }
+        #expect(BrokerFault("slow:x") == nil && BrokerFault("explode") == nil)
+    }
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# End to end: `mshmon cycle` against a real mosquitto and the embedded broker — verdicts,
+# exit codes, exports (streamed, killed, interrupted), secrets, bad input.
+cd "$(dirname "$0")" && . ./lib.sh
+
+PORT=$(free_port)
+start_mosquitto "$PORT" || exit 1
+B="--broker mqtt://127.0.0.1:$PORT"
+
+echo "cycle: verdicts against mosquitto"
+out=$("$MSHMON" cycle $B -n 200 --settle 20 2>&1); rc=$?
+check "200 cycles exit 0" [ $rc = 0 ]
+check "200 cycles: last line says no leak" grep -q '^verdict: no leak over 200 cycles' <<<"$(tail -n 1 <<<"$out")"
+check "a line per cycle" [ "$(grep -c '^cycle ' <<<"$out")" = 200 ]
+
+out=$("$MSHMON" cycle $B -n 30 --inject-leak socket-race --quiet 2>&1); rc=$?
+check "socket-race exits 3" [ $rc = 3 ]
+check "socket-race names fds and CLOSE_WAIT" grep -q '^verdict: LEAK fds +1.00/cycle (socket, CLOSE_WAIT +1.00/cycle)' <<<"$out"
+
+out=$("$MSHMON" cycle $B -n 30 --inject-leak ack-handler --quiet 2>&1); rc=$?
+check "ack-handler exits 3" [ $rc = 3 ]
+check "ack-handler names messageHandler" grep -q '^verdict: LEAK ledger messageHandler +2.00/cycle' <<<"$out"
+
+out=$("$MSHMON" cycle $B -n 20 --json 2>&1); rc=$?
+check "--json: exit 0 and the last line is a JSON report" sh -c "[ $rc = 0 ] && tail -n 1 <<'J' | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r[\"leak\"] is False and r[\"cycles\"]==20'
+$out
+J"
+
+echo "cycle: a broker restart during the run"
+"$MSHMON" cycle $B -n 100 --interval 30 --settle 10 > "$WORK/restart.out" 2>&1 &
+RUN=$!
+PIDS+=("$RUN")
+wait_for 10 grep -q '^cycle 20 ' "$WORK/restart.out"
+kill "$MOSQ_PID"; wait "$MOSQ_PID" 2>/dev/null
+sleep 1
+start_mosquitto "$PORT"
+wait "$RUN"; rc=$?
+check "restart: exit 0" [ $rc = 0 ]
+check "restart: failed cycles reported" grep -Eq 'FAILED: cannot connect' "$WORK/restart.out"
+check "restart: verdict no leak with failed cycles" grep -Eq '^verdict: no leak over 100 cycles.*[0-9]+ failed cycles' "$WORK/restart.out"
+
+echo "cycle: exports"
+E=$WORK/run
+"$MSHMON" cycle $B -n 10 --export "$E.log" --export "$E.csv" --export "$E.jsonl" > /dev/null 2>&1
+check "transcript has msh headers" grep -q '^msh />netstat$' "$E.log"
+check "transcript has free output" grep -q '^total memory: ' "$E.log"
+check "transcript has a TIME_WAIT row of ours" sh -c "grep -A2 '^TIME-WAIT PCB states:' '$E.log' | grep -q '<==> 127.0.0.1:$PORT .* state: TIME_WAIT'"
+check "transcript ends with the verdict" grep -q 'verdict: no leak over 10 cycles' "$E.log"
+check "CSV: header + one row per cycle, parses" python3 -c "
+import csv; rows=list(csv.reader(open('$E.csv', newline='')))
+assert rows[0][:3]==['time','cycle','total'] and len(rows)==11 and all(len(r)==len(rows[0]) for r in rows), rows[:2]"
+check "JSONL: every line parses, 10 samples and a verdict" python3 -c "
+import json; lines=[json.loads(l) for l in open('$E.jsonl')]
+assert sum(1 for l in lines if l['type']=='sample')==10 and lines[-1]['type']=='verdict'"
+
+echo "cycle: SIGKILL mid-run leaves whole lines"
+K=$WORK/killed
+"$MSHMON" cycle $B -n 100000 --settle 0 --export "$K.log" --export "$K.csv" --export "$K.jsonl" > /dev/null 2>&1 &
+RUN=$!
+PIDS+=("$RUN")
+wait_for 10 sh -c "[ \$(cat '$K.csv' 2>/dev/null | wc -l) -ge 6 ]"
+kill -9 "$RUN"; wait "$RUN" 2>/dev/null
+check "killed: JSONL lines all complete" python3 -c "
+import json; [json.loads(l) for l in open('$K.jsonl')]"
+check "killed: CSV rows all complete" python3 -c "
+import csv; rows=list(csv.reader(open('$K.csv', newline=''))); assert len(rows)>5 and all(len(r)==len(rows[0]) for r in rows)"
+check "killed: transcript ends with a newline" sh -c "[ \"\$(tail -c 1 '$K.log' | od -An -c | tr -d ' ')\" = '\\n' ]"
+
+echo "cycle: SIGINT stops with the verdict"
+I=$WORK/interrupted
+"$MSHMON" cycle $B -n 100000 --settle 5 --export "$I.log" > "$I.out" 2>&1 &
+RUN=$!
+PIDS+=("$RUN")
+wait_for 10 grep -q '^cycle 12 ' "$I.out"
+kill -INT "$RUN"; wait "$RUN"; rc=$?
+check "SIGINT: exit 0 (no leak)" [ $rc = 0 ]
+check "SIGINT: verdict printed" grep -q '^verdict: no leak over' "$I.out"
+check "SIGINT: verdict appended to the export" grep -q 'verdict: no leak over' "$I.log"
+
+echo "cycle: the password never shows"
+SECRET="s3cr3t-$RANDOM-pw"
+/usr/bin/mosquitto_passwd -c -b "$WORK/passwd" device "$SECRET"
+chmod 644 "$WORK/passwd"
+SPORT=$(free_port)
+start_mosquitto "$SPORT" "allow_anonymous false" "password_file $WORK/passwd"
+S=$WORK/secret
+MSHMON_PASSWORD=$SECRET "$MSHMON" cycle --broker "mqtt://127.0.0.1:$SPORT" -u device -n 6 \
+    --export "$S.log" --export "$S.csv" --export "$S.jsonl" > "$S.out" 2>&1; rc=$?
+check "password login works (exit 0)" [ $rc = 0 ]
+check "secret in no output or export" sh -c "! grep -rq '$SECRET' '$S.out' '$S.log' '$S.csv' '$S.jsonl'"
+MSHMON_PASSWORD=wrong "$MSHMON" cycle --broker "mqtt://127.0.0.1:$SPORT" -u device -n 2 > "$S.bad" 2>&1; rc=$?
+check "wrong password: exit 1 with one clear line" sh -c "[ $rc = 1 ] && grep -q 'connection refused by broker' '$S.bad' && [ \$(wc -l < '$S.bad') = 1 ]"
+
+echo "cycle: bad input"
+for args in "-n 0" "-n -5" "--inject-leak nope" "--broker http://x" "--export $WORK/missing/dir/x.log -n 1"; do
+    "$MSHMON" cycle $B $args > "$WORK/bad.out" 2>&1; rc=$?
+    check "'$args' fails (exit 2 or 1) with one line" sh -c "[ $rc = 2 -o $rc = 1 ] && [ \$(wc -l < '$WORK/bad.out') = 1 ]"
+done
+start=$(date +%s%N)
+"$MSHMON" cycle --broker "mqtt://127.0.0.1:$(free_port)" -n 3 > "$WORK/unreach.out" 2>&1; rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "unreachable broker: exit 1 within the connect timeout ($ms ms)" sh -c "[ $rc = 1 ] && [ $ms -lt 5000 ] && grep -q 'cannot connect to 127.0.0.1' '$WORK/unreach.out'"
+
+echo "cycle: the embedded broker"
+out=$("$MSHMON" cycle -n 50 --settle 10 2>&1); rc=$?
+check "embedded: 50 cycles exit 0, no leak" sh -c "[ $rc = 0 ] && tail -n 1 <<'V' | grep -q '^verdict: no leak over 50 cycles'
+$out
+V"
+check "embedded: no broker process left" sh -c "! pgrep -f 'mshmon [b]roker --port 0' > /dev/null"
+"$MSHMON" cycle -n 100000 --settle 0 --quiet > /dev/null 2>&1 &
+RUN=$!
+wait_for 10 pgrep -f 'mshmon [b]roker --port 0' > /dev/null
+kill -9 "$RUN"; wait "$RUN" 2>/dev/null
+check "embedded: SIGKILL of the parent leaves no broker" wait_for 5 sh -c "! pgrep -f 'mshmon [b]roker --port 0' > /dev/null"
+
+finish
