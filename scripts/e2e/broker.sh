@@ -2,7 +2,7 @@
 # End to end: the embedded broker (`mshmon broker`) with clients nobody here wrote:
 # mosquitto_pub / mosquitto_sub at QoS 0, 1, 2, retained, will, wildcards, a refused login,
 # and a malformed client that must not disturb the others.
-cd "$(dirname "$0")" && . ./lib.sh
+cd "$(dirname "$0")" && . ./lib.bash
 
 # start_broker [args...] -> BPORT, BPID
 start_broker() {
