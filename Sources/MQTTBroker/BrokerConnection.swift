@@ -47,6 +47,10 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
                 if self.context == nil { return }
             }
         } catch {
+            // A CONNECT of another protocol level is answered before closing ([MQTT-3.1.2-2]).
+            if case .unsupportedProtocolLevel = error, session == nil {
+                send(.connack(ConnAck(returnCode: .unacceptableProtocolVersion)))
+            }
             broker.configuration.log("closing \(session?.clientID ?? "a client"): \(error)")
             context.close(promise: nil)
         }

@@ -335,7 +335,9 @@ public final class MQTTClient: @unchecked Sendable {
 
     fileprivate func channelClosed(generation gen: Int) {
         guard let c = connection, gen == c.generation else { return }
-        handleClosed(c, error: c.closeReason)
+        // Closed without our asking and without a reported cause (NIO closes on a failed
+        // write, e.g. EPIPE): still a lost connection, never a requested disconnect.
+        handleClosed(c, error: c.closeReason ?? (c.closeRequested ? nil : .connectionReset("socket closed")))
     }
 
     // MARK: actions
@@ -380,6 +382,7 @@ public final class MQTTClient: @unchecked Sendable {
             if c.closeReason == nil { c.closeReason = error }
             emit(.error(error))
         }
+        if error == nil { c.closeRequested = true }
         if error == nil && configuration.injectLeak == .socketRace {
             // Bug (1) replayed: report the disconnect done and forget the socket, open.
             abandoned.append(c)
@@ -542,6 +545,8 @@ final class Connection {
     let generation: Int
     let record: ConnectionRecord
     var closeReason: MQTTError?
+    /// Set when the client itself closes the socket after a requested disconnect.
+    var closeRequested = false
     private let entries: [LedgerEntry]
 
     init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {

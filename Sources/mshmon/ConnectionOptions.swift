@@ -2,6 +2,7 @@
 // client configuration. The password never comes from the command line (it would show in ps).
 
 import ArgumentParser
+import MQTTBroker
 import MQTTClient
 import MQTTPacket
 import NIOCore
@@ -65,6 +66,9 @@ struct ConnectionOptions: ParsableArguments {
             transform: BrokerURL.parse)
     var broker: BrokerURL?
 
+    @Option(help: ArgumentHelp("Fault mode of the embedded broker (see mshmon broker --help); not with --broker.", valueName: "mode"))
+    var brokerFault: String?
+
     @Option(name: [.customShort("i"), .long], help: "Client identifier (default: mshmon-PID).")
     var clientID: String?
 
@@ -108,6 +112,10 @@ struct ConnectionOptions: ParsableArguments {
             do { try Topic.validateName(w) } catch { throw ValidationError("invalid --will-topic \(w): \(error)") }
         }
         if passwordFile != nil && username == nil { throw ValidationError("--password-file needs --username") }
+        if let f = brokerFault {
+            if broker != nil { throw ValidationError("--broker-fault applies to the embedded broker, not to --broker") }
+            if MQTTBroker.BrokerFault(f) == nil { throw ValidationError("unknown --broker-fault \(f) (see mshmon broker --help)") }
+        }
     }
 
     /// The filters each cycle subscribes.

@@ -103,7 +103,7 @@ struct Cycle: AsyncParsableCommand {
         for path in export {
             do { sinks.append(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
         }
-        let peer = try await BrokerPeer.start(connection.broker)
+        let peer = try await BrokerPeer.start(connection.broker, fault: connection.brokerFault)
         defer { peer.stop() }
         let config = try connection.clientConfiguration(host: peer.host, port: peer.port)
         let client = MQTTClient(configuration: config)

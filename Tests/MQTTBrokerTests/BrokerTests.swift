@@ -48,7 +48,7 @@ func makeClient(_ port: Int, _ id: String, timeoutMs: Int64 = 2000, _ configure:
     return MQTTClient(configuration: c, ledger: Ledger())
 }
 
-@Suite(.serialized)
+@Suite(.serialized, .timeLimit(.minutes(3)))
 struct BrokerTests {
     @Test(arguments: QoS.allCases)
     func deliversAtTheLowerOfPublishAndSubscriptionQoS(qos: QoS) async throws {

@@ -60,6 +60,7 @@ enum Thread {
     }
 }
 
+@Suite(.timeLimit(.minutes(1)))
 struct HostilePeerTests {
     func run(reply: [UInt8], expect expected: MQTTError, timeoutMs: Int64 = 3000, connackFirst: Bool = false) async throws {
         let peer = try RawPeer(reply: reply)

@@ -37,7 +37,7 @@ struct Held: Equatable, CustomStringConvertible {
     var description: String { "fds \(fds), sockets \(liveSockets), CLOSE_WAIT \(closeWait), ledger \(ledger.filter { $0.value != 0 })" }
 }
 
-@Suite(.serialized)
+@Suite(.serialized, .timeLimit(.minutes(3)))
 struct LeakTests {
     @Test func thousandBackToBackCyclesReturnEverythingToBaseline() async throws {
         let broker = try Mosquitto()

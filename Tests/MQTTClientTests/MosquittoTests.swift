@@ -6,6 +6,7 @@ import MQTTPacket
 import NIOCore
 import Synchronization
 import ChildProcess
+import Glibc
 import TestSupport
 import Testing
 
@@ -26,7 +27,7 @@ func client(_ broker: Mosquitto, id: String, _ configure: (inout ClientConfigura
     return MQTTClient(configuration: c, ledger: Ledger())
 }
 
-@Suite(.serialized)
+@Suite(.serialized, .timeLimit(.minutes(3)))
 struct MosquittoTests {
     @Test func connectsAndDisconnects() async throws {
         let broker = try Mosquitto()
@@ -154,6 +155,47 @@ struct MosquittoTests {
         #expect(await waitUntil { inbox.all.contains("while away") }, "resubscribed and delivered")
         #expect(await c.state == .connected)
         try await c.disconnect()
+    }
+
+    @Test func inflightQoS1PublishesAreResentAfterTheBrokerRestarts() async throws {
+        // Persistence on, so the subscriber's session and its undelivered messages survive the
+        // restart: what is lost then can only be the publisher's in-flight messages.
+        let dir = "/tmp/mshmon-persist-\(UInt32.random(in: 0...UInt32.max))/"
+        _ = dir.withCString { mkdir($0, 0o777) }
+        _ = dir.withCString { chmod($0, 0o777) }
+        let broker = try Mosquitto(extraConfig: ["persistence true", "persistence_location \(dir)", "autosave_interval 0"])
+        let received = Inbox<String>()
+        let subscriber = client(broker, id: "t-inflight-sub") {
+            $0.reconnect = true
+            $0.reconnectInterval = .milliseconds(50)
+            $0.maxReconnectInterval = .milliseconds(200)
+            $0.session.cleanSession = false
+        }
+        try await subscriber.connect()
+        try await subscriber.subscribe([.init("inflight/#", qos: .atLeastOnce)]) { received.add(String(buffer: $0.payload)) }
+        let publisher = client(broker, id: "t-inflight-pub") {
+            $0.reconnect = true
+            $0.reconnectInterval = .milliseconds(50)
+            $0.maxReconnectInterval = .milliseconds(200)
+            $0.session.cleanSession = false
+            $0.session.maxInflight = 64
+        }
+        let acked = Inbox<Int>()
+        publisher.addEventListener { if case .packetReceived(.puback, _, _) = $0 { acked.add(1) } }
+        try await publisher.connect()
+        let count = 20_000
+        let messages = (0..<count).map { Publish(topic: "inflight/x", payload: ByteBuffer(string: "\($0)"), qos: .atLeastOnce) }
+        let all = publisher.publish(messages)
+        #expect(await waitUntil { acked.count >= 500 })
+        broker.stop()  // while up to 64 publishes are in flight
+        let (inflight, queued) = await publisher.inflight
+        #expect(inflight > 0 && queued > 0, "stopped mid-stream: \(inflight) in flight, \(queued) queued")
+        try broker.start()
+        try await all.get()
+        // At least once: every message arrives; the ones in flight at the stop may come twice.
+        #expect(await waitUntil(30) { Set(received.all).count == count })
+        try await publisher.disconnect()
+        try await subscriber.disconnect()
     }
 }
 

@@ -32,7 +32,8 @@ public final class Mosquitto: @unchecked Sendable {
     /// Starts (or restarts) the broker on the same port and waits until it accepts connections.
     public func start() throws {
         let config = directory + "/mosquitto.conf"
-        let lines = ["listener \(port) 127.0.0.1", "persistence false", "log_dest file \(directory)/mosquitto.log",
+        let persistence = extraConfig.contains { $0.hasPrefix("persistence ") } ? [] : ["persistence false"]
+        let lines = ["listener \(port) 127.0.0.1"] + persistence + ["log_dest stderr",
                      "log_type all", "max_inflight_messages 0", "max_queued_messages 0"] + extraConfig
         let text = (lines + (extraConfig.contains { $0.hasPrefix("allow_anonymous") } ? [] : ["allow_anonymous true"]))
             .joined(separator: "\n") + "\n"

@@ -50,7 +50,7 @@ wait "$SUB"
 check "no will after a clean DISCONNECT" [ ! -s "$WORK/nowill.out" ]
 
 echo "broker: malformed client"
-python3 - "$BPORT" <<'PY' && pass "malformed bytes close that connection only" || fail "malformed bytes close that connection only"
+python3 - "$BPORT" <<'PY' && pass "malformed bytes close that connection only; level 5 gets CONNACK 1" || fail "malformed bytes close that connection only; level 5 gets CONNACK 1"
 import socket, sys, time
 port = int(sys.argv[1])
 bad = socket.create_connection(("127.0.0.1", port))
@@ -61,6 +61,10 @@ good = socket.create_connection(("127.0.0.1", port))
 good.sendall(bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 0]))
 good.settimeout(3)
 assert good.recv(4) == bytes([0x20, 2, 0, 0]), "a well-behaved client still gets CONNACK"
+v5 = socket.create_connection(("127.0.0.1", port))
+v5.sendall(bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([5, 2, 0, 60, 0, 0]))
+v5.settimeout(3)
+assert v5.recv(4) == bytes([0x20, 2, 0, 1]), "protocol level 5 gets CONNACK 1 (unacceptable protocol version)"
 PY
 kill "$BPID"; wait "$BPID" 2>/dev/null
 
