@@ -138,7 +138,8 @@ public final class MQTTClient: @unchecked Sendable {
         _ = try await request { id, now in self.session.unsubscribe(filters, request: id, now: now) }.get()
     }
 
-    /// Publishes and returns when the QoS flow completes (QoS 0: when handed to the socket).
+    /// Publishes and returns when the QoS flow completes (QoS 0: when queued on the
+    /// connection; a later disconnect waits until it is written).
     public func publish(_ topic: String, payload: ByteBuffer, qos: QoS = .atMostOnce, retain: Bool = false) async throws {
         _ = try await publishFuture(topic, payload: payload, qos: qos, retain: retain).get()
     }
@@ -356,7 +357,15 @@ public final class MQTTClient: @unchecked Sendable {
                     continue
                 }
                 if !listeners.isEmpty { emit(.packetSent(packet.type, packetID: packet.packetID, size: buffer.readableBytes)) }
-                c.channel.write(buffer, promise: nil)
+                if case .disconnect = packet {
+                    // Close only once DISCONNECT (and so everything before it, QoS 0 publishes
+                    // included) has reached the kernel: NIO's close drops unwritten data.
+                    let written = c.channel.eventLoop.makePromise(of: Void.self)
+                    c.channel.write(buffer, promise: written)
+                    c.drained = written.futureResult
+                } else {
+                    c.channel.write(buffer, promise: nil)
+                }
                 wrote = true
             case .deliver(let message, let handlers):
                 if handlers.isEmpty {
@@ -389,7 +398,12 @@ public final class MQTTClient: @unchecked Sendable {
             handleClosed(c, error: nil)
             return
         }
-        c.channel.close(promise: nil)
+        if error == nil, let drained = c.drained {
+            let channel = c.channel
+            drained.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            c.channel.close(promise: nil)
+        }
     }
 
     /// The connection is gone: release its records, let the session react, then reconnect or stop.
@@ -547,6 +561,8 @@ final class Connection {
     var closeReason: MQTTError?
     /// Set when the client itself closes the socket after a requested disconnect.
     var closeRequested = false
+    /// Completes when DISCONNECT has been written: the requested close waits for it.
+    var drained: EventLoopFuture<Void>?
     private let entries: [LedgerEntry]
 
     init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {

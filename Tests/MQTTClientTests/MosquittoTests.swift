@@ -197,5 +197,20 @@ struct MosquittoTests {
         try await publisher.disconnect()
         try await subscriber.disconnect()
     }
-}
 
+    @Test func disconnectRightAfterABurstOfQoS0LosesNothing() async throws {
+        let broker = try Mosquitto()
+        let received = Atomic<Int>(0)
+        let subscriber = client(broker, id: "t-burst-sub")
+        try await subscriber.connect()
+        try await subscriber.subscribe([.init("burst", qos: .atMostOnce)]) { _ in received.add(1, ordering: .relaxed) }
+        let publisher = client(broker, id: "t-burst-pub")
+        try await publisher.connect()
+        let count = 20_000
+        try await publisher.publish(Array(repeating: Publish(topic: "burst", payload: ByteBuffer(repeating: 1, count: 2048)), count: count)).get()
+        try await publisher.disconnect()  // must not drop QoS 0 messages still queued in the channel
+        #expect(await waitUntil(30) { received.load(ordering: .relaxed) == count })
+        #expect(received.load(ordering: .relaxed) == count)
+        try await subscriber.disconnect()
+    }
+}
