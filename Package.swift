@@ -8,6 +8,8 @@ let package = Package(
     products: [
         .executable(name: "mshmon", targets: ["mshmon"]),
         .library(name: "MQTTPacket", targets: ["MQTTPacket"]),
+        .library(name: "Probes", targets: ["Probes"]),
+        .library(name: "Msh", targets: ["Msh"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

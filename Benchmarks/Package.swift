@@ -20,5 +20,14 @@ let package = Package(
             ],
             path: "Benchmarks/CodecBench",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
+        .executableTarget(
+            name: "ProbesBench",
+            dependencies: [
+                .product(name: "Probes", package: "mshmon"),
+                .product(name: "Msh", package: "mshmon"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/ProbesBench",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
     ]
 )

@@ -63,6 +63,9 @@ struct Mshmon: AsyncParsableCommand {
 /// the caches fill, which looks exactly like a leak. mshmon therefore re-executes itself
 /// once with the tcache off (GLIBC_TUNABLES), so a freed block counts as free at once.
 func preciseHeapCounters() {
+    // Only the commands that judge the heap over time pay for the extra exec.
+    let command = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") }
+    guard command == nil || command == "cycle" || command == "tui" else { return }
     let current = getenv("GLIBC_TUNABLES").map { String(cString: $0) } ?? ""
     guard !current.contains("glibc.malloc.tcache_count"), getenv("MSHMON_KEEP_TCACHE") == nil else { return }
     let tunables = (current.isEmpty ? "" : current + ":") + "glibc.malloc.tcache_count=0"
