@@ -5,6 +5,11 @@
 #include <sys/socket.h>
 #include <linux/tcp.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/inet_diag.h>
 
 cp_heap cp_heap_info(void) {
     struct mallinfo2 m = mallinfo2();
@@ -26,3 +31,59 @@ int cp_tcp_info_of(int fd, cp_tcp_info *out) {
 size_t cp_usable_size(void *p) { return malloc_usable_size(p); }
 
 int cp_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
+
+int cp_tcp_dump(int family, void (*each)(const cp_tcp_socket *s, void *context), void *context) {
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0) return -errno;
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 req;
+    } request;
+    memset(&request, 0, sizeof(request));
+    request.nlh.nlmsg_len = sizeof(request);
+    request.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    request.nlh.nlmsg_seq = 1;
+    request.req.sdiag_family = (uint8_t)family;
+    request.req.sdiag_protocol = IPPROTO_TCP;
+    request.req.idiag_states = 0xFFF; /* every state */
+    struct sockaddr_nl kernel;
+    memset(&kernel, 0, sizeof(kernel));
+    kernel.nl_family = AF_NETLINK;
+    if (sendto(fd, &request, sizeof(request), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+        int e = errno; close(fd); return -e;
+    }
+    static __thread char buffer[65536];
+    for (;;) {
+        ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+        if (n < 0) { if (errno == EINTR) continue; int e = errno; close(fd); return -e; }
+        if (n == 0) break;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buffer; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == NLMSG_DONE) { close(fd); return 0; }
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr *err = (struct nlmsgerr *)NLMSG_DATA(h);
+                close(fd);
+                return err->error ? err->error : -EIO;
+            }
+            if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+            struct inet_diag_msg *m = (struct inet_diag_msg *)NLMSG_DATA(h);
+            cp_tcp_socket s;
+            memset(&s, 0, sizeof(s));
+            s.family = m->idiag_family;
+            s.state = m->idiag_state;
+            s.timer = m->idiag_timer;
+            s.local_port = ntohs(m->id.idiag_sport);
+            s.remote_port = ntohs(m->id.idiag_dport);
+            memcpy(s.local_addr, m->id.idiag_src, 16);
+            memcpy(s.remote_addr, m->id.idiag_dst, 16);
+            s.expires_ms = m->idiag_expires;
+            s.rqueue = m->idiag_rqueue;
+            s.wqueue = m->idiag_wqueue;
+            s.uid = m->idiag_uid;
+            s.inode = m->idiag_inode;
+            each(&s, context);
+        }
+    }
+    close(fd);
+    return 0;
+}

@@ -1,6 +1,7 @@
 // /proc/net/tcp and tcp6 parsing on fixture files: every state, IPv4, IPv6, v4-mapped,
 // LISTEN, and malformed lines (skipped and counted).
 
+import Glibc
 import Ledger
 import Probes
 import Testing
@@ -13,7 +14,7 @@ struct TCPParserTests {
         let seed = try #require(table.rows.first { $0.inode == 34567 })
         #expect(seed.local == Endpoint(address: "192.168.0.101", port: 49154))
         #expect(seed.remote == Endpoint(address: "183.230.40.96", port: 1883))
-        #expect(seed.txQueue == 0x10 && seed.rxQueue == 0x20 && seed.timer == 2 && seed.expires == 0xA7D1A)
+        #expect(seed.txQueue == 0x10 && seed.rxQueue == 0x20 && seed.timer == 2 && seed.expires == 0xA7D1A * 10)
         #expect(seed.uid == 1000)
         let listen = try #require(table.rows.first { $0.state == .LISTEN })
         #expect(listen.local == Endpoint(address: "127.0.0.1", port: 1883) && listen.inode == 23456 && listen.uid == 112)
@@ -48,6 +49,18 @@ struct TCPParserTests {
             }
             let t = TCPProbe.parse(bytes, ipv6: Bool.random(using: &rng))
             #expect(t.rows.count + t.malformedLines <= bytes.count)
+        }
+    }
+
+    @Test func netlinkAndProcAgreeOnTheSameSockets() throws {
+        let pair = try LoopbackPair()
+        defer { close(pair.client); close(pair.server); close(pair.listener) }
+        let netlink = try #require(TCPProbe.readNetlink(), "NETLINK_SOCK_DIAG refused")
+        let proc = TCPProbe.readProc()
+        for port in [pair.clientPort, pair.port] {
+            let a = netlink.rows.filter { $0.local.port == port }.map { "\($0.local) \($0.remote) \($0.state) \($0.inode)" }.sorted()
+            let b = proc.rows.filter { $0.local.port == port }.map { "\($0.local) \($0.remote) \($0.state) \($0.inode)" }.sorted()
+            #expect(!a.isEmpty && a == b)
         }
     }
 }

@@ -27,6 +27,26 @@ int cp_tcp_info_of(int fd, cp_tcp_info *out);
 /// malloc_usable_size of a pointer.
 size_t cp_usable_size(void *p);
 
+/// One TCP socket from a NETLINK_SOCK_DIAG dump (addresses in network byte order).
+typedef struct {
+    uint8_t family;      /* AF_INET or AF_INET6 */
+    uint8_t state;       /* kernel TCP state code, 1..11 */
+    uint8_t timer;
+    uint16_t local_port; /* host byte order */
+    uint16_t remote_port;
+    uint8_t local_addr[16];
+    uint8_t remote_addr[16];
+    uint32_t expires_ms;
+    uint32_t rqueue;
+    uint32_t wqueue;
+    uint32_t uid;
+    uint32_t inode;
+} cp_tcp_socket;
+
+/// Dumps every TCP socket of `family` (AF_INET or AF_INET6) through NETLINK_SOCK_DIAG,
+/// calling `each` per socket. Returns 0, or -errno when the dump could not be made.
+int cp_tcp_dump(int family, void (*each)(const cp_tcp_socket *s, void *context), void *context);
+
 /// prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` to this process when its parent dies.
 int cp_set_parent_death_signal(int sig);
 #endif
