@@ -105,8 +105,12 @@ public struct Sampler: Sendable {
         let heapSample = heap.sample()
         let fds = FDProbe.scan()
         let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
-        var table = TCPProbe.readAll()
-        TCPProbe.attribute(&table.rows, inodes: inodes, connections: ledger?.connections ?? [])
+        let connections = ledger?.connections ?? []
+        // Only ours are wanted: let the dump skip the rest before building rows.
+        var table = (allTCP ? TCPProbe.readNetlink()
+                            : TCPProbe.readNetlink(onlyInodes: inodes, localPorts: Set(connections.map(\.local.port))))
+            ?? TCPProbe.readProc()
+        TCPProbe.attribute(&table.rows, inodes: inodes, connections: connections)
         var rows = allTCP ? table.rows : table.rows.filter(\.isOurs)
         TCPProbe.addSequenceNumbers(&rows, fds: fds)
         return Snapshot(time: time, heap: heapSample, fds: fds, tcp: rows, malformedTCPLines: table.malformedLines,

@@ -71,6 +71,10 @@ public struct TCPRow: Sendable, Hashable, Codable {
 final class TCPCollector {
     var rows: [TCPRow] = []
     var malformed = 0
+    /// When set, only sockets with one of these inodes, or inode 0 and one of these local
+    /// ports, become rows (the rest are skipped before any string is made).
+    var inodes: Set<UInt32>?
+    var localPorts: Set<UInt16> = []
 }
 
 /// The result of parsing one /proc/net/tcp file: its rows and how many lines were unreadable.
@@ -114,9 +118,12 @@ public enum TCPProbe {
         readNetlink() ?? readProc()
     }
 
-    /// Both tables from NETLINK_SOCK_DIAG, or nil when the kernel refuses the dump.
-    public static func readNetlink() -> TCPTable? {
+    /// Both tables from NETLINK_SOCK_DIAG, or nil when the kernel refuses the dump. With
+    /// `onlyInodes`, only those sockets and inode-0 rows on `localPorts` are kept.
+    public static func readNetlink(onlyInodes: Set<UInt64>? = nil, localPorts: Set<UInt16> = []) -> TCPTable? {
         let collector = TCPCollector()
+        collector.inodes = onlyInodes.map { Set($0.map { UInt32(truncatingIfNeeded: $0) }) }
+        collector.localPorts = localPorts
         let context = Unmanaged.passUnretained(collector).toOpaque()
         for family in [AF_INET, AF_INET6] {
             let rc = withExtendedLifetime(collector) {
@@ -125,6 +132,10 @@ public enum TCPProbe {
                     guard let s = socket?.pointee, let state = TCPState(kernelCode: s.state) else {
                         collector.malformed += 1
                         return
+                    }
+                    if let inodes = collector.inodes {
+                        let wanted = s.inode != 0 ? inodes.contains(s.inode) : collector.localPorts.contains(s.local_port)
+                        if !wanted { return }
                     }
                     let v6 = Int32(s.family) == AF_INET6
                     let local = withUnsafeBytes(of: s.local_addr) { Array($0.prefix(v6 ? 16 : 4)) }
