@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(
             name: "MQTTPacketTests",
             dependencies: [
-                "MQTTPacket",
+                "MQTTPacket", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),

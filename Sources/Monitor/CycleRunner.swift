@@ -152,21 +152,15 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
 /// Milliseconds per phase, lap by lap (used on the event loop only).
 final class PhaseTimer: @unchecked Sendable {
     private(set) var phases: [String: Double] = [:]
-    private var last = monotonic()
+    private var last = monotonicSeconds()
 
     func lap(_ phase: String) {
-        let now = monotonic()
+        let now = monotonicSeconds()
         phases[phase] = (now - last) * 1000
         last = now
     }
 }
 
-/// Seconds on the monotonic clock.
-func monotonic() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
 
 #if canImport(Glibc)
 import Glibc

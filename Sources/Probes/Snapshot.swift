@@ -122,6 +122,13 @@ public struct Sampler: Sendable {
 import Glibc
 #endif
 
+/// Seconds on the monotonic clock (for durations).
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
 /// Seconds since the Unix epoch, from CLOCK_REALTIME.
 public func wallClockSeconds() -> Double {
     var ts = timespec()

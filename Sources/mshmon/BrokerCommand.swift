@@ -4,6 +4,7 @@ import ArgumentParser
 import Dispatch
 import CShims
 import MQTTBroker
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -105,21 +106,10 @@ func waitForTermination() async {
 
 nonisolated(unsafe) private var retainedSources: [any DispatchSourceSignal] = []
 
-final class OnceFlag: @unchecked Sendable {
-    private var taken = false
-    private let lock = NSLockLite()
-    func take() -> Bool { lock.withLock { defer { taken = true }; return !taken } }
-}
-
-/// A pthread mutex, without Foundation.
-final class NSLockLite: @unchecked Sendable {
-    private var m = pthread_mutex_t()
-    init() { pthread_mutex_init(&m, nil) }
-    func withLock<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&m)
-        defer { pthread_mutex_unlock(&m) }
-        return body()
-    }
+/// True exactly once.
+final class OnceFlag: Sendable {
+    private let taken = Mutex(false)
+    func take() -> Bool { taken.withLock { t in defer { t = true }; return !t } }
 }
 
 func readTextFile(_ path: String) -> String? {

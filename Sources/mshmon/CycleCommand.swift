@@ -125,14 +125,14 @@ struct Cycle: AsyncParsableCommand {
             print("mshmon: injecting leak \(leak.rawValue) on purpose (positive control)")
         }
         let stop = StopSignal()
-        let started = monotonicNow()
+        let started = monotonicSeconds()
         // Allocated once: the verdict's window must not grow the heap it measures.
         let tally = Tally(window: SeriesWindow(capacity: min(max((count ?? 4_096) - warmup, 1), 4_096)))
         let (count, duration, warmup, quiet, json) = (self.count, self.duration?.seconds, self.warmup, self.quiet, self.json)
         let finished = runner.runAll(intervalMilliseconds: interval, next: { n in
             if stop.requested { return false }
             if let count { return n <= count }
-            if let duration { return monotonicNow() - started < duration }
+            if let duration { return monotonicSeconds() - started < duration }
             return true
         }, onSample: { sample in
             tally.add(sample, warmup: warmup)
@@ -145,7 +145,7 @@ struct Cycle: AsyncParsableCommand {
             throw RuntimeError("\(error)")
         }
         let (window, failed) = (tally.window, tally.failed)
-        let elapsed = monotonicNow() - started
+        let elapsed = monotonicSeconds() - started
         let verdict = LeakJudge().verdict(points: window.points, cycles: done, failedCycles: failed, duration: elapsed,
                                           measured: !noSample)
         log.append(.verdict(time: wallClockSeconds(), verdict))
@@ -215,18 +215,13 @@ final class StopSignal: @unchecked Sendable {
 
     /// Sleeps, waking early when a stop is requested.
     func sleep(milliseconds: Int) async {
-        let end = monotonicNow() + Double(milliseconds) / 1000
-        while !requested && monotonicNow() < end {
-            try? await Task.sleep(for: .milliseconds(min(50, max(1, Int((end - monotonicNow()) * 1000)))))
+        let end = monotonicSeconds() + Double(milliseconds) / 1000
+        while !requested && monotonicSeconds() < end {
+            try? await Task.sleep(for: .milliseconds(min(50, max(1, Int((end - monotonicSeconds()) * 1000)))))
         }
     }
 }
 
-func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
 
 /// The command line as typed, minus anything that could be a secret (there is none: the
 /// password never comes from the command line).

@@ -3,6 +3,7 @@
 import Ledger
 import Monitor
 import Probes
+import TestSupport
 import Testing
 
 /// Snapshots whose fd count, heap and ledger follow the given series.
@@ -33,10 +34,9 @@ func snapshots(fds: [Int]? = nil, heap: [Int]? = nil, handlers: [Int]? = nil, cl
 
 struct VerdictTests {
     let judge = LeakJudge()
-    var rng = SplitMix(seed: 42)
 
     @Test func flatWithNoiseIsNoLeak() {
-        var r = SplitMix(seed: 1)
+        var r = SplitMix64(state: 1)
         let heap = (0..<100).map { _ in 100_000 + Int(r.next() % 2_000) - 1_000 }
         let v = judge.verdict(samples: snapshots(fds: Array(repeating: 12, count: 100), heap: heap), cycles: 100, failedCycles: 0, duration: 10)
         #expect(!v.isLeak, "\(v.line)")
@@ -50,7 +50,7 @@ struct VerdictTests {
     }
 
     @Test func fortyBytesPerCycleUnderNoiseIsAHeapLeak() {
-        var r = SplitMix(seed: 7)
+        var r = SplitMix64(state: 7)
         let heap = (0..<200).map { 100_000 + 40 * $0 + Int(r.next() % 600) - 300 }
         let v = judge.verdict(samples: snapshots(heap: heap), cycles: 200, failedCycles: 0, duration: 20)
         #expect(v.leaks.map(\.name) == ["heap"])
@@ -122,14 +122,3 @@ struct VerdictTests {
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
