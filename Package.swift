@@ -43,10 +43,15 @@ let package = Package(
             name: "Monitor",
             dependencies: ["MQTTClient", "MQTTPacket", "Probes", "Msh", "Ledger",
                            .product(name: "NIOCore", package: "swift-nio")]),
+        .systemLibrary(name: "CNCurses", pkgConfig: "ncursesw", providers: [.apt(["libncursesw5-dev"])]),
+        .target(
+            name: "TUI",
+            dependencies: ["CNCurses", "Monitor", "Msh", "Probes", "Ledger", "MQTTClient", "MQTTPacket",
+                           .product(name: "NIOCore", package: "swift-nio")]),
         .executableTarget(
             name: "mshmon",
             dependencies: [
-                "MQTTPacket", "MQTTClient", "MQTTBroker", "Monitor", "Msh", "Probes", "Ledger", "ChildProcess",
+                "MQTTPacket", "MQTTClient", "MQTTBroker", "Monitor", "Msh", "Probes", "Ledger", "ChildProcess", "TUI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -72,6 +77,9 @@ let package = Package(
             name: "MQTTBrokerTests",
             dependencies: ["MQTTBroker", "MQTTClient", "MQTTPacket", "Probes", "Ledger",
                            .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "TUITests",
+            dependencies: ["TUI", "Probes", "Ledger", "MQTTClient"]),
         .testTarget(
             name: "MonitorTests",
             dependencies: ["Monitor", "MQTTClient", "Probes", "Ledger", "ChildProcess", "TestSupport"]),

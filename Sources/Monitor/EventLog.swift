@@ -106,8 +106,8 @@ func timestamp(_ t: Double) -> String {
     return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday)) \(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)).\(msText)"
 }
 
-/// A client event as a short human line ("PUBLISH id 3 out, 31 B").
-func describe(_ event: ClientEvent) -> String {
+/// A client event as a short human line ("PUBLISH id 3 out, 31 B"), network bytes escaped.
+public func describe(_ event: ClientEvent) -> String {
     switch event {
     case .stateChanged(let s): "state \(s.rawValue)"
     case .packetSent(let t, let id, let size): "\(t)\(id.map { " id \($0)" } ?? "") out, \(size) B"

@@ -1,8 +1,8 @@
 // Exports of the session log, chosen by file extension: `.log` an msh transcript (each sample
 // exactly as msh prints it), `.csv` one RFC 4180 row per sample, `.jsonl` one JSON object per
 // entry. Streamed files append whole entries with one write(2) each, so a run killed at any
-// moment (even by SIGKILL) leaves only complete lines; a one-off export is written to a
-// temporary file in the same folder and renamed into place.
+// moment (even by SIGKILL) leaves only complete lines; a one-off export copies such a file
+// to a temporary file in the target's folder and renames it into place.
 
 import FoundationEssentials
 import Ledger
@@ -73,26 +73,37 @@ public final class StreamingExport: LogSink, @unchecked Sendable {
     deinit { close(fd) }
 }
 
-/// Writes every entry of `log` to `path` atomically: a temporary file in the same folder,
-/// fsync, then rename, so the target is never a half file.
-public func exportAtomically(_ entries: [LogEntry], to path: String) throws(ExportError) {
-    let format = try ExportFormat(path: path)
-    var text = ""
-    var first = true
-    for e in entries {
-        let t = format.render(e, isFirst: first)
-        if !t.isEmpty { first = false }
-        text += t
-    }
+/// Copies a (streamed) export file to `path` atomically: temporary file, fsync, rename.
+public func copyAtomically(from source: String, to path: String) throws(ExportError) {
+    let input = open(source, O_RDONLY | O_CLOEXEC)
+    guard input >= 0 else { throw .cannotWrite(path, reason: "cannot read \(source)") }
+    defer { close(input) }
     let temporary = path + ".tmp-\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw .cannotWrite(path, reason: String(cString: strerror(errno)).lowercased()) }
-    let ok = writeAll(fd, text) && fsync(fd) == 0
-    close(fd)
+    let output = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard output >= 0 else { throw .cannotWrite(path, reason: String(cString: strerror(errno)).lowercased()) }
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    var ok = true
+    while ok {
+        let n = read(input, &buffer, buffer.count)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { ok = n == 0; break }
+        ok = buffer.withUnsafeBytes { raw in
+            var off = 0
+            while off < n {
+                let w = Glibc.write(output, raw.baseAddress! + off, n - off)
+                if w < 0 { if errno == EINTR { continue }; return false }
+                off += w
+            }
+            return true
+        }
+        if !ok { break }
+        if n < buffer.count { continue }
+    }
+    ok = ok && fsync(output) == 0
+    close(output)
     guard ok, rename(temporary, path) == 0 else {
-        let reason = String(cString: strerror(errno)).lowercased()
         unlink(temporary)
-        throw .cannotWrite(path, reason: reason)
+        throw .cannotWrite(path, reason: "copy failed")
     }
 }
 

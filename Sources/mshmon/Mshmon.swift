@@ -18,15 +18,12 @@ struct Mshmon: AsyncParsableCommand {
         cycles and shows what the process holds - heap, file descriptors, TCP sockets - in
         the style of RT-Thread's msh commands free, list_fd and netstat, with a leak verdict.
 
-        Works today: `mshmon cycle` (headless cycles with a verdict and exports), the
-        embedded broker (`mshmon broker`) and the one-shot msh commands. The ncurses
-        dashboard is not built yet: `mshmon` without a subcommand prints this help.
+        `mshmon` opens the dashboard (`mshmon tui`); `mshmon cycle` runs headless for CI;
+        `mshmon broker` is the embedded broker; free, list_fd, netstat, list_thread and
+        memtrace print one msh sample of this process.
         """,
-        subcommands: [Cycle.self, Broker.self, Free.self, ListFD.self, Netstat.self, ListThread.self, Memtrace.self])
-
-    func run() async throws {
-        print(Mshmon.helpMessage())
-    }
+        subcommands: [Tui.self, Cycle.self, Broker.self, Free.self, ListFD.self, Netstat.self, ListThread.self, Memtrace.self],
+        defaultSubcommand: Tui.self)
 
     static func main() async {
         preciseHeapCounters()

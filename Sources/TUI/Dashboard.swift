@@ -1,0 +1,294 @@
+// The dashboard's run loop: one thread owns the terminal; it blocks in poll(2) on the
+// keyboard and a wake-up pipe with the refresh interval as timeout (an idle dashboard uses
+// no CPU). The client and the cycle runner work on their event loop and only post messages.
+
+import CNCurses
+import Dispatch
+import Ledger
+import MQTTClient
+import MQTTPacket
+import Monitor
+import NIOCore
+import Probes
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct DashboardOptions: Sendable {
+    public var refreshMs = 1000
+    public var color = true
+    public var exportDirectory = "."
+    /// Cycles left out of the verdict: the dashboard's own bounded buffers (event lines,
+    /// chart series) fill during the first cycles.
+    public var warmup = 10
+    public init() {}
+}
+
+public final class Dashboard: @unchecked Sendable {
+    enum Message: Sendable {
+        case event(ClientEvent)
+        case cycle(CycleSample)
+        case status(String)
+        /// The auto-cycle interval has passed.
+        case autoTick
+    }
+
+    let client: MQTTClient
+    let runner: CycleRunner
+    let log: EventLog
+    let options: DashboardOptions
+    let sampler: Sampler
+    var state = AppState()
+    private let inbox = Mutex<[Message]>([])
+    private var pipeFDs: [Int32] = [-1, -1]
+    private let quitRequested = Atomic<Bool>(false)
+    private var cycling = false
+    private var window = SeriesWindow(capacity: 4_096)
+    private var signalSources: [any DispatchSourceSignal] = []
+
+    /// The session streamed to `<spool>.log` and `<spool>.csv` as it happens, so memory stays
+    /// flat (the heap is what we measure) and the export key copies them whole.
+    let spool: String
+
+    public init(client: MQTTClient, runner: CycleRunner, log: EventLog, broker: String, options: DashboardOptions, spool: String) {
+        self.spool = spool
+        self.client = client
+        self.runner = runner
+        self.log = log
+        self.options = options
+        sampler = runner.sampler
+        state.broker = broker
+        state.refreshMs = options.refreshMs
+        state.injectLeak = client.configuration.injectLeak?.rawValue
+        state.heapSeries.reserveCapacity(1_001)
+        state.fdSeries.reserveCapacity(1_001)
+        _ = pipe(&pipeFDs)
+        for fd in pipeFDs { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        client.addEventListener { [weak self] e in self?.post(.event(e)) }
+    }
+
+    /// Thread-safe: queue a message and wake the terminal thread.
+    func post(_ m: Message) {
+        inbox.withLock { $0.append(m) }
+        var b: UInt8 = 1
+        _ = write(pipeFDs[1], &b, 1)
+    }
+
+    /// Runs until q / F10 / SIGINT / SIGTERM; restores the terminal on every one of those paths.
+    public func run() -> Int32 {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                self?.quitRequested.store(true, ordering: .relaxed)
+                self?.post(.status("quitting"))
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+        setlocale(LC_ALL, "")
+        guard initscr() != nil else { return 1 }
+        defer { endwin() }
+        cbreak()
+        noecho()
+        keypad(cn_stdscr(), true)
+        curs_set(0)
+        nodelay(cn_stdscr(), true)
+        let color = options.color && has_colors() && getenv("NO_COLOR") == nil
+        if color {
+            start_color()
+            use_default_colors()
+            init_pair(1, Int16(COLOR_BLACK), Int16(COLOR_CYAN))    // title
+            init_pair(2, Int16(COLOR_RED), -1)                      // alert
+            init_pair(3, Int16(COLOR_WHITE), Int16(COLOR_RED))      // banner
+            init_pair(4, Int16(COLOR_YELLOW), -1)                   // grown
+            init_pair(5, Int16(COLOR_CYAN), -1)                     // key
+            init_pair(6, Int16(COLOR_BLACK), Int16(COLOR_CYAN))     // footer word
+        }
+        resample()
+        var grid = Grid(width: 0, height: 0)
+        while !quitRequested.load(ordering: .relaxed) {
+            let next = View.render(state, width: Int(cn_getmaxx(cn_stdscr())), height: Int(cn_getmaxy(cn_stdscr())))
+            if next != grid {
+                draw(next, color: color)
+                grid = next
+            }
+            var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 2, Int32(state.refreshMs))
+            if ready == 0 { resample() }
+            if ready > 0 && fds[1].revents != 0 { drainMessages() }
+            // Always: a resize interrupts poll (EINTR) and arrives as KEY_RESIZE from getch.
+            readKeys()
+        }
+        try? client.disconnectFuture().wait()
+        return 0
+    }
+
+    // MARK: input
+
+    private func readKeys() {
+        while true {
+            let key = getch()
+            if key == ERR { return }
+            if key == cn_key_resize() { clear(); continue }
+            if state.showHelp {
+                state.showHelp = false
+                continue
+            }
+            guard let action = KeyMap.action(for: key) else { continue }
+            perform(action)
+        }
+    }
+
+    func perform(_ action: Action) {
+        switch action {
+        case .quit: quitRequested.store(true, ordering: .relaxed)
+        case .help: state.showHelp = true
+        case .connect:
+            state.status = "connecting…"
+            client.connectFuture().whenComplete { [weak self] r in
+                switch r {
+                case .success: self?.post(.status("connected"))
+                case .failure(let e): self?.post(.status("connect failed: \(e)"))
+                }
+            }
+        case .disconnect:
+            client.disconnectFuture().whenComplete { [weak self] _ in self?.post(.status("disconnected")) }
+        case .cycleOnce:
+            startCycle()
+        case .toggleAuto:
+            state.auto.toggle()
+            state.status = state.auto ? "auto-cycle every \(state.autoIntervalMs) ms" : "auto-cycle off"
+            if state.auto { startCycle() }
+        case .publish:
+            client.publishFuture("mshmon/\(client.configuration.session.clientID)/up", payload: ByteBuffer(string: "hello"), qos: .atLeastOnce)
+                .whenComplete { [weak self] r in
+                    if case .failure(let e) = r { self?.post(.status("publish failed: \(e)")) } else { self?.post(.status("published")) }
+                }
+        case .export:
+            exportSession()
+        case .faster: state.refreshMs = max(100, state.refreshMs / 2)
+        case .slower: state.refreshMs = min(10_000, state.refreshMs * 2)
+        case .autoFaster: state.autoIntervalMs = max(0, state.autoIntervalMs / 2)
+        case .autoSlower: state.autoIntervalMs = min(60_000, max(100, state.autoIntervalMs * 2))
+        }
+    }
+
+    private func startCycle() {
+        guard !cycling else { return }
+        cycling = true
+        let n = state.cycles + 1
+        runner.run(n).whenComplete { [weak self] r in
+            switch r {
+            case .success(let sample): self?.post(.cycle(sample))
+            case .failure(let e): self?.post(.status("cycle failed: \(e)"))
+            }
+        }
+    }
+
+    private func drainMessages() {
+        var byte = [UInt8](repeating: 0, count: 256)
+        while read(pipeFDs[0], &byte, byte.count) > 0 {}
+        let messages = inbox.withLock { m in defer { m.removeAll() }; return m }
+        for m in messages {
+            switch m {
+            case .status(let text): state.status = text
+            case .event(let e):
+                log.append(.event(time: wallClockSeconds(), e))
+                if case .stateChanged(let s) = e { state.clientState = s.rawValue }
+                state.log.append(describe(e))
+                if state.log.count > 100 { state.log.removeFirst(state.log.count - 100) }
+            case .cycle(let sample):
+                cycling = false
+                state.cycles = sample.cycle
+                if sample.error != nil { state.failedCycles += 1 }
+                if let snap = sample.snapshot {
+                    state.beforeLastCycle = state.lastCycle
+                    state.lastCycle = snap
+                    state.snapshot = snap
+                    state.heapSeries.append(snap.heap.used)
+                    state.fdSeries.append(snap.fds.count)
+                    if state.heapSeries.count > 1_000 { state.heapSeries.removeFirst(); state.fdSeries.removeFirst() }
+                    if sample.cycle > options.warmup { window.append(SeriesPoint(snap)) }
+                }
+                state.verdict = LeakJudge().verdict(points: window.points, cycles: state.cycles, failedCycles: state.failedCycles,
+                                                    duration: Double(state.cycles)).line
+                state.status = CycleRunner.summary(sample)
+                if state.auto {
+                    client.eventLoop.scheduleTask(in: .milliseconds(Int64(state.autoIntervalMs))) { [weak self] in
+                        self?.post(.autoTick)
+                    }
+                }
+            case .autoTick:
+                if state.auto { startCycle() }
+            }
+        }
+    }
+
+    private func resample() {
+        state.snapshot = sampler.sample()
+    }
+
+    private func exportSession() {
+        var t = time_t(wallClockSeconds())
+        var tm = Glibc.tm()
+        localtime_r(&t, &tm)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let stamp = "\(tm.tm_year + 1900)\(two(tm.tm_mon + 1))\(two(tm.tm_mday))-\(two(tm.tm_hour))\(two(tm.tm_min))\(two(tm.tm_sec))"
+        let base = options.exportDirectory + "/mshmon-" + stamp
+        do {
+            try copyAtomically(from: spool + ".log", to: base + ".log")
+            try copyAtomically(from: spool + ".csv", to: base + ".csv")
+            state.status = "exported \(base).log and \(base).csv"
+        } catch {
+            state.status = "export failed: \(error)"
+        }
+    }
+
+    // MARK: output
+
+    private func draw(_ grid: Grid, color: Bool) {
+        erase()
+        for y in 0..<grid.height {
+            var x = 0
+            while x < grid.width {
+                let style = grid[x, y].style
+                var run = ""
+                let start = x
+                while x < grid.width && grid[x, y].style == style {
+                    run.append(grid[x, y].character)
+                    x += 1
+                }
+                let attr = attribute(style, color: color)
+                attron(attr)
+                // The last cell of the last row would scroll some terminals: leave it out.
+                let text = (y == grid.height - 1 && x == grid.width) ? String(run.dropLast()) : run
+                mvaddstr(Int32(y), Int32(start), text)
+                attroff(attr)
+            }
+        }
+        refresh()
+    }
+
+    private func attribute(_ style: CellStyle, color: Bool) -> Int32 {
+        if !color {
+            switch style {
+            case .normal, .dim: return 0
+            case .title, .banner, .selected: return cn_a_reverse()
+            case .grown, .alert, .key: return cn_a_bold()
+            }
+        }
+        switch style {
+        case .normal: return 0
+        case .dim: return cn_a_dim()
+        case .title: return cn_color_pair(1)
+        case .alert: return cn_color_pair(2) | cn_a_bold()
+        case .banner: return cn_color_pair(3) | cn_a_bold()
+        case .grown: return cn_color_pair(4) | cn_a_bold()
+        case .key: return cn_color_pair(5) | cn_a_bold()
+        case .selected: return cn_color_pair(6)
+        }
+    }
+}

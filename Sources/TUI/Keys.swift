@@ -1,0 +1,46 @@
+// One key-binding table: dispatch, the footer and the help screen are all derived from it.
+
+/// What a key asks the dashboard to do.
+public enum Action: Sendable, Hashable {
+    case connect, disconnect, cycleOnce, toggleAuto, publish, export
+    case help, quit, faster, slower, autoFaster, autoSlower
+}
+
+public struct KeyBinding: Sendable {
+    /// Key codes (ncurses: characters and KEY_* values).
+    public var keys: [Int32]
+    /// What the footer shows for the key, e.g. "c".
+    public var label: String
+    /// The footer's one word.
+    public var footer: String?
+    /// The help screen's line.
+    public var help: String
+    public var action: Action
+}
+
+public enum KeyMap {
+    static func c(_ s: String) -> Int32 { Int32(s.unicodeScalars.first!.value) }
+
+    /// F1 = 265, F10 = 274 in ncurses (KEY_F0 + n).
+    static let f1: Int32 = 265
+    static let f10: Int32 = 274
+
+    public static let bindings: [KeyBinding] = [
+        KeyBinding(keys: [c("c")], label: "c", footer: "Connect", help: "connect the client to the broker", action: .connect),
+        KeyBinding(keys: [c("d")], label: "d", footer: "Disconnect", help: "disconnect (waits until the socket is closed)", action: .disconnect),
+        KeyBinding(keys: [c("n")], label: "n", footer: "Cycle", help: "run one cycle: connect, subscribe, publish, disconnect, sample", action: .cycleOnce),
+        KeyBinding(keys: [c("a")], label: "a", footer: "Auto", help: "auto-cycle on/off", action: .toggleAuto),
+        KeyBinding(keys: [c("p")], label: "p", footer: "Publish", help: "publish one message (when connected)", action: .publish),
+        KeyBinding(keys: [c("e")], label: "e", footer: "Export", help: "export the session: .log transcript and .csv", action: .export),
+        KeyBinding(keys: [c("+")], label: "+", footer: nil, help: "refresh faster", action: .faster),
+        KeyBinding(keys: [c("-")], label: "-", footer: nil, help: "refresh slower", action: .slower),
+        KeyBinding(keys: [c("]")], label: "]", footer: nil, help: "auto-cycle interval shorter", action: .autoFaster),
+        KeyBinding(keys: [c("[")], label: "[", footer: nil, help: "auto-cycle interval longer", action: .autoSlower),
+        KeyBinding(keys: [c("?"), c("h"), f1], label: "F1", footer: "Help", help: "this help (?, h or F1)", action: .help),
+        KeyBinding(keys: [c("q"), f10], label: "F10", footer: "Quit", help: "quit (q or F10)", action: .quit),
+    ]
+
+    public static func action(for key: Int32) -> Action? {
+        bindings.first { $0.keys.contains(key) }?.action
+    }
+}

@@ -1,0 +1,180 @@
+// The dashboard as a pure function of its state: AppState → Grid. Panes are the msh commands'
+// own output; the layout degrades pane by pane below 80×24 and shows one line at 20×5.
+
+import Ledger
+import Msh
+import Probes
+
+/// Everything the screen shows.
+public struct AppState: Sendable {
+    public var broker = ""
+    public var clientState = "idle"
+    public var cycles = 0
+    public var failedCycles = 0
+    public var auto = false
+    public var autoIntervalMs = 1000
+    public var refreshMs = 1000
+    public var verdict = "verdict: not enough cycles yet"
+    public var injectLeak: String?
+    /// The live sample (refreshed) and the one taken at the end of the last cycle.
+    public var snapshot: Snapshot?
+    public var lastCycle: Snapshot?
+    public var beforeLastCycle: Snapshot?
+    /// Per cycle: used heap and fd count.
+    public var heapSeries: [Int] = []
+    public var fdSeries: [Int] = []
+    /// The event log, oldest first (already escaped).
+    public var log: [String] = []
+    public var status = "c connect · n one cycle · a auto-cycle · ? help"
+    public var showHelp = false
+
+    public init() {}
+}
+
+public enum View {
+    public static func render(_ s: AppState, width: Int, height: Int) -> Grid {
+        var g = Grid(width: width, height: height)
+        if width < 20 || height < 5 {
+            g.put("terminal too small", x: 0, y: 0, style: .alert)
+            return g
+        }
+        var y = header(s, &g)
+        let footerY = height - 1
+        let statusY = height - 2
+        footer(&g, y: footerY)
+        g.put(s.status, x: 0, y: statusY, style: .dim)
+        if s.showHelp {
+            help(&g, top: y, bottom: statusY)
+            return g
+        }
+        let bottom = statusY  // exclusive
+        guard let snap = s.snapshot else {
+            g.put("sampling…", x: 1, y: y)
+            return g
+        }
+        if width >= 80 && height >= 24 {
+            // free | list_fd side by side, netstat across (its rows are ~105 columns), then
+            // the chart | the event log.
+            let left = width / 2
+            let third = max(6, (bottom - y) / 3)
+            let topBottom = min(bottom, y + third)
+            _ = pane(&g, title: "free", text: MshRender.free(snap.heap) + ledgerLines(snap.ledger), x: 0, y: y, w: left - 1, bottom: topBottom, s: s)
+            _ = pane(&g, title: "list_fd", text: MshRender.listFD(snap.fds), x: left, y: y, w: width - left, bottom: topBottom, s: s)
+            let netBottom = min(bottom, topBottom + third)
+            let ny = pane(&g, title: "netstat", text: MshRender.netstat(snap.tcp), x: 0, y: topBottom, w: width, bottom: netBottom, s: s)
+            let lowTop = min(ny, netBottom)
+            _ = chart(&g, s, x: 0, y: lowTop, w: left - 1, bottom: bottom)
+            _ = pane(&g, title: "log", text: s.log.suffix(max(0, bottom - lowTop - 1)).joined(separator: "\n"), x: left, y: lowTop, w: width - left, bottom: bottom, s: s)
+        } else {
+            // Narrow or short: one column, most useful panes first.
+            y = pane(&g, title: "free", text: MshRender.free(snap.heap), x: 0, y: y, w: width, bottom: bottom, s: s)
+            y = pane(&g, title: "netstat", text: MshRender.netstat(snap.tcp), x: 0, y: y, w: width, bottom: bottom, s: s)
+            _ = pane(&g, title: "list_fd", text: MshRender.listFD(snap.fds), x: 0, y: y, w: width, bottom: bottom, s: s)
+        }
+        return g
+    }
+
+    /// Header rows; returns the first free row.
+    static func header(_ s: AppState, _ g: inout Grid) -> Int {
+        g.fill(row: 0, style: .title)
+        let auto = s.auto ? "auto \(s.autoIntervalMs) ms" : "auto off"
+        let failed = s.failedCycles > 0 ? " (\(s.failedCycles) failed)" : ""
+        g.put("mshmon  \(s.broker)  client \(s.clientState)  cycles \(s.cycles)\(failed)  \(auto)  refresh \(s.refreshMs) ms",
+              x: 0, y: 0, style: .title)
+        g.put(s.verdict, x: 0, y: 1, style: s.verdict.contains("LEAK") ? .alert : .normal)
+        var y = 2
+        if let leak = s.injectLeak {
+            g.fill(row: y, style: .banner)
+            g.put(" LEAK INJECTED ON PURPOSE: \(leak) (positive control) ", x: 0, y: y, style: .banner)
+            y += 1
+        }
+        return y
+    }
+
+    /// A titled pane: `msh />title` then the text, clipped to [y, bottom). Returns the next row.
+    static func pane(_ g: inout Grid, title: String, text: String, x: Int, y: Int, w: Int, bottom: Int, s: AppState) -> Int {
+        guard y < bottom else { return y }
+        g.put(MshShell.prompt + title, x: x, y: y, style: .key, maxWidth: w)
+        var row = y + 1
+        let grownFDs = grownFDNumbers(s)
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) where row < bottom {
+            if line.isEmpty && row > y + 1 && title != "log" { continue }
+            let text = String(line)
+            var style = CellStyle.normal
+            if text.contains("state: CLOSE_WAIT") { style = .alert }
+            if title == "free", let grown = grownHeap(s), grown, text.hasPrefix("used memory") { style = .grown }
+            if title == "list_fd", let fd = Int32(text.prefix(3).trimmingCharacters()), grownFDs.contains(fd) { style = .grown }
+            g.put(text, x: x, y: row, style: style, maxWidth: w)
+            row += 1
+        }
+        return min(bottom, row + 1)
+    }
+
+    /// The ledger's live counts per kind, below `free`.
+    static func ledgerLines(_ ledger: LedgerSnapshot?) -> String {
+        guard let ledger else { return "" }
+        let parts = LedgerKind.allCases.map { "\($0.rawValue) \(ledger.live($0))" }
+        return "ledger: " + parts.joined(separator: " ") + "\n"
+    }
+
+    static func grownHeap(_ s: AppState) -> Bool? {
+        guard let a = s.beforeLastCycle, let b = s.lastCycle else { return nil }
+        return b.heap.used > a.heap.used
+    }
+
+    /// fds open now that were not open before the last cycle.
+    static func grownFDNumbers(_ s: AppState) -> Set<Int32> {
+        guard let before = s.beforeLastCycle, let now = s.snapshot else { return [] }
+        let old = Set(before.fds.map { "\($0.fd) \($0.path)" })
+        return Set(now.fds.filter { !old.contains("\($0.fd) \($0.path)") }.map(\.fd))
+    }
+
+    /// Used heap and fd count per cycle as block characters, with the current values.
+    static func chart(_ g: inout Grid, _ s: AppState, x: Int, y: Int, w: Int, bottom: Int) -> Int {
+        guard y + 3 <= bottom else { return y }
+        let width = max(1, w - 22)
+        func spark(_ series: [Int]) -> String {
+            let tail = series.suffix(width)
+            guard let lo = tail.min(), let hi = tail.max() else { return "" }
+            let bars: [Character] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
+            return String(tail.map { hi == lo ? bars[0] : bars[min(7, ($0 - lo) * 8 / (hi - lo + 1))] })
+        }
+        g.put("per cycle (last \(min(width, s.heapSeries.count)))", x: x, y: y, style: .key, maxWidth: w)
+        let heapNow = s.heapSeries.last.map { "\($0)" } ?? "-"
+        let fdNow = s.fdSeries.last.map { "\($0)" } ?? "-"
+        g.put("heap \(heapNow.padding(12))", x: x, y: y + 1, maxWidth: w)
+        g.put(spark(s.heapSeries), x: x + 18, y: y + 1, maxWidth: w - 18)
+        g.put("fds  \(fdNow.padding(12))", x: x, y: y + 2, maxWidth: w)
+        g.put(spark(s.fdSeries), x: x + 18, y: y + 2, maxWidth: w - 18)
+        return y + 4
+    }
+
+    static func footer(_ g: inout Grid, y: Int) {
+        var x = 0
+        for b in KeyMap.bindings {
+            guard let word = b.footer else { continue }
+            g.put(b.label, x: x, y: y, style: .key)
+            x += b.label.count
+            g.put(word + " ", x: x, y: y, style: .selected)
+            x += word.count + 1
+        }
+    }
+
+    static func help(_ g: inout Grid, top: Int, bottom: Int) {
+        g.put("mshmon keys (any key closes this help)", x: 1, y: top, style: .title)
+        var y = top + 2
+        for b in KeyMap.bindings where y < bottom {
+            g.put(b.label.padding(5), x: 2, y: y, style: .key)
+            g.put(b.help, x: 8, y: y)
+            y += 1
+        }
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+}
+
+extension Substring {
+    func trimmingCharacters() -> String { String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
+}

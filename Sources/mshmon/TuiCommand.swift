@@ -1,0 +1,88 @@
+// `mshmon` / `mshmon tui`: the ncurses dashboard against the embedded broker or --broker.
+
+import ArgumentParser
+import MQTTClient
+import Monitor
+import Probes
+import TUI
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Tui: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tui",
+        abstract: "The dashboard (the default): live free / list_fd / netstat panes, cycles on a key, a verdict.",
+        discussion: """
+        Keys: c connect, d disconnect, n one cycle, a auto-cycle on/off, p publish one message,
+        e export the session (.log and .csv), + / - refresh interval, [ / ] auto-cycle interval,
+        ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it.
+        """)
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Refresh interval in milliseconds.")
+    var refresh: Int = 1000
+
+    @Flag(help: "Monochrome (also when NO_COLOR is set).")
+    var noColor = false
+
+    @Option(help: ArgumentHelp("Stream the session to a file: .log, .csv or .jsonl. Repeatable.", valueName: "path"))
+    var export: [String] = []
+
+    @Option(help: ArgumentHelp("Where the export key writes its files.", valueName: "dir"))
+    var exportDir: String = "."
+
+    @Option(help: "Wait after each disconnect before sampling, in milliseconds.")
+    var settle: Int = 50
+
+    func validate() throws {
+        if refresh < 100 || refresh > 60_000 { throw ValidationError("--refresh must be 100 to 60000 milliseconds") }
+        for path in export {
+            do { _ = try ExportFormat(path: path) } catch { throw ValidationError(error.description) }
+        }
+    }
+
+    func run() async throws {
+        guard isatty(1) != 0 else { throw RuntimeError("the dashboard needs a terminal; for CI use `mshmon cycle`") }
+        var sinks: [StreamingExport] = []
+        for path in export {
+            do { sinks.append(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
+        }
+        let peer = try await BrokerPeer.start(connection.broker, fault: connection.brokerFault)
+        defer { peer.stop() }
+        var config = try connection.clientConfiguration(host: peer.host, port: peer.port)
+        config.reconnect = false
+        let client = MQTTClient(configuration: config)
+        let log = EventLog(memoryLimit: 0)  // streamed only: the heap we measure stays flat
+        for s in sinks { log.attach(s) }
+        // A spool of the whole session for the export key, removed on exit.
+        var template = Array("/tmp/mshmon-session-XXXXXX".utf8CString)
+        guard let dir = mkdtemp(&template) else { throw RuntimeError("cannot create a spool folder in /tmp") }
+        let spoolDir = String(cString: dir)
+        let spool = spoolDir + "/session"
+        defer {
+            unlink(spool + ".log")
+            unlink(spool + ".csv")
+            rmdir(spoolDir)
+        }
+        do {
+            log.attach(try StreamingExport(path: spool + ".log"))
+            log.attach(try StreamingExport(path: spool + ".csv"))
+        } catch { throw RuntimeError(error.description) }
+        log.append(.header(RunInfo(broker: peer.description, clientID: config.session.clientID,
+                                   injectLeak: connection.injectLeak?.rawValue, command: commandLine())))
+        var options = CycleOptions(topics: connection.filters, publishTopic: "mshmon/\(config.session.clientID)/up")
+        options.qos = connection.qos
+        options.settleMilliseconds = settle
+        let runner = CycleRunner(client: client, options: options, log: log)
+        var dashboardOptions = DashboardOptions()
+        dashboardOptions.refreshMs = refresh
+        dashboardOptions.color = !noColor
+        dashboardOptions.exportDirectory = exportDir
+        let dashboard = Dashboard(client: client, runner: runner, log: log, broker: peer.description, options: dashboardOptions, spool: spool)
+        let code = dashboard.run()
+        if code != 0 { throw RuntimeError("cannot open the terminal") }
+    }
+}

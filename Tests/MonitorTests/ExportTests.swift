@@ -1,0 +1,51 @@
+// Streamed exports and the atomic copy behind the dashboard's export key.
+
+import Glibc
+import Monitor
+import Probes
+import Testing
+
+struct ExportTests {
+    func tempDir() -> String {
+        var t = Array("/tmp/mshmon-export-test-XXXXXX".utf8CString)
+        return String(cString: mkdtemp(&t)!)
+    }
+
+    func read(_ path: String) -> String {
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true { let n = Glibc.read(fd, &buf, buf.count); if n <= 0 { break }; out += buf[0..<n] }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test func streamedFilesHoldEveryEntryAsWholeLines() throws {
+        let dir = tempDir()
+        let log = EventLog(memoryLimit: 0)
+        for ext in ["log", "csv", "jsonl"] { log.attach(try StreamingExport(path: "\(dir)/run.\(ext)")) }
+        log.append(.header(RunInfo(broker: "mqtt://127.0.0.1:1883", clientID: "dev,1", injectLeak: nil, command: "mshmon cycle")))
+        for n in 1...3 {
+            let snap = Snapshot(time: Double(n), heap: HeapSample(total: 10, used: n, maximum: 3))
+            log.append(.sample(CycleSample(cycle: n, start: Double(n), snapshot: snap, error: n == 2 ? "broker said \"no\", twice" : nil)))
+        }
+        #expect(log.entries.isEmpty, "memoryLimit 0 keeps nothing in memory")
+        let csv = read("\(dir)/run.csv").split(separator: "\r\n")
+        #expect(csv.count == 4 && csv[0].hasPrefix("time,cycle,total,used"))
+        #expect(csv[2].hasSuffix(",\"broker said \"\"no\"\", twice\""), "RFC 4180 quoting: \(csv[2])")
+        #expect(read("\(dir)/run.log").contains("msh />free\ntotal memory: 10\nused memory : 2\n"))
+        #expect(read("\(dir)/run.jsonl").split(separator: "\n").count == 4)
+    }
+
+    @Test func atomicCopyReplacesTheTargetWhole() throws {
+        let dir = tempDir()
+        let log = EventLog(memoryLimit: 0)
+        log.attach(try StreamingExport(path: "\(dir)/spool.log"))
+        log.append(.note(time: 0, "hello"))
+        try copyAtomically(from: "\(dir)/spool.log", to: "\(dir)/out.log")
+        #expect(read("\(dir)/out.log") == read("\(dir)/spool.log"))
+        #expect(throws: ExportError.self) { try copyAtomically(from: "\(dir)/spool.log", to: "\(dir)/missing/out.log") }
+        #expect(throws: ExportError.self) { try StreamingExport(path: dir + "/") }
+        #expect(throws: ExportError.unknownExtension("\(dir)/x.txt")) { try StreamingExport(path: "\(dir)/x.txt") }
+    }
+}

@@ -1,0 +1,106 @@
+// Render tests on the in-memory grid, and the key table that drives dispatch, footer and help.
+
+import Ledger
+import Probes
+import Testing
+@testable import TUI
+
+func sampleState() -> AppState {
+    var s = AppState()
+    s.broker = "embedded broker mqtt://127.0.0.1:40000"
+    s.clientState = "connected"
+    s.cycles = 12
+    var snap = Snapshot(time: 0, heap: HeapSample(total: 173036, used: 75976, maximum: 84580))
+    snap.fds = [FDRow(fd: 0, type: .file, path: "/uart1"), FDRow(fd: 7, type: .socket, path: "socket:[99]", inode: 99)]
+    var cw = TCPRow(local: Endpoint(address: "127.0.0.1", port: 49154), remote: Endpoint(address: "127.0.0.1", port: 40000), state: .CLOSE_WAIT, inode: 99)
+    cw.isOurs = true
+    snap.tcp = [cw]
+    s.snapshot = snap
+    s.heapSeries = [70_000, 72_000, 75_976]
+    s.fdSeries = [1, 2, 2]
+    s.log = ["state connected", "message on a\\u{1b}[2J matched no subscription, 3 B"]
+    return s
+}
+
+struct ViewTests {
+    @Test func wideLayoutShowsEveryPane() {
+        let g = View.render(sampleState(), width: 120, height: 40)
+        let text = g.lines.joined(separator: "\n")
+        for needle in ["total memory: 173036", "fd type    ref magic  path", "Active PCB states:", "msh />netstat", "msh />list_fd",
+                       "per cycle", "client connected", "cycles 12", "cConnect"] {
+            #expect(text.contains(needle), "missing \(needle)")
+        }
+        #expect(g.lines.count == 40 && g.lines.allSatisfy { $0.count == 120 })
+    }
+
+    @Test func closeWaitRowsStandOut() {
+        let g = View.render(sampleState(), width: 120, height: 40)
+        #expect(position(of: "state: CLOSE_WAIT", in: g) != nil, "the whole row fits at 120 columns")
+        let (x, y) = position(of: "#0 127.0.0.1:49154", in: g)!
+        #expect(g[x, y].style == .alert)
+    }
+
+    @Test func at80x24ThePanesStillFitAndAt20x5ItSaysTooSmall() {
+        let g = View.render(sampleState(), width: 80, height: 24)
+        #expect(g.lines.joined().contains("total memory:"))
+        let small = View.render(sampleState(), width: 60, height: 20)
+        #expect(small.lines.joined().contains("Active PCB states:"))
+        let tiny = View.render(sampleState(), width: 19, height: 5)
+        #expect(tiny.lines[0].hasPrefix("terminal too small"))
+        for (w, h) in [(1, 1), (0, 0), (20, 5), (200, 3), (3, 200)] { _ = View.render(sampleState(), width: w, height: h) }
+    }
+
+    @Test func controlBytesNeverReachTheScreen() {
+        var s = sampleState()
+        s.status = "bad \u{1b}[31m red"
+        let g = View.render(s, width: 120, height: 40)
+        #expect(!g.cells.contains { $0.character.unicodeScalars.contains { $0.value == 0x1B } })
+    }
+
+    @Test func injectedLeakShowsARedBanner() {
+        var s = sampleState()
+        s.injectLeak = "socket-race"
+        let g = View.render(s, width: 120, height: 40)
+        let y = g.lines.firstIndex { $0.contains("LEAK INJECTED ON PURPOSE: socket-race") }!
+        #expect(g[0, y].style == .banner)
+    }
+
+    @Test func grownHeapIsHighlighted() {
+        var s = sampleState()
+        s.beforeLastCycle = Snapshot(time: 0, heap: HeapSample(total: 1, used: 70_000, maximum: 1))
+        s.lastCycle = s.snapshot
+        let g = View.render(s, width: 120, height: 40)
+        let y = g.lines.firstIndex { $0.hasPrefix("used memory : 75976") }!
+        #expect(g[0, y].style == .grown)
+        let (fx, fy) = position(of: " 7 socket", in: g)!
+        #expect(g[fx + 1, fy].style == .grown, "fd 7 is new since before the last cycle")
+    }
+
+    @Test func helpAndFooterComeFromTheKeyTable() {
+        var s = sampleState()
+        let footer = View.render(s, width: 120, height: 40).lines.last!
+        for b in KeyMap.bindings where b.footer != nil { #expect(footer.contains(b.label + b.footer!)) }
+        s.showHelp = true
+        let help = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        for b in KeyMap.bindings { #expect(help.contains(b.help)) }
+    }
+
+    @Test func keysAreUniqueAndEveryDocumentedKeyHasItsAction() {
+        let all = KeyMap.bindings.flatMap(\.keys)
+        #expect(Set(all).count == all.count, "a key is bound twice")
+        let expected: [(String, Action)] = [("c", .connect), ("d", .disconnect), ("n", .cycleOnce), ("a", .toggleAuto),
+                                            ("p", .publish), ("e", .export), ("?", .help), ("h", .help), ("q", .quit),
+                                            ("+", .faster), ("-", .slower), ("[", .autoSlower), ("]", .autoFaster)]
+        for (key, action) in expected { #expect(KeyMap.action(for: Int32(key.unicodeScalars.first!.value)) == action, "\(key)") }
+        #expect(KeyMap.action(for: 265) == .help && KeyMap.action(for: 274) == .quit, "F1 and F10")
+    }
+}
+
+/// Column and row where `text` starts on the screen.
+func position(of text: String, in g: Grid) -> (Int, Int)? {
+    for (y, line) in g.lines.enumerated() {
+        let chars = Array(line)
+        if let x = chars.indices.first(where: { chars[$0...].starts(with: text) }) { return (x, y) }
+    }
+    return nil
+}

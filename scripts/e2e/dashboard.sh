@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# End to end: the dashboard in tmux (120x40) driven with send-keys, read with capture-pane,
+# waiting for text with a deadline.
+cd "$(dirname "$0")" && . ./lib.bash
+
+S=mshmon-e2e-$$
+T="tmux -L $S"
+screen() { $T capture-pane -p -t main 2>/dev/null; }
+shows() { screen | grep -q -- "$1"; }
+wait_screen() { wait_for "${2:-10}" shows "$1"; }
+cleanup_tmux() { $T kill-server 2>/dev/null; }
+trap 'cleanup_tmux; cleanup' EXIT
+
+cd "$WORK"
+$T new-session -d -s main -x 120 -y 40 "'$MSHMON' --export '$WORK/live.jsonl'; echo EXITED \$?; sleep 60"
+check "panes appear: total memory" wait_screen 'total memory:'
+check "panes appear: fd type" wait_screen 'fd type'
+check "panes appear: Active PCB states" wait_screen 'Active PCB states:'
+PORT=$(screen | sed -n 's/.*embedded broker mqtt:\/\/127.0.0.1:\([0-9]*\).*/\1/p' | head -n 1)
+fds_before=$(screen | sed -n 's/.*fds  \([0-9]*\).*//p'; "$MSHMON" list_fd >/dev/null; echo)
+
+$T send-keys -t main c
+check "c: an ESTABLISHED row to the broker's port" wait_screen "<==> 127.0.0.1:$PORT .*state: ESTABLISHED"
+check "c: header says connected" wait_screen 'client connected'
+$T send-keys -t main d
+check "d: a TIME_WAIT row of ours" wait_screen "<==> 127.0.0.1:$PORT .*state: TIME_WAIT"
+check "d: no ESTABLISHED row left" wait_for 5 sh -c "! $T capture-pane -p -t main | grep -q 'state: ESTABLISHED'"
+
+$T send-keys -t main ']' ']' ']' a
+check "a: the cycle count passes 10" wait_for 30 sh -c "$T capture-pane -p -t main | grep -Eq 'cycles (1[1-9]|[2-9][0-9])'"
+check "a no-leak verdict in the header once past the warm-up" wait_for 40 shows '^verdict: no leak over'
+$T send-keys -t main a
+check "a again: auto off" wait_screen 'auto off'
+
+$T send-keys -t main e
+check "e: export status shown" wait_screen 'exported ./mshmon-'
+check "e: both export files exist, transcript holds msh />netstat" sh -c "ls '$WORK'/mshmon-*.csv >/dev/null && grep -q '^msh />netstat' '$WORK'/mshmon-*.log"
+
+$T send-keys -t main '?'
+check "?: help from the key table" wait_screen 'auto-cycle on/off'
+$T send-keys -t main x
+
+$T resize-window -t main -x 60 -y 20 2>/dev/null || $T resize-pane -t main -x 60 -y 20
+sleep 1
+$T resize-window -t main -x 120 -y 40 2>/dev/null || $T resize-pane -t main -x 120 -y 40
+check "resized to 60x20 and back: still running" wait_screen 'total memory:'
+$T resize-window -t main -x 15 -y 4 2>/dev/null
+sleep 1
+$T resize-window -t main -x 120 -y 40 2>/dev/null
+check "shrunk below 20x5 and back: still running" wait_screen 'Active PCB states:'
+
+$T send-keys -t main q
+check "q: exit 0 and the shell is back" wait_screen 'EXITED 0'
+check "the streamed JSONL export parses" python3 -c "import json; [json.loads(l) for l in open('$WORK/live.jsonl')]"
+check "no embedded broker left" wait_for 5 sh -c "! pgrep -f 'mshmon [b]roker --port 0' >/dev/null"
+
+echo "dashboard: injected leak"
+$T kill-session -t main 2>/dev/null
+$T new-session -d -s main -x 120 -y 40 "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"
+check "red banner for the injected leak" wait_screen 'LEAK INJECTED ON PURPOSE: socket-race'
+$T send-keys -t main ']' ']' ']' ']' ']' ']' ']' ']' ']' ']' a
+check "CLOSE_WAIT rows pile up" wait_for 30 sh -c "[ \$($T capture-pane -p -t main | grep -c 'state: CLOSE_WAIT') -ge 3 ]"
+check "the header verdict turns to LEAK within 20 cycles" wait_for 40 shows '^verdict: LEAK fds'
+cycles=$(screen | sed -n 's/.*cycles \([0-9]*\).*/\1/p' | head -n 1)
+check "... at cycle $cycles (≤ 20 needed)" [ "${cycles:-99}" -le 20 ]
+$T send-keys -t main q
+check "q exits 0" wait_screen 'EXITED 0'
+
+finish
