@@ -105,8 +105,12 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
         case .pingreq:
             if fault != .noPingresp { send(.pingresp) }
         case .disconnect:
+            // Discard the will; close only if the client has not within a second
+            // ([MQTT-3.14.4-1]: the client closes after DISCONNECT), so the TIME_WAIT is the
+            // client's, as on a device.
             closedCleanly = true
-            context?.close(promise: nil)
+            will = nil
+            armKeepAlive(seconds: 1)
         case .connack, .suback, .unsuback, .pingresp:
             protocolError("the client sent \(packet.type), which only servers send")
         }

@@ -357,15 +357,7 @@ public final class MQTTClient: @unchecked Sendable {
                     continue
                 }
                 if !listeners.isEmpty { emit(.packetSent(packet.type, packetID: packet.packetID, size: buffer.readableBytes)) }
-                if case .disconnect = packet {
-                    // Close only once DISCONNECT (and so everything before it, QoS 0 publishes
-                    // included) has reached the kernel: NIO's close drops unwritten data.
-                    let written = c.channel.eventLoop.makePromise(of: Void.self)
-                    c.channel.write(buffer, promise: written)
-                    c.drained = written.futureResult
-                } else {
-                    c.channel.write(buffer, promise: nil)
-                }
+                c.channel.write(buffer, promise: nil)
                 wrote = true
             case .deliver(let message, let handlers):
                 if handlers.isEmpty {
@@ -377,8 +369,11 @@ public final class MQTTClient: @unchecked Sendable {
             case .complete(let id, let result):
                 complete(id, result)
             case .close(let error):
-                if wrote { connection?.channel.flush(); wrote = false }
+                // Half-close first, flush second: NIO then writes DISCONNECT and sends FIN
+                // back to back, before the broker can close on DISCONNECT.
+                let channel = connection?.channel
                 closeConnection(error)
+                if wrote { channel?.flush(); wrote = false }
             }
         }
         if wrote && flush { connection?.channel.flush() }
@@ -387,7 +382,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     private func closeConnection(_ error: MQTTError?) {
         guard let c = connection else { return }
-        if let error {
+        if let error, !c.closeRequested {
             if c.closeReason == nil { c.closeReason = error }
             emit(.error(error))
         }
@@ -398,11 +393,17 @@ public final class MQTTClient: @unchecked Sendable {
             handleClosed(c, error: nil)
             return
         }
-        if error == nil, let drained = c.drained {
+        if error == nil {
+            // A graceful close: FIN after the pending writes (DISCONNECT, and the QoS 0
+            // publishes before it, which a plain close would drop), then wait for the
+            // broker's FIN before closing. The client is the active closer, so the TIME_WAIT
+            // is ours, as on a device; a broker that never closes gets the command timeout.
             let channel = c.channel
-            drained.whenComplete { _ in channel.close(promise: nil) }
+            channel.close(mode: .output, promise: nil)
+            let deadline = eventLoop.scheduleTask(in: configuration.session.commandTimeout) { channel.close(promise: nil) }
+            channel.closeFuture.whenComplete { _ in deadline.cancel() }
         } else {
-            c.channel.close(promise: nil)
+            c.channel.close(promise: nil)  // an error, or the broker's EOF after our FIN
         }
     }
 
@@ -561,8 +562,6 @@ final class Connection {
     var closeReason: MQTTError?
     /// Set when the client itself closes the socket after a requested disconnect.
     var closeRequested = false
-    /// Completes when DISCONNECT has been written: the requested close waits for it.
-    var drained: EventLoopFuture<Void>?
     private let entries: [LedgerEntry]
 
     init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {

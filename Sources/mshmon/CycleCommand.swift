@@ -72,6 +72,9 @@ struct Cycle: AsyncParsableCommand {
     @Option(help: "Cycles left out of the verdict at the start.")
     var warmup: Int = 3
 
+    @Option(help: ArgumentHelp("Heap growth per cycle below this is noise, in bytes.", valueName: "bytes"))
+    var heapThreshold: Double = 32
+
     @Option(help: ArgumentHelp("Stream the session to a file: .log (msh transcript), .csv or .jsonl. Repeatable.", valueName: "path"))
     var export: [String] = []
 
@@ -92,6 +95,7 @@ struct Cycle: AsyncParsableCommand {
         if payloadSize < 0 || payloadSize > 268_435_000 { throw ValidationError("--payload-size must be 0 to 268435000 bytes") }
         if settle < 0 { throw ValidationError("--settle must be 0 or more milliseconds") }
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
+        if heapThreshold < 0 { throw ValidationError("--heap-threshold must be 0 or more bytes") }
         for path in export {
             do { _ = try ExportFormat(path: path) } catch { throw ValidationError(error.description) }
         }
@@ -122,7 +126,7 @@ struct Cycle: AsyncParsableCommand {
         let runner = CycleRunner(client: client, options: options, log: log)
 
         if let leak = connection.injectLeak, !quiet {
-            print("mshmon: injecting leak \(leak.rawValue) on purpose (positive control)")
+            writeLine(1, "mshmon: injecting leak \(leak.rawValue) on purpose (positive control)")
         }
         let stop = StopSignal()
         let started = monotonicSeconds()
@@ -136,7 +140,8 @@ struct Cycle: AsyncParsableCommand {
             return true
         }, onSample: { sample in
             tally.add(sample, warmup: warmup)
-            if !quiet && !json { print(CycleRunner.summary(sample)) }
+            // Straight to fd 1, a whole line per write: `| tee` and log files see each cycle at once.
+            if !quiet && !json { writeLine(1, CycleRunner.summary(sample)) }
         })
         let done: Int
         do {
@@ -146,14 +151,16 @@ struct Cycle: AsyncParsableCommand {
         }
         let (window, failed) = (tally.window, tally.failed)
         let elapsed = monotonicSeconds() - started
-        let verdict = LeakJudge().verdict(points: window.points, cycles: done, failedCycles: failed, duration: elapsed,
+        var judge = LeakJudge()
+        judge.heapThreshold = heapThreshold
+        let verdict = judge.verdict(points: window.points, cycles: done, failedCycles: failed, duration: elapsed,
                                           measured: !noSample)
         log.append(.verdict(time: wallClockSeconds(), verdict))
         if !json {
-            print("mshmon_cycles_rate: \(Verdict.format(elapsed > 0 ? Double(done) / elapsed : 0)) cycles/s")
-            print(verdict.line)
+            writeLine(1, "mshmon_cycles_rate: \(Verdict.format(elapsed > 0 ? Double(done) / elapsed : 0)) cycles/s")
+            writeLine(1, verdict.line)
         } else {
-            print(report(verdict, elapsed: elapsed))
+            writeLine(1, report(verdict, elapsed: elapsed))
         }
         if verdict.isLeak { throw ExitCode(3) }
     }
