@@ -5,6 +5,7 @@ import ArgumentParser
 import MQTTBroker
 import MQTTClient
 import MQTTPacket
+import Monitor
 import NIOCore
 
 #if canImport(Glibc)
@@ -162,4 +163,23 @@ struct ConnectionOptions: ParsableArguments {
 struct RuntimeError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Refuses an export path whose extension is not .log, .csv or .jsonl (a usage error).
+func validateExportPaths(_ paths: [String]) throws {
+    for path in paths {
+        do { _ = try ExportFormat(path: path) } catch { throw ValidationError(error.description) }
+    }
+}
+
+/// The session log, streamed to `exports` (opened now, so a bad path fails before anything
+/// runs) and kept out of memory, headed with what the run is (never the password).
+func makeSessionLog(exports: [String], peer: BrokerPeer, config: ClientConfiguration) throws -> EventLog {
+    let log = EventLog(memoryLimit: 0)
+    for path in exports {
+        do { log.attach(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
+    }
+    log.append(.header(RunInfo(broker: peer.description, clientID: config.session.clientID,
+                               injectLeak: config.injectLeak?.rawValue, command: commandLine())))
+    return log
 }

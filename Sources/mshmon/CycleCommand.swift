@@ -96,26 +96,20 @@ struct Cycle: AsyncParsableCommand {
         if settle < 0 { throw ValidationError("--settle must be 0 or more milliseconds") }
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
         if heapThreshold < 0 { throw ValidationError("--heap-threshold must be 0 or more bytes") }
-        for path in export {
-            do { _ = try ExportFormat(path: path) } catch { throw ValidationError(error.description) }
-        }
+        try validateExportPaths(export)
     }
 
     func run() async throws {
-        // Exports are opened before anything runs, so a bad path fails first.
-        var sinks: [StreamingExport] = []
-        for path in export {
-            do { sinks.append(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
+        // Exports are checked before the broker starts, so a bad path fails first.
+        for path in export where !canCreate(path) {
+            throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
         }
         let peer = try await BrokerPeer.start(connection.broker, fault: connection.brokerFault)
         defer { peer.stop() }
         let config = try connection.clientConfiguration(host: peer.host, port: peer.port)
         let client = MQTTClient(configuration: config)
-        let log = EventLog(memoryLimit: 0)  // streamed to the exports only: memory stays flat
-        for s in sinks { log.attach(s) }
-        log.append(.header(RunInfo(broker: peer.description, clientID: config.session.clientID,
-                                   injectLeak: connection.injectLeak?.rawValue, command: commandLine())))
-        if !sinks.isEmpty { client.addEventListener { log.append(.event(time: wallClockSeconds(), $0)) } }
+        let log = try makeSessionLog(exports: export, peer: peer, config: config)
+        if !export.isEmpty { client.addEventListener { log.append(.event(time: wallClockSeconds(), $0)) } }
 
         var options = CycleOptions(topics: connection.filters, publishTopic: "mshmon/\(config.session.clientID)/up")
         options.publishCount = publish
@@ -219,19 +213,23 @@ final class StopSignal: @unchecked Sendable {
     }
 
     var requested: Bool { flag.load(ordering: .relaxed) }
-
-    /// Sleeps, waking early when a stop is requested.
-    func sleep(milliseconds: Int) async {
-        let end = monotonicSeconds() + Double(milliseconds) / 1000
-        while !requested && monotonicSeconds() < end {
-            try? await Task.sleep(for: .milliseconds(min(50, max(1, Int((end - monotonicSeconds()) * 1000)))))
-        }
-    }
 }
-
 
 /// The command line as typed, minus anything that could be a secret (there is none: the
 /// password never comes from the command line).
 func commandLine() -> String {
     CommandLine.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
+}
+
+/// Whether `path` can be opened for writing (creating it if needed), without truncating it.
+func canCreate(_ path: String) -> Bool {
+    var st = stat()
+    if stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+        errno = EISDIR
+        return false
+    }
+    let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return false }
+    close(fd)
+    return true
 }

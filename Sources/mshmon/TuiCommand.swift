@@ -39,24 +39,20 @@ struct Tui: AsyncParsableCommand {
 
     func validate() throws {
         if refresh < 100 || refresh > 60_000 { throw ValidationError("--refresh must be 100 to 60000 milliseconds") }
-        for path in export {
-            do { _ = try ExportFormat(path: path) } catch { throw ValidationError(error.description) }
-        }
+        try validateExportPaths(export)
     }
 
     func run() async throws {
         guard isatty(1) != 0 else { throw RuntimeError("the dashboard needs a terminal; for CI use `mshmon cycle`") }
-        var sinks: [StreamingExport] = []
-        for path in export {
-            do { sinks.append(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
+        for path in export where !canCreate(path) {
+            throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
         }
         let peer = try await BrokerPeer.start(connection.broker, fault: connection.brokerFault)
         defer { peer.stop() }
         var config = try connection.clientConfiguration(host: peer.host, port: peer.port)
         config.reconnect = false
         let client = MQTTClient(configuration: config)
-        let log = EventLog(memoryLimit: 0)  // streamed only: the heap we measure stays flat
-        for s in sinks { log.attach(s) }
+        let log = try makeSessionLog(exports: export, peer: peer, config: config)
         // A spool of the whole session for the export key, removed on exit.
         var template = Array("/tmp/mshmon-session-XXXXXX".utf8CString)
         guard let dir = mkdtemp(&template) else { throw RuntimeError("cannot create a spool folder in /tmp") }
@@ -71,8 +67,6 @@ struct Tui: AsyncParsableCommand {
             log.attach(try StreamingExport(path: spool + ".log"))
             log.attach(try StreamingExport(path: spool + ".csv"))
         } catch { throw RuntimeError(error.description) }
-        log.append(.header(RunInfo(broker: peer.description, clientID: config.session.clientID,
-                                   injectLeak: connection.injectLeak?.rawValue, command: commandLine())))
         var options = CycleOptions(topics: connection.filters, publishTopic: "mshmon/\(config.session.clientID)/up")
         options.qos = connection.qos
         options.settleMilliseconds = settle
