@@ -106,10 +106,22 @@ public struct Sampler: Sendable {
         let fds = FDProbe.scan()
         let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
         let connections = ledger?.connections ?? []
-        // Only ours are wanted: let the dump skip the rest before building rows.
-        var table = (allTCP ? TCPProbe.readNetlink()
-                            : TCPProbe.readNetlink(onlyInodes: inodes, localPorts: Set(connections.map(\.local.port))))
-            ?? TCPProbe.readProc()
+        var table: TCPTable
+        if allTCP {
+            table = TCPProbe.readNetlink() ?? TCPProbe.readProc()
+        } else {
+            // Only ours are wanted: dump only the tables that can hold them (none when we
+            // hold no socket and opened no connection) and skip the rest before building rows.
+            var families = TCPProbe.families(of: fds).intersection([AF_INET, AF_INET6])
+            for c in connections { families.insert(c.remote.address.contains(":") ? AF_INET6 : AF_INET) }
+            if families.isEmpty {
+                table = TCPTable()
+            } else {
+                table = TCPProbe.readNetlink(onlyInodes: inodes, localPorts: Set(connections.map(\.local.port)),
+                                             families: families.sorted())
+                    ?? TCPProbe.readProc()
+            }
+        }
         TCPProbe.attribute(&table.rows, inodes: inodes, connections: connections)
         var rows = allTCP ? table.rows : table.rows.filter(\.isOurs)
         TCPProbe.addSequenceNumbers(&rows, fds: fds)

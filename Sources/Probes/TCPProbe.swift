@@ -120,12 +120,13 @@ public enum TCPProbe {
 
     /// Both tables from NETLINK_SOCK_DIAG, or nil when the kernel refuses the dump. With
     /// `onlyInodes`, only those sockets and inode-0 rows on `localPorts` are kept.
-    public static func readNetlink(onlyInodes: Set<UInt64>? = nil, localPorts: Set<UInt16> = []) -> TCPTable? {
+    public static func readNetlink(onlyInodes: Set<UInt64>? = nil, localPorts: Set<UInt16> = [],
+                                   families: [Int32] = [AF_INET, AF_INET6]) -> TCPTable? {
         let collector = TCPCollector()
         collector.inodes = onlyInodes.map { Set($0.map { UInt32(truncatingIfNeeded: $0) }) }
         collector.localPorts = localPorts
         let context = Unmanaged.passUnretained(collector).toOpaque()
-        for family in [AF_INET, AF_INET6] {
+        for family in families {
             let rc = withExtendedLifetime(collector) {
                 cp_tcp_dump(family, { socket, context in
                     let collector = Unmanaged<TCPCollector>.fromOpaque(context!).takeUnretainedValue()
@@ -178,6 +179,21 @@ public enum TCPProbe {
                 ? inodes.contains(r.inode)
                 : ring.contains(Key(localPort: r.local.port, remote: r.remote))
         }
+    }
+
+    /// The address families of our socket fds (getsockname), so a sample dumps only the
+    /// kernel tables that can hold our sockets: each dump walks a whole hash table.
+    public static func families(of fds: [FDRow]) -> Set<Int32> {
+        var result = Set<Int32>()
+        for f in fds where f.type == .socket {
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let ok = withUnsafeMutablePointer(to: &storage) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(f.fd, $0, &len) == 0 }
+            }
+            if ok { result.insert(Int32(storage.ss_family)) }
+        }
+        return result
     }
 
     /// Fills `sndNxt`/`rcvNxt` of our live rows from TCP_INFO on the fds holding those inodes.
