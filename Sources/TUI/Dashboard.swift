@@ -46,6 +46,7 @@ public final class Dashboard: @unchecked Sendable {
     private let quitRequested = Atomic<Bool>(false)
     private var cycling = false
     private var window = SeriesWindow(capacity: 4_096)
+    private var firstCycleStart: Double?
     private var signalSources: [any DispatchSourceSignal] = []
 
     /// The session streamed to `<spool>.log` and `<spool>.csv` as it happens, so memory stays
@@ -202,19 +203,22 @@ public final class Dashboard: @unchecked Sendable {
                 if state.log.count > 100 { state.log.removeFirst(state.log.count - 100) }
             case .cycle(let sample):
                 cycling = false
+                if firstCycleStart == nil { firstCycleStart = sample.start }
                 state.cycles = sample.cycle
                 if sample.error != nil { state.failedCycles += 1 }
-                if let snap = sample.snapshot {
+                if let full = sample.snapshot {
+                    let snap = Self.forDisplay(full)
                     state.beforeLastCycle = state.lastCycle
                     state.lastCycle = snap
                     state.snapshot = snap
                     state.heapSeries.append(snap.heap.used)
                     state.fdSeries.append(snap.fds.count)
                     if state.heapSeries.count > 1_000 { state.heapSeries.removeFirst(); state.fdSeries.removeFirst() }
-                    if sample.cycle > options.warmup { window.append(SeriesPoint(snap)) }
+                    if sample.cycle > options.warmup { window.append(SeriesPoint(full)) }
                 }
+                let elapsed = wallClockSeconds() - (firstCycleStart ?? wallClockSeconds())
                 state.verdict = LeakJudge().verdict(points: window.points, cycles: state.cycles, failedCycles: state.failedCycles,
-                                                    duration: Double(state.cycles)).line
+                                                    duration: elapsed).line
                 state.status = CycleRunner.summary(sample)
                 if state.auto {
                     client.eventLoop.scheduleTask(in: .milliseconds(Int64(state.autoIntervalMs))) { [weak self] in
@@ -228,7 +232,21 @@ public final class Dashboard: @unchecked Sendable {
     }
 
     private func resample() {
-        state.snapshot = sampler.sample()
+        state.snapshot = Self.forDisplay(sampler.sample())
+    }
+
+    /// What the screen keeps of a sample: TIME_WAIT rows pile up by design (one per cycle for
+    /// 60 s) and only the first screenful is ever shown, so keeping them all would grow the
+    /// very heap being measured.
+    static func forDisplay(_ s: Snapshot) -> Snapshot {
+        var kept = s
+        var timeWait = 0
+        kept.tcp = s.tcp.filter { r in
+            guard r.state == .TIME_WAIT else { return true }
+            timeWait += 1
+            return timeWait <= 40
+        }
+        return kept
     }
 
     private func exportSession() {
