@@ -79,7 +79,7 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "TUITests",
-            dependencies: ["TUI", "Probes", "Ledger", "MQTTClient"]),
+            dependencies: ["TUI", "Probes", "Ledger", "MQTTClient", "Msh"]),
         .testTarget(
             name: "MonitorTests",
             dependencies: ["Monitor", "MQTTClient", "Probes", "Ledger", "ChildProcess", "TestSupport"]),

@@ -8,6 +8,7 @@ import Ledger
 import MQTTClient
 import MQTTPacket
 import Monitor
+import Msh
 import NIOCore
 import Probes
 import Synchronization
@@ -47,6 +48,18 @@ public final class Dashboard: @unchecked Sendable {
     private var cycling = false
     private var window = SeriesWindow(capacity: 4_096)
     private var firstCycleStart: Double?
+    private var editor = PromptEditor(commands: Dashboard.shellCommands.map(\.name) + ["help"])
+    private var pendingCycles = 0
+
+    /// The msh table: the builtins plus the dashboard's own commands, whose effect the
+    /// dashboard performs itself (so `help` and completion still come from one table).
+    static let shellCommands: [MshCommand] = MshShell.builtins + [
+        MshCommand("connect", "connect the client to the broker") { _, _ in "" },
+        MshCommand("disconnect", "disconnect the client") { _, _ in "" },
+        MshCommand("cycle", "cycle N: run N cycles (default 1)") { _, _ in "" },
+        MshCommand("export", "export [PATH]: write the session (.log, .csv or .jsonl)") { _, _ in "" },
+        MshCommand("clear", "clear the log pane") { _, _ in "" },
+    ]
     private var signalSources: [any DispatchSourceSignal] = []
 
     /// The session streamed to `<spool>.log` and `<spool>.csv` as it happens, so memory stays
@@ -138,6 +151,16 @@ public final class Dashboard: @unchecked Sendable {
                 state.showHelp = false
                 continue
             }
+            if state.prompt != nil {
+                switch editor.apply(key) {
+                case .editing: state.prompt = editor.text
+                case .cancelled: state.prompt = nil
+                case .submitted(let line):
+                    state.prompt = nil
+                    runCommand(line)
+                }
+                continue
+            }
             guard let action = KeyMap.action(for: key) else { continue }
             perform(action)
         }
@@ -146,6 +169,7 @@ public final class Dashboard: @unchecked Sendable {
     func perform(_ action: Action) {
         switch action {
         case .quit: quitRequested.store(true, ordering: .relaxed)
+        case .prompt: state.prompt = ""
         case .help: state.showHelp = true
         case .connect:
             state.status = "connecting…"
@@ -177,6 +201,52 @@ public final class Dashboard: @unchecked Sendable {
         }
     }
 
+    /// Runs one msh command line: the dashboard's own commands here, the rest in the shell.
+    /// The command and its output go to the log pane.
+    func runCommand(_ line: String) {
+        let words = line.split(separator: " ").map(String.init)
+        guard let name = words.first else { return }
+        appendLog(MshShell.prompt + line)
+        switch name {
+        case "connect": perform(.connect)
+        case "disconnect": perform(.disconnect)
+        case "clear": state.log.removeAll()
+        case "cycle":
+            guard let n = words.count > 1 ? Int(words[1]) : 1, n >= 1, n <= 100_000 else {
+                appendLog("usage: cycle N (1 to 100000)")
+                return
+            }
+            pendingCycles += n - 1
+            startCycle()
+        case "export":
+            if words.count > 1 {
+                let path = words[1]
+                let ext = path.split(separator: ".").last.map(String.init) ?? ""
+                do {
+                    guard ["log", "csv"].contains(ext) else { throw ExportError.unknownExtension(path) }
+                    try copyAtomically(from: spool + "." + ext, to: path)
+                    appendLog("exported \(path)")
+                } catch {
+                    appendLog("export failed: \(error)")
+                }
+            } else {
+                exportSession()
+                appendLog(state.status)
+            }
+        default:
+            let shell = MshShell(commands: Self.shellCommands, context: MshContext { [sampler] all in sampler.sample(allTCP: all) })
+            for out in shell.execute(line).split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+                appendLog(String(out))
+            }
+        }
+    }
+
+    /// Adds a line to the log pane; `line` is escaped unless it already is.
+    private func appendLog(_ line: String, alreadyEscaped: Bool = false) {
+        state.log.append(alreadyEscaped ? line : escaped(line))
+        if state.log.count > 100 { state.log.removeFirst(state.log.count - 100) }
+    }
+
     private func startCycle() {
         guard !cycling else { return }
         cycling = true
@@ -199,8 +269,7 @@ public final class Dashboard: @unchecked Sendable {
             case .event(let e):
                 log.append(.event(time: wallClockSeconds(), e))
                 if case .stateChanged(let s) = e { state.clientState = s.rawValue }
-                state.log.append(describe(e))
-                if state.log.count > 100 { state.log.removeFirst(state.log.count - 100) }
+                appendLog(describe(e), alreadyEscaped: true)
             case .cycle(let sample):
                 cycling = false
                 if firstCycleStart == nil { firstCycleStart = sample.start }
@@ -220,7 +289,10 @@ public final class Dashboard: @unchecked Sendable {
                 state.verdict = LeakJudge().verdict(points: window.points, cycles: state.cycles, failedCycles: state.failedCycles,
                                                     duration: elapsed).line
                 state.status = CycleRunner.summary(sample)
-                if state.auto {
+                if pendingCycles > 0 {
+                    pendingCycles -= 1
+                    startCycle()
+                } else if state.auto {
                     client.eventLoop.scheduleTask(in: .milliseconds(Int64(state.autoIntervalMs))) { [weak self] in
                         self?.post(.autoTick)
                     }

@@ -2,7 +2,7 @@
 
 /// What a key asks the dashboard to do.
 public enum Action: Sendable, Hashable {
-    case connect, disconnect, cycleOnce, toggleAuto, publish, export
+    case connect, disconnect, cycleOnce, toggleAuto, publish, export, prompt
     case help, quit, faster, slower, autoFaster, autoSlower
 }
 
@@ -32,6 +32,7 @@ public enum KeyMap {
         KeyBinding(keys: [c("a")], label: "a", footer: "Auto", help: "auto-cycle on/off", action: .toggleAuto),
         KeyBinding(keys: [c("p")], label: "p", footer: "Publish", help: "publish one message (when connected)", action: .publish),
         KeyBinding(keys: [c("e")], label: "e", footer: "Export", help: "export the session: .log transcript and .csv", action: .export),
+        KeyBinding(keys: [c(":")], label: ":", footer: "msh", help: "msh prompt (Tab completes, ↑/↓ history, Esc leaves); `help` lists its commands", action: .prompt),
         KeyBinding(keys: [c("+")], label: "+", footer: nil, help: "refresh faster", action: .faster),
         KeyBinding(keys: [c("-")], label: "-", footer: nil, help: "refresh slower", action: .slower),
         KeyBinding(keys: [c("]")], label: "]", footer: nil, help: "auto-cycle interval shorter", action: .autoFaster),

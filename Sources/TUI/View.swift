@@ -27,6 +27,8 @@ public struct AppState: Sendable {
     public var log: [String] = []
     public var status = "c connect · n one cycle · a auto-cycle · ? help"
     public var showHelp = false
+    /// The prompt's text while the `msh />` line has focus.
+    public var prompt: String?
 
     public init() {}
 }
@@ -42,7 +44,11 @@ public enum View {
         let footerY = height - 1
         let statusY = height - 2
         footer(&g, y: footerY)
-        g.put(s.status, x: 0, y: statusY, style: .dim)
+        if let prompt = s.prompt {
+            g.put(MshShell.prompt + prompt + "_", x: 0, y: statusY, style: .key)
+        } else {
+            g.put(s.status, x: 0, y: statusY, style: .dim)
+        }
         if s.showHelp {
             help(&g, top: y, bottom: statusY)
             return g

@@ -40,6 +40,16 @@ $T send-keys -t main '?'
 check "?: help from the key table" wait_screen 'auto-cycle on/off'
 $T send-keys -t main x
 
+$T send-keys -t main ':' 'l' 'i' 'st_t' Tab
+check ":: the msh prompt completes list_thread" wait_screen '^msh />list_thread _'
+$T send-keys -t main Enter
+check "list_thread output in the log pane" wait_screen 'thread   pri  status'
+before=$(screen | sed -n 's/.*cycles \([0-9]*\).*/\1/p' | head -n 1)
+$T send-keys -t main ':' 'c' 'y' 'c' 'l' 'e' ' ' '3' Enter
+check "msh />cycle 3 runs three cycles ($before -> $((before + 3)))" wait_for 20 shows "cycles $((before + 3)) "
+$T send-keys -t main ':' 'r' 'e' 'b' 'o' 'o' 't' Enter
+check "unknown command: 'reboot: command not found.'" wait_screen 'reboot: command not found.'
+
 $T resize-window -t main -x 60 -y 20 2>/dev/null || $T resize-pane -t main -x 60 -y 20
 sleep 1
 $T resize-window -t main -x 120 -y 40 2>/dev/null || $T resize-pane -t main -x 120 -y 40
