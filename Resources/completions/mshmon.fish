@@ -1,0 +1,169 @@
+function __mshmon_should_offer_completions_for_flags_or_options -a expected_commands
+    set -l non_repeating_flags_or_options $argv[2..]
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __mshmon_parse_tokens
+    test "$commands" = "$expected_commands"; and return $non_repeating_flags_or_options_absent
+end
+
+function __mshmon_should_offer_completions_for_positional -a expected_commands positional_index_comparison expected_positional_index
+    set -l non_repeating_flags_or_options
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __mshmon_parse_tokens
+    test "$commands" = "$expected_commands" -a \( "$positional_index" "$positional_index_comparison" "$expected_positional_index" \)
+end
+
+function __mshmon_parse_tokens -S
+    set -l unparsed_tokens (__mshmon_tokens -pc)
+    switch $unparsed_tokens[1]
+    case 'mshmon'
+        __mshmon_parse_subcommand 0 'h/help'
+        switch $unparsed_tokens[1]
+        case 'tui'
+            __mshmon_parse_subcommand 0 'broker=' 'broker-fault=' 'i/client-id=' 'u/username=' 'password-file=' 'k/keepalive=' 't/topic=+' 'q/qos=' 'max-inflight=' 'clean-session' 'no-clean-session' 'will-topic=' 'will-payload=' 'will-qos=' 'will-retain' 'inject-leak=' 'refresh=' 'no-color' 'export=+' 'export-dir=' 'settle=' 'h/help'
+        case 'cycle'
+            __mshmon_parse_subcommand 0 'broker=' 'broker-fault=' 'i/client-id=' 'u/username=' 'password-file=' 'k/keepalive=' 't/topic=+' 'q/qos=' 'max-inflight=' 'clean-session' 'no-clean-session' 'will-topic=' 'will-payload=' 'will-qos=' 'will-retain' 'inject-leak=' 'n/count=' 'duration=' 'interval=' 'publish=' 'payload-size=' 'settle=' 'warmup=' 'heap-threshold=' 'export=+' 'no-sample' 'json' 'quiet' 'h/help'
+        case 'broker'
+            __mshmon_parse_subcommand 0 'port=' 'fault=' 'password-file=' 'max-packet-size=' 'max-connections=' 'max-queued=' 'h/help'
+        case 'free'
+            __mshmon_parse_subcommand 0 'h/help'
+        case 'list_fd'
+            __mshmon_parse_subcommand 0 'h/help'
+        case 'netstat'
+            __mshmon_parse_subcommand 0 'a/all' 'h/help'
+        case 'list_thread'
+            __mshmon_parse_subcommand 0 'h/help'
+        case 'memtrace'
+            __mshmon_parse_subcommand 0 'h/help'
+        case 'help'
+            __mshmon_parse_subcommand -r 1 
+        end
+    end
+end
+
+function __mshmon_tokens
+    if test (string split -m 1 -f 1 -- . "$FISH_VERSION") -gt 3
+        commandline --tokens-raw $argv
+    else
+        commandline -o $argv
+    end
+end
+
+function __mshmon_parse_subcommand -S -a positional_count
+    argparse -s r -- $argv
+    set -l option_specs $argv[2..]
+    set -l is_repeating_positional $_flag_r
+    set -el _flag_r
+    set -a commands $unparsed_tokens[1]
+    set positional_index 0
+    while true
+        set -e unparsed_tokens[1]
+        argparse -sn "$commands" $option_specs -- $unparsed_tokens 2> /dev/null
+        set unparsed_tokens $argv
+        set positional_index (math $positional_index + 1)
+        for non_repeating_flag_or_option in $non_repeating_flags_or_options
+            if set -ql "_flag_$(string replace -a - _ -- $non_repeating_flag_or_option)"
+                set non_repeating_flags_or_options_absent 1
+                break
+            end
+        end
+        test (count $unparsed_tokens) -eq 0 -o \( -z "$is_repeating_positional" -a "$positional_index" -gt "$positional_count" \) && break
+    end
+end
+
+function __mshmon_complete_directories
+    set -l token (commandline -t)
+    string match -- '*/' $token
+    set -l subdirs $token*/
+    printf %s\n $subdirs
+end
+
+function __mshmon_custom_completion
+    set -x SAP_SHELL fish
+    set -x SAP_SHELL_VERSION $FISH_VERSION
+    set -l tokens (__mshmon_tokens -p)
+    if test -z "$(__mshmon_tokens -t)"
+        set -l index (count (__mshmon_tokens -pc))
+        set tokens $tokens[..$index] \'\' $tokens[(math $index + 1)..]
+    end
+    command $tokens[1] $argv $tokens
+end
+
+complete -c 'mshmon' -f
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_positional "mshmon" -eq 1' -fa 'tui' -d 'The dashboard (the default): live free / list_fd / netstat panes, cycles on a key, a verdict.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_positional "mshmon" -eq 1' -fa 'cycle' -d 'Run connect / subscribe / publish / disconnect cycles headless and judge whether anything leaks.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_positional "mshmon" -eq 1' -fa 'broker' -d 'Run the embedded MQTT 3.1.1 broker on 127.0.0.1 (the default peer of mshmon and mshmon cycle).'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_positional "mshmon" -eq 1' -fa 'free' -d 'Heap of this process: total, used and maximum allocated memory (mallinfo2).'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_positional "mshmon" -eq 1' -fa 'list_fd' -d 'Open file descriptors of this process (/proc/self/fd).'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_positional "mshmon" -eq 1' -fa 'netstat' -d 'TCP sockets in lwIP\'s list_tcps form: this process\'s, or with --all every socket of the namespace.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_positional "mshmon" -eq 1' -fa 'list_thread' -d 'Threads of this process (/proc/self/task) in RT-Thread\'s layout.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_positional "mshmon" -eq 1' -fa 'memtrace' -d 'Live records of the MQTT client\'s owner ledger, then totals per kind.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_positional "mshmon" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" broker' -l 'broker' -d 'The broker, as mqtt://HOST:PORT (IPv6: mqtt://[::1]:1883). Default: start the embedded broker.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" broker-fault' -l 'broker-fault' -d 'Fault mode of the embedded broker (see mshmon broker --help); not with --broker.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" client-id i' -s 'i' -l 'client-id' -d 'Client identifier (default: mshmon-PID).' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" u username' -s 'u' -l 'username' -d 'User name. The password comes from MSHMON_PASSWORD or --password-file.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" password-file' -l 'password-file' -d 'A file whose first line is the password.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" k keepalive' -s 'k' -l 'keepalive' -d 'Keepalive in seconds (0: off).' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui"' -s 't' -l 'topic' -d 'Subscribe this filter each cycle (repeatable; default: two filters, as on the device).' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" q qos' -s 'q' -l 'qos' -d 'QoS of publishes and subscriptions: 0, 1 or 2.' -rfka '0 1 2'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" max-inflight' -l 'max-inflight' -d 'Unacknowledged QoS 1/2 publishes at once.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" clean-session' -l 'clean-session' -d 'Start each connection with a clean session.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" no-clean-session' -l 'no-clean-session' -d 'Start each connection with a clean session.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" will-topic' -l 'will-topic' -d 'Will topic (published by the broker if the connection drops).' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" will-payload' -l 'will-payload' -d 'Will payload.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" will-qos' -l 'will-qos' -d 'Will QoS.' -rfka '0 1 2'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" will-retain' -l 'will-retain' -d 'Retain the will.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" inject-leak' -l 'inject-leak' -d 'Replay one of the seed\'s leaks on purpose: socket-race or ack-handler.' -rfka 'socket-race ack-handler'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" refresh' -l 'refresh' -d 'Refresh interval in milliseconds.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" no-color' -l 'no-color' -d 'Monochrome (also when NO_COLOR is set).'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui"' -l 'export' -d 'Stream the session to a file: .log, .csv or .jsonl. Repeatable.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" export-dir' -l 'export-dir' -d 'Where the export key writes its files.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" settle' -l 'settle' -d 'Wait after each disconnect before sampling, in milliseconds.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" broker' -l 'broker' -d 'The broker, as mqtt://HOST:PORT (IPv6: mqtt://[::1]:1883). Default: start the embedded broker.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" broker-fault' -l 'broker-fault' -d 'Fault mode of the embedded broker (see mshmon broker --help); not with --broker.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" client-id i' -s 'i' -l 'client-id' -d 'Client identifier (default: mshmon-PID).' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" u username' -s 'u' -l 'username' -d 'User name. The password comes from MSHMON_PASSWORD or --password-file.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" password-file' -l 'password-file' -d 'A file whose first line is the password.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" k keepalive' -s 'k' -l 'keepalive' -d 'Keepalive in seconds (0: off).' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle"' -s 't' -l 'topic' -d 'Subscribe this filter each cycle (repeatable; default: two filters, as on the device).' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" q qos' -s 'q' -l 'qos' -d 'QoS of publishes and subscriptions: 0, 1 or 2.' -rfka '0 1 2'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" max-inflight' -l 'max-inflight' -d 'Unacknowledged QoS 1/2 publishes at once.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" clean-session' -l 'clean-session' -d 'Start each connection with a clean session.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" no-clean-session' -l 'no-clean-session' -d 'Start each connection with a clean session.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" will-topic' -l 'will-topic' -d 'Will topic (published by the broker if the connection drops).' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" will-payload' -l 'will-payload' -d 'Will payload.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" will-qos' -l 'will-qos' -d 'Will QoS.' -rfka '0 1 2'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" will-retain' -l 'will-retain' -d 'Retain the will.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" inject-leak' -l 'inject-leak' -d 'Replay one of the seed\'s leaks on purpose: socket-race or ack-handler.' -rfka 'socket-race ack-handler'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" count n' -s 'n' -l 'count' -d 'Number of cycles.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" duration' -l 'duration' -d 'Run for this long instead of a count: 90s, 30m, 8h.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" interval' -l 'interval' -d 'Pause between cycles, in milliseconds.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" publish' -l 'publish' -d 'Messages published per cycle.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" payload-size' -l 'payload-size' -d 'Payload size of each message, in bytes.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" settle' -l 'settle' -d 'Wait after each disconnect before sampling, in milliseconds.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" warmup' -l 'warmup' -d 'Cycles left out of the verdict at the start.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" heap-threshold' -l 'heap-threshold' -d 'Heap growth per cycle below this is noise, in bytes.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle"' -l 'export' -d 'Stream the session to a file: .log (msh transcript), .csv or .jsonl. Repeatable.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" no-sample' -l 'no-sample' -d 'Do not sample the process (to time the client alone); the verdict then measures nothing.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" json' -l 'json' -d 'Print the report as one JSON object instead of the verdict line.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" quiet' -l 'quiet' -d 'Print nothing per cycle, only the verdict.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon broker" port' -l 'port' -d 'TCP port on 127.0.0.1 (0: any free port).' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon broker" fault' -l 'fault' -d 'Misbehave on purpose: none, close-after-connack, no-connack, no-suback, no-pingresp, reset, slow:MS, garbage.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon broker" password-file' -l 'password-file' -d 'mosquitto-style plain `user:password` lines; without it anonymous clients are allowed.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon broker" max-packet-size' -l 'max-packet-size' -d 'Largest packet accepted, in bytes.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon broker" max-connections' -l 'max-connections' -d 'Most connections at once.' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon broker" max-queued' -l 'max-queued' -d 'Most messages queued for an offline persistent session (oldest dropped).' -rfka ''
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon broker" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon free" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon list_fd" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon netstat" a all' -s 'a' -l 'all' -d 'Every TCP socket of the network namespace, like `ss -tan`.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon netstat" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon list_thread" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon memtrace" h help' -s 'h' -l 'help' -d 'Show help information.'

@@ -1,0 +1,232 @@
+#compdef mshmon
+
+__mshmon_complete() {
+    local -ar non_empty_completions=("${@:#(|:*)}")
+    local -ar empty_completions=("${(M)@:#(|:*)}")
+    _describe -V '' non_empty_completions -- empty_completions -P $'\'\''
+}
+
+__mshmon_custom_complete() {
+    local -a completions
+    completions=("${(@f)"$("${command_name}" "${@}" "${command_line[@]}")"}")
+    if [[ "${#completions[@]}" -gt 1 ]]; then
+        __mshmon_complete "${completions[@]:0:-1}"
+    fi
+}
+
+__mshmon_cursor_index_in_current_word() {
+    if [[ -z "${QIPREFIX}${IPREFIX}${PREFIX}" ]]; then
+        printf 0
+    else
+        printf %s "${#${(z)LBUFFER}[-1]}"
+    fi
+}
+
+_mshmon() {
+    emulate -RL zsh -G
+    setopt extendedglob nullglob numericglobsort
+    unsetopt aliases banghist
+
+    local -xr SAP_SHELL=zsh
+    local -x SAP_SHELL_VERSION
+    SAP_SHELL_VERSION="$(builtin emulate zsh -c 'printf %s "${ZSH_VERSION}"')"
+    local -r SAP_SHELL_VERSION
+
+    local context state state_descr line
+    local -A opt_args
+
+    local -r command_name="${words[1]}"
+    local -ar command_line=("${words[@]}")
+    local -ir current_word_index="$((CURRENT - 1))"
+
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-h --help)'{-h,--help}'[Show help information.]'
+        '(-): :->command'
+        '(-)*:: :->arg'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+    case "${state}" in
+    command)
+        local -ar subcommands=(
+            'tui:The dashboard (the default): live free / list_fd / netstat panes, cycles on a key, a verdict.'
+            'cycle:Run connect / subscribe / publish / disconnect cycles headless and judge whether anything leaks.'
+            'broker:Run the embedded MQTT 3.1.1 broker on 127.0.0.1 (the default peer of mshmon and mshmon cycle).'
+            'free:Heap of this process: total, used and maximum allocated memory (mallinfo2).'
+            'list_fd:Open file descriptors of this process (/proc/self/fd).'
+            'netstat:TCP sockets in lwIP'\''s list_tcps form: this process'\''s, or with --all every socket of the namespace.'
+            'list_thread:Threads of this process (/proc/self/task) in RT-Thread'\''s layout.'
+            'memtrace:Live records of the MQTT client'\''s owner ledger, then totals per kind.'
+            'help:Show subcommand help information.'
+        )
+        _describe -V subcommand subcommands && ret=0
+        ;;
+    arg)
+        case "${words[1]}" in
+        tui|cycle|broker|free|list_fd|netstat|list_thread|memtrace|help)
+            "_mshmon_${words[1]}" && ret=0
+            ;;
+        esac
+        ;;
+    esac
+
+    return "${ret}"
+}
+
+_mshmon_tui() {
+    local -i ret=1
+    local -ar ___qos=('0' '1' '2')
+    local -ar ___will_qos=('0' '1' '2')
+    local -ar ___inject_leak=('socket-race' 'ack-handler')
+    local -ar arg_specs=(
+        '--broker[The broker, as mqtt\://HOST\:PORT (IPv6\: mqtt\://\[\:\:1\]\:1883). Default\: start the embedded broker.]:url:'
+        '--broker-fault[Fault mode of the embedded broker (see mshmon broker --help); not with --broker.]:mode:'
+        '(-i --client-id)'{-i,--client-id}'[Client identifier (default\: mshmon-PID).]:client-id:'
+        '(-u --username)'{-u,--username}'[User name. The password comes from MSHMON_PASSWORD or --password-file.]:username:'
+        '--password-file[A file whose first line is the password.]:path:'
+        '(-k --keepalive)'{-k,--keepalive}'[Keepalive in seconds (0\: off).]:keepalive:'
+        '*'{-t,--topic}'[Subscribe this filter each cycle (repeatable; default\: two filters, as on the device).]:topic:'
+        '(-q --qos)'{-q,--qos}'[QoS of publishes and subscriptions\: 0, 1 or 2.]:qos:{__mshmon_complete "${___qos[@]}"}'
+        '--max-inflight[Unacknowledged QoS 1/2 publishes at once.]:max-inflight:'
+        '--clean-session[Start each connection with a clean session.]'
+        '--no-clean-session[Start each connection with a clean session.]'
+        '--will-topic[Will topic (published by the broker if the connection drops).]:will-topic:'
+        '--will-payload[Will payload.]:will-payload:'
+        '--will-qos[Will QoS.]:will-qos:{__mshmon_complete "${___will_qos[@]}"}'
+        '--will-retain[Retain the will.]'
+        '--inject-leak[Replay one of the seed'\''s leaks on purpose\: socket-race or ack-handler.]:bug:{__mshmon_complete "${___inject_leak[@]}"}'
+        '--refresh[Refresh interval in milliseconds.]:refresh:'
+        '--no-color[Monochrome (also when NO_COLOR is set).]'
+        '*--export[Stream the session to a file\: .log, .csv or .jsonl. Repeatable.]:path:'
+        '--export-dir[Where the export key writes its files.]:dir:'
+        '--settle[Wait after each disconnect before sampling, in milliseconds.]:settle:'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_mshmon_cycle() {
+    local -i ret=1
+    local -ar ___qos=('0' '1' '2')
+    local -ar ___will_qos=('0' '1' '2')
+    local -ar ___inject_leak=('socket-race' 'ack-handler')
+    local -ar arg_specs=(
+        '--broker[The broker, as mqtt\://HOST\:PORT (IPv6\: mqtt\://\[\:\:1\]\:1883). Default\: start the embedded broker.]:url:'
+        '--broker-fault[Fault mode of the embedded broker (see mshmon broker --help); not with --broker.]:mode:'
+        '(-i --client-id)'{-i,--client-id}'[Client identifier (default\: mshmon-PID).]:client-id:'
+        '(-u --username)'{-u,--username}'[User name. The password comes from MSHMON_PASSWORD or --password-file.]:username:'
+        '--password-file[A file whose first line is the password.]:path:'
+        '(-k --keepalive)'{-k,--keepalive}'[Keepalive in seconds (0\: off).]:keepalive:'
+        '*'{-t,--topic}'[Subscribe this filter each cycle (repeatable; default\: two filters, as on the device).]:topic:'
+        '(-q --qos)'{-q,--qos}'[QoS of publishes and subscriptions\: 0, 1 or 2.]:qos:{__mshmon_complete "${___qos[@]}"}'
+        '--max-inflight[Unacknowledged QoS 1/2 publishes at once.]:max-inflight:'
+        '--clean-session[Start each connection with a clean session.]'
+        '--no-clean-session[Start each connection with a clean session.]'
+        '--will-topic[Will topic (published by the broker if the connection drops).]:will-topic:'
+        '--will-payload[Will payload.]:will-payload:'
+        '--will-qos[Will QoS.]:will-qos:{__mshmon_complete "${___will_qos[@]}"}'
+        '--will-retain[Retain the will.]'
+        '--inject-leak[Replay one of the seed'\''s leaks on purpose\: socket-race or ack-handler.]:bug:{__mshmon_complete "${___inject_leak[@]}"}'
+        '(-n --count)'{-n,--count}'[Number of cycles.]:count:'
+        '--duration[Run for this long instead of a count\: 90s, 30m, 8h.]:time:'
+        '--interval[Pause between cycles, in milliseconds.]:interval:'
+        '--publish[Messages published per cycle.]:publish:'
+        '--payload-size[Payload size of each message, in bytes.]:payload-size:'
+        '--settle[Wait after each disconnect before sampling, in milliseconds.]:settle:'
+        '--warmup[Cycles left out of the verdict at the start.]:warmup:'
+        '--heap-threshold[Heap growth per cycle below this is noise, in bytes.]:bytes:'
+        '*--export[Stream the session to a file\: .log (msh transcript), .csv or .jsonl. Repeatable.]:path:'
+        '--no-sample[Do not sample the process (to time the client alone); the verdict then measures nothing.]'
+        '--json[Print the report as one JSON object instead of the verdict line.]'
+        '--quiet[Print nothing per cycle, only the verdict.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_mshmon_broker() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '--port[TCP port on 127.0.0.1 (0\: any free port).]:port:'
+        '--fault[Misbehave on purpose\: none, close-after-connack, no-connack, no-suback, no-pingresp, reset, slow\:MS, garbage.]:mode:'
+        '--password-file[mosquitto-style plain `user\:password` lines; without it anonymous clients are allowed.]:path:'
+        '--max-packet-size[Largest packet accepted, in bytes.]:max-packet-size:'
+        '--max-connections[Most connections at once.]:max-connections:'
+        '--max-queued[Most messages queued for an offline persistent session (oldest dropped).]:max-queued:'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_mshmon_free() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_mshmon_list_fd() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_mshmon_netstat() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-a --all)'{-a,--all}'[Every TCP socket of the network namespace, like `ss -tan`.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_mshmon_list_thread() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_mshmon_memtrace() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_mshmon_help() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '*:subcommands:'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+if [[ "${funcstack[1]}" = _mshmon ]]; then
+    _mshmon "${@}"
+else
+    compdef _mshmon mshmon
+fi
