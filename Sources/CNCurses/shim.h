@@ -15,3 +15,13 @@ static inline int cn_a_reverse(void) { return (int)A_REVERSE; }
 static inline int cn_a_dim(void) { return (int)A_DIM; }
 static inline int cn_key_resize(void) { return KEY_RESIZE; }
 static inline int cn_key_f(int n) { return KEY_F(n); }
+static inline int cn_key_mouse(void) { return KEY_MOUSE; }
+static inline unsigned long cn_button1_clicked(void) { return (unsigned long)(BUTTON1_CLICKED | BUTTON1_PRESSED); }
+static inline unsigned long cn_button4_pressed(void) { return (unsigned long)BUTTON4_PRESSED; }
+static inline unsigned long cn_button5_pressed(void) { return (unsigned long)BUTTON5_PRESSED; }
+static inline void cn_enable_mouse(void) { mousemask(BUTTON1_CLICKED | BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL); mouseinterval(0); }
+/* Fills x, y and the button state of the last mouse event; 0 on success. */
+static inline int cn_mouse(int *x, int *y, unsigned long *buttons) {
+    MEVENT e; if (getmouse(&e) != OK) return -1;
+    *x = e.x; *y = e.y; *buttons = (unsigned long)e.bstate; return 0;
+}

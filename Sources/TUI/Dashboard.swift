@@ -24,6 +24,7 @@ public struct DashboardOptions: Sendable {
     /// Cycles left out of the verdict: the dashboard's own bounded buffers (event lines,
     /// chart series) fill during the first cycles.
     public var warmup = 10
+    public var mouse = true
     public init() {}
 }
 
@@ -110,6 +111,7 @@ public final class Dashboard: @unchecked Sendable {
         keypad(cn_stdscr(), true)
         curs_set(0)
         nodelay(cn_stdscr(), true)
+        if options.mouse { cn_enable_mouse() }
         let color = options.color && has_colors() && getenv("NO_COLOR") == nil
         if color {
             start_color()
@@ -147,6 +149,7 @@ public final class Dashboard: @unchecked Sendable {
             let key = getch()
             if key == ERR { return }
             if key == cn_key_resize() { clear(); continue }
+            if key == cn_key_mouse() { mouseEvent(); continue }
             if state.showHelp {
                 state.showHelp = false
                 continue
@@ -170,6 +173,15 @@ public final class Dashboard: @unchecked Sendable {
         switch action {
         case .quit: quitRequested.store(true, ordering: .relaxed)
         case .prompt: state.prompt = ""
+        case .focusNext:
+            let all = Pane.allCases
+            state.focus = all[(all.firstIndex(of: state.focus)! + 1) % all.count]
+        case .scrollUp: scroll(by: state.focus == .log ? 1 : -1)
+        case .scrollDown: scroll(by: state.focus == .log ? -1 : 1)
+        case .pageUp: scroll(by: state.focus == .log ? page : -page)
+        case .pageDown: scroll(by: state.focus == .log ? -page : page)
+        case .scrollTop: state.scroll[state.focus] = state.focus == .log ? Int.max / 2 : 0
+        case .scrollBottom: state.scroll[state.focus] = state.focus == .log ? 0 : Int.max / 2
         case .help: state.showHelp = true
         case .connect:
             state.status = "connecting…"
@@ -198,6 +210,30 @@ public final class Dashboard: @unchecked Sendable {
         case .slower: state.refreshMs = min(10_000, state.refreshMs * 2)
         case .autoFaster: state.autoIntervalMs = max(0, state.autoIntervalMs / 2)
         case .autoSlower: state.autoIntervalMs = min(60_000, max(100, state.autoIntervalMs * 2))
+        }
+    }
+
+    private var page: Int { max(1, Int(cn_getmaxy(cn_stdscr())) / 3 - 2) }
+
+    /// Moves the focused pane; offsets are clamped when drawn, and here to a sane range.
+    private func scroll(by lines: Int, pane: Pane? = nil) {
+        let p = pane ?? state.focus
+        state.scroll[p] = min(100_000, max(0, (state.scroll[p] ?? 0) + lines))
+    }
+
+    /// A click focuses the pane under it; the wheel scrolls that pane.
+    private func mouseEvent() {
+        var x: Int32 = 0, y: Int32 = 0
+        var buttons: UInt = 0
+        guard cn_mouse(&x, &y, &buttons) == 0 else { return }
+        let (_, regions) = View.renderWithRegions(state, width: Int(cn_getmaxx(cn_stdscr())), height: Int(cn_getmaxy(cn_stdscr())))
+        guard let pane = regions.first(where: { $0.value.contains(x: Int(x), y: Int(y)) })?.key else { return }
+        if buttons & cn_button4_pressed() != 0 {
+            scroll(by: pane == .log ? 3 : -3, pane: pane)
+        } else if buttons & cn_button5_pressed() != 0 {
+            scroll(by: pane == .log ? -3 : 3, pane: pane)
+        } else if buttons & cn_button1_clicked() != 0 {
+            state.focus = pane
         }
     }
 

@@ -4,6 +4,7 @@
 public enum Action: Sendable, Hashable {
     case connect, disconnect, cycleOnce, toggleAuto, publish, export, prompt
     case help, quit, faster, slower, autoFaster, autoSlower
+    case focusNext, scrollUp, scrollDown, pageUp, pageDown, scrollTop, scrollBottom
 }
 
 public struct KeyBinding: Sendable {
@@ -37,6 +38,13 @@ public enum KeyMap {
         KeyBinding(keys: [c("-")], label: "-", footer: nil, help: "refresh slower", action: .slower),
         KeyBinding(keys: [c("]")], label: "]", footer: nil, help: "auto-cycle interval shorter", action: .autoFaster),
         KeyBinding(keys: [c("[")], label: "[", footer: nil, help: "auto-cycle interval longer", action: .autoSlower),
+        KeyBinding(keys: [9], label: "Tab", footer: nil, help: "focus the next pane (or click it)", action: .focusNext),
+        KeyBinding(keys: [259], label: "↑", footer: nil, help: "scroll the focused pane up (or the mouse wheel)", action: .scrollUp),
+        KeyBinding(keys: [258], label: "↓", footer: nil, help: "scroll the focused pane down", action: .scrollDown),
+        KeyBinding(keys: [339], label: "PgUp", footer: nil, help: "scroll the focused pane a page up", action: .pageUp),
+        KeyBinding(keys: [338], label: "PgDn", footer: nil, help: "scroll the focused pane a page down", action: .pageDown),
+        KeyBinding(keys: [262], label: "Home", footer: nil, help: "to the top of the focused pane", action: .scrollTop),
+        KeyBinding(keys: [360], label: "End", footer: nil, help: "to the end of the focused pane", action: .scrollBottom),
         KeyBinding(keys: [c("?"), c("h"), f1], label: "F1", footer: "Help", help: "this help (?, h or F1)", action: .help),
         KeyBinding(keys: [c("q"), f10], label: "F10", footer: "Quit", help: "quit (q or F10)", action: .quit),
     ]

@@ -5,8 +5,23 @@ import Ledger
 import Msh
 import Probes
 
+/// The panes that take focus and scroll.
+public enum Pane: String, Sendable, CaseIterable {
+    case free, listFD = "list_fd", netstat, log
+}
+
+/// A pane's place on the screen: columns x..<x+w, rows y..<bottom.
+public struct Rect: Sendable, Hashable {
+    public var x, y, w, bottom: Int
+    public func contains(x px: Int, y py: Int) -> Bool { px >= x && px < x + w && py >= y && py < bottom }
+}
+
 /// Everything the screen shows.
 public struct AppState: Sendable {
+    /// The pane the scroll keys move, and each pane's scroll offset in lines (for the log:
+    /// lines back from the newest).
+    public var focus: Pane = .netstat
+    public var scroll: [Pane: Int] = [:]
     public var broker = ""
     public var clientState = "idle"
     public var cycles = 0
@@ -35,6 +50,17 @@ public struct AppState: Sendable {
 
 public enum View {
     public static func render(_ s: AppState, width: Int, height: Int) -> Grid {
+        renderWithRegions(s, width: width, height: height).grid
+    }
+
+    /// The grid and where each pane landed (for mouse clicks and the wheel).
+    public static func renderWithRegions(_ s: AppState, width: Int, height: Int) -> (grid: Grid, regions: [Pane: Rect]) {
+        var regions: [Pane: Rect] = [:]
+        let g = draw(s, width: width, height: height, regions: &regions)
+        return (g, regions)
+    }
+
+    static func draw(_ s: AppState, width: Int, height: Int, regions: inout [Pane: Rect]) -> Grid {
         var g = Grid(width: width, height: height)
         if width < 20 || height < 5 {
             g.put("terminal too small", x: 0, y: 0, style: .alert)
@@ -64,18 +90,18 @@ public enum View {
             let left = width / 2
             let third = max(6, (bottom - y) / 3)
             let topBottom = min(bottom, y + third)
-            _ = pane(&g, title: "free", text: MshRender.free(snap.heap) + ledgerLines(snap.ledger), x: 0, y: y, w: left - 1, bottom: topBottom, s: s)
-            _ = pane(&g, title: "list_fd", text: MshRender.listFD(snap.fds), x: left, y: y, w: width - left, bottom: topBottom, s: s)
+            _ = pane(&g, .free, text: MshRender.free(snap.heap) + ledgerLines(snap.ledger), x: 0, y: y, w: left - 1, bottom: topBottom, s: s, regions: &regions)
+            _ = pane(&g, .listFD, text: MshRender.listFD(snap.fds), x: left, y: y, w: width - left, bottom: topBottom, s: s, regions: &regions)
             let netBottom = min(bottom, topBottom + third)
-            let ny = pane(&g, title: "netstat", text: MshRender.netstat(snap.tcp), x: 0, y: topBottom, w: width, bottom: netBottom, s: s)
+            let ny = pane(&g, .netstat, text: MshRender.netstat(snap.tcp), x: 0, y: topBottom, w: width, bottom: netBottom, s: s, regions: &regions)
             let lowTop = min(ny, netBottom)
             _ = chart(&g, s, x: 0, y: lowTop, w: left - 1, bottom: bottom)
-            _ = pane(&g, title: "log", text: s.log.suffix(max(0, bottom - lowTop - 1)).joined(separator: "\n"), x: left, y: lowTop, w: width - left, bottom: bottom, s: s)
+            _ = pane(&g, .log, text: s.log.joined(separator: "\n"), x: left, y: lowTop, w: width - left, bottom: bottom, s: s, regions: &regions)
         } else {
             // Narrow or short: one column, most useful panes first.
-            y = pane(&g, title: "free", text: MshRender.free(snap.heap), x: 0, y: y, w: width, bottom: bottom, s: s)
-            y = pane(&g, title: "netstat", text: MshRender.netstat(snap.tcp), x: 0, y: y, w: width, bottom: bottom, s: s)
-            _ = pane(&g, title: "list_fd", text: MshRender.listFD(snap.fds), x: 0, y: y, w: width, bottom: bottom, s: s)
+            y = pane(&g, .free, text: MshRender.free(snap.heap), x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
+            y = pane(&g, .netstat, text: MshRender.netstat(snap.tcp), x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
+            _ = pane(&g, .listFD, text: MshRender.listFD(snap.fds), x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
         }
         return g
     }
@@ -97,23 +123,37 @@ public enum View {
         return y
     }
 
-    /// A titled pane: `msh />title` then the text, clipped to [y, bottom). Returns the next row.
-    static func pane(_ g: inout Grid, title: String, text: String, x: Int, y: Int, w: Int, bottom: Int, s: AppState) -> Int {
+    /// A titled pane: `msh />title` then the text from its scroll offset, clipped to
+    /// [y, bottom). The focused pane's title is drawn selected. Returns the next free row.
+    static func pane(_ g: inout Grid, _ id: Pane, text: String, x: Int, y: Int, w: Int, bottom: Int, s: AppState,
+                     regions: inout [Pane: Rect]) -> Int {
         guard y < bottom else { return y }
-        g.put(MshShell.prompt + title, x: x, y: y, style: .key, maxWidth: w)
+        regions[id] = Rect(x: x, y: y, w: w, bottom: bottom)
+        let focused = s.focus == id
+        g.put(MshShell.prompt + id.rawValue + (focused ? " ◂" : ""), x: x, y: y, style: focused ? .selected : .key, maxWidth: w)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        let visible = max(0, bottom - y - 1)
+        let offset = scrollOffset(id, lines: lines.count, visible: visible, s: s)
         var row = y + 1
         let grownFDs = grownFDNumbers(s)
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) where row < bottom {
-            if line.isEmpty && row > y + 1 && title != "log" { continue }
+        for line in lines.dropFirst(offset) where row < bottom {
             let text = String(line)
             var style = CellStyle.normal
             if text.contains("state: CLOSE_WAIT") { style = .alert }
-            if title == "free", let grown = grownHeap(s), grown, text.hasPrefix("used memory") { style = .grown }
-            if title == "list_fd", let fd = Int32(text.prefix(3).trimmingCharacters()), grownFDs.contains(fd) { style = .grown }
+            if id == .free, let grown = grownHeap(s), grown, text.hasPrefix("used memory") { style = .grown }
+            if id == .listFD, let fd = Int32(text.prefix(3).trimmingCharacters()), grownFDs.contains(fd) { style = .grown }
             g.put(text, x: x, y: row, style: style, maxWidth: w)
             row += 1
         }
         return min(bottom, row + 1)
+    }
+
+    /// The first line shown: panes scroll down from the top; the log counts back from its end.
+    static func scrollOffset(_ id: Pane, lines: Int, visible: Int, s: AppState) -> Int {
+        let maxOffset = max(0, lines - visible)
+        let requested = s.scroll[id] ?? 0
+        return id == .log ? max(0, maxOffset - min(requested, maxOffset)) : min(max(0, requested), maxOffset)
     }
 
     /// The ledger's live counts per kind, below `free`.

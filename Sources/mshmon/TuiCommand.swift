@@ -16,8 +16,9 @@ struct Tui: AsyncParsableCommand {
         abstract: "The dashboard (the default): live free / list_fd / netstat panes, cycles on a key, a verdict.",
         discussion: """
         Keys: c connect, d disconnect, n one cycle, a auto-cycle on/off, p publish one message,
-        e export the session (.log and .csv), + / - refresh interval, [ / ] auto-cycle interval,
-        ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it.
+        e export the session (.log and .csv), : msh prompt, Tab next pane, arrows PgUp PgDn
+        Home End scroll it (or click and wheel), + / - refresh interval, [ / ] auto-cycle
+        interval, ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it.
         """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -27,6 +28,9 @@ struct Tui: AsyncParsableCommand {
 
     @Flag(help: "Monochrome (also when NO_COLOR is set).")
     var noColor = false
+
+    @Flag(help: "Leave the mouse to the terminal (no click-to-focus, no wheel scrolling).")
+    var noMouse = false
 
     @Option(help: ArgumentHelp("Stream the session to a file: .log, .csv or .jsonl. Repeatable.", valueName: "path"))
     var export: [String] = []
@@ -74,6 +78,7 @@ struct Tui: AsyncParsableCommand {
         var dashboardOptions = DashboardOptions()
         dashboardOptions.refreshMs = refresh
         dashboardOptions.color = !noColor
+        dashboardOptions.mouse = !noMouse
         dashboardOptions.exportDirectory = exportDir
         let dashboard = Dashboard(client: client, runner: runner, log: log, broker: peer.description, options: dashboardOptions, spool: spool)
         let code = dashboard.run()

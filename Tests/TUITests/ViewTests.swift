@@ -104,3 +104,48 @@ func position(of text: String, in g: Grid) -> (Int, Int)? {
     }
     return nil
 }
+
+struct FocusAndScrollTests {
+    func manyFDs() -> AppState {
+        var s = sampleState()
+        s.snapshot!.fds = (0..<60).map { FDRow(fd: Int32($0), type: .file, path: "/tmp/f\($0)") }
+        s.log = (0..<80).map { "event \($0)" }
+        return s
+    }
+
+    @Test func focusedPaneIsMarked() {
+        var s = manyFDs()
+        s.focus = .listFD
+        let text = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        #expect(text.contains("msh />list_fd ◂") && !text.contains("msh />netstat ◂"))
+    }
+
+    @Test func scrollingAPaneShowsLaterLinesAndIsClamped() {
+        var s = manyFDs()
+        let top = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        #expect(top.contains(" 0 file") && !top.contains("/tmp/f40"))
+        s.scroll[.listFD] = 40
+        let scrolled = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        #expect(scrolled.contains("/tmp/f40") && !scrolled.contains("/tmp/f0\n"))
+        s.scroll[.listFD] = 10_000
+        let clamped = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        #expect(clamped.contains("/tmp/f59"), "scrolled past the end shows the last lines")
+    }
+
+    @Test func theLogFollowsItsTailUntilScrolledBack() {
+        var s = manyFDs()
+        let tail = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        #expect(tail.contains("event 79") && !tail.contains("event 10 "))
+        s.scroll[.log] = 60
+        let back = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        #expect(!back.contains("event 79"))
+    }
+
+    @Test func regionsLetAClickFindItsPane() {
+        let (_, regions) = View.renderWithRegions(manyFDs(), width: 120, height: 40)
+        #expect(Set(regions.keys) == Set(Pane.allCases))
+        let net = regions[.netstat]!
+        let hits = regions.filter { $0.value.contains(x: net.x + 1, y: net.y + 1) }.map(\.key)
+        #expect(hits == [.netstat])
+    }
+}

@@ -50,6 +50,15 @@ check "msh />cycle 3 runs three cycles ($before -> $((before + 3)))" wait_for 20
 $T send-keys -t main ':' 'r' 'e' 'b' 'o' 'o' 't' Enter
 check "unknown command: 'reboot: command not found.'" wait_screen 'reboot: command not found.'
 
+$T send-keys -t main Tab
+check "Tab: the next pane takes focus" wait_screen 'msh />log ◂'
+$T send-keys -t main Tab Tab
+check "Tab: focus wraps to list_fd" wait_screen 'msh />list_fd ◂'
+$T send-keys -t main End
+check "End: list_fd scrolls to its last fds" wait_for 5 sh -c "! $T capture-pane -p -t main | grep -q ' 0 device '"
+$T send-keys -t main Home
+check "Home: back to fd 0" wait_screen ' 0 device '
+
 $T resize-window -t main -x 60 -y 20 2>/dev/null || $T resize-pane -t main -x 60 -y 20
 sleep 1
 $T resize-window -t main -x 120 -y 40 2>/dev/null || $T resize-pane -t main -x 120 -y 40
