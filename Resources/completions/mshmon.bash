@@ -186,7 +186,7 @@ _mshmon() {
 
 _mshmon_tui() {
     repeating_flags=()
-    non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-color -h --help)
+    non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-color --no-mouse -h --help)
     repeating_options=(-t --topic --export)
     non_repeating_options=(--broker --broker-fault -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --refresh --export-dir --settle)
     __mshmon_offer_flags_options 0

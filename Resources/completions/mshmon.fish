@@ -23,7 +23,7 @@ function __mshmon_parse_tokens -S
         __mshmon_parse_subcommand 0 'h/help'
         switch $unparsed_tokens[1]
         case 'tui'
-            __mshmon_parse_subcommand 0 'broker=' 'broker-fault=' 'i/client-id=' 'u/username=' 'password-file=' 'k/keepalive=' 't/topic=+' 'q/qos=' 'max-inflight=' 'clean-session' 'no-clean-session' 'will-topic=' 'will-payload=' 'will-qos=' 'will-retain' 'inject-leak=' 'refresh=' 'no-color' 'export=+' 'export-dir=' 'settle=' 'h/help'
+            __mshmon_parse_subcommand 0 'broker=' 'broker-fault=' 'i/client-id=' 'u/username=' 'password-file=' 'k/keepalive=' 't/topic=+' 'q/qos=' 'max-inflight=' 'clean-session' 'no-clean-session' 'will-topic=' 'will-payload=' 'will-qos=' 'will-retain' 'inject-leak=' 'refresh=' 'no-color' 'no-mouse' 'export=+' 'export-dir=' 'settle=' 'h/help'
         case 'cycle'
             __mshmon_parse_subcommand 0 'broker=' 'broker-fault=' 'i/client-id=' 'u/username=' 'password-file=' 'k/keepalive=' 't/topic=+' 'q/qos=' 'max-inflight=' 'clean-session' 'no-clean-session' 'will-topic=' 'will-payload=' 'will-qos=' 'will-retain' 'inject-leak=' 'n/count=' 'duration=' 'interval=' 'publish=' 'payload-size=' 'settle=' 'warmup=' 'heap-threshold=' 'export=+' 'no-sample' 'json' 'quiet' 'h/help'
         case 'broker'
@@ -121,6 +121,7 @@ complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options 
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" inject-leak' -l 'inject-leak' -d 'Replay one of the seed\'s leaks on purpose: socket-race or ack-handler.' -rfka 'socket-race ack-handler'
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" refresh' -l 'refresh' -d 'Refresh interval in milliseconds.' -rfka ''
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" no-color' -l 'no-color' -d 'Monochrome (also when NO_COLOR is set).'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" no-mouse' -l 'no-mouse' -d 'Leave the mouse to the terminal (no click-to-focus, no wheel scrolling).'
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui"' -l 'export' -d 'Stream the session to a file: .log, .csv or .jsonl. Repeatable.' -rfka ''
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" export-dir' -l 'export-dir' -d 'Where the export key writes its files.' -rfka ''
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon tui" settle' -l 'settle' -d 'Wait after each disconnect before sampling, in milliseconds.' -rfka ''

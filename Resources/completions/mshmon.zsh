@@ -97,6 +97,7 @@ _mshmon_tui() {
         '--inject-leak[Replay one of the seed'\''s leaks on purpose\: socket-race or ack-handler.]:bug:{__mshmon_complete "${___inject_leak[@]}"}'
         '--refresh[Refresh interval in milliseconds.]:refresh:'
         '--no-color[Monochrome (also when NO_COLOR is set).]'
+        '--no-mouse[Leave the mouse to the terminal (no click-to-focus, no wheel scrolling).]'
         '*--export[Stream the session to a file\: .log, .csv or .jsonl. Repeatable.]:path:'
         '--export-dir[Where the export key writes its files.]:dir:'
         '--settle[Wait after each disconnect before sampling, in milliseconds.]:settle:'
