@@ -23,15 +23,15 @@ struct Broker: AsyncParsableCommand {
 
         Fault modes (--fault), each provoking a client-side symptom:
           none                 a correct broker
-          close-after-connack  closes right after CONNACK: a client that forgets to close
-                               its socket shows it in CLOSE_WAIT; a correct one sees EOF
-          no-connack           never answers CONNECT: connect must time out
-          no-suback            never answers SUBSCRIBE: subscribe must time out
-          no-pingresp          never answers PINGREQ: the client must declare the link dead
-                               after its command timeout
-          reset                CONNACK, then RST (SO_LINGER 0): "connection reset by peer"
+          close-after-connack  closes after CONNACK: a client that never closes
+                               shows CLOSE_WAIT; a correct one sees EOF
+          no-connack           never answers CONNECT: connect times out
+          no-suback            never answers SUBSCRIBE: subscribe times out
+          no-pingresp          never answers PINGREQ: the client must declare
+                               the link dead after its command timeout
+          reset                CONNACK, then RST (SO_LINGER 0): connection reset
           slow:MS              every reply MS milliseconds late
-          garbage              answers CONNECT with malformed bytes: a protocol error
+          garbage              answers CONNECT with malformed bytes
         """)
 
     @Option(help: "TCP port on 127.0.0.1 (0: any free port).")

@@ -34,19 +34,14 @@ struct Cycle: AsyncParsableCommand {
         commandName: "cycle",
         abstract: "Run connect / subscribe / publish / disconnect cycles headless and judge whether anything leaks.",
         discussion: """
-        Each cycle connects, subscribes the topics, publishes --publish messages, disconnects
-        (waiting until the socket is closed), waits --settle ms and samples the process: heap
-        (mallinfo2), fds, our TCP sockets and the client's owner ledger. After the warm-up
-        cycles every series gets a robust slope and a trend test; the last line is the verdict.
+        Each cycle connects, subscribes the topics, publishes --publish messages, disconnects (waiting until the socket is closed), waits --settle ms and samples the process: heap (mallinfo2), fds, our TCP sockets and the client's owner ledger. After the warm-up cycles every series gets a robust slope and a trend test; the last line is the verdict.
 
-        Exit status: 0 no leak, 3 leak found, 2 usage error, 1 runtime error (e.g. the broker
-        cannot be reached on the first connect). SIGINT/SIGTERM stop after the current cycle
-        with the verdict over the completed cycles.
+        Exit status: 0 no leak, 3 leak found, 2 usage error, 1 runtime error (e.g. the broker cannot be reached on the first connect). SIGINT/SIGTERM stop after the current cycle with the verdict over the completed cycles.
 
         Examples:
           mshmon cycle --broker mqtt://127.0.0.1:1883 -n 200
           mshmon cycle --broker mqtt://127.0.0.1:1883 -n 30 --inject-leak socket-race
-          mshmon cycle --broker mqtt://10.0.0.5:1883 --duration 8h --interval 1000 --export run.log --export run.csv
+          mshmon cycle --broker mqtt://broker.lan:1883 --duration 8h --export run.log
         """)
 
     @OptionGroup var connection: ConnectionOptions

@@ -14,13 +14,9 @@ struct Mshmon: AsyncParsableCommand {
         commandName: "mshmon",
         abstract: "A terminal dashboard for hunting leaks in MQTT clients.",
         discussion: """
-        mshmon drives an embedded MQTT 3.1.1 client through connect / publish / disconnect
-        cycles and shows what the process holds - heap, file descriptors, TCP sockets - in
-        the style of RT-Thread's msh commands free, list_fd and netstat, with a leak verdict.
+        mshmon drives an embedded MQTT 3.1.1 client through connect / publish / disconnect cycles and shows what the process holds - heap, file descriptors, TCP sockets - in the style of RT-Thread's msh commands free, list_fd and netstat, with a leak verdict.
 
-        `mshmon` opens the dashboard (`mshmon tui`); `mshmon cycle` runs headless for CI;
-        `mshmon broker` is the embedded broker; free, list_fd, netstat, list_thread and
-        memtrace print one msh sample of this process.
+        `mshmon` opens the dashboard (`mshmon tui`); `mshmon cycle` runs headless for CI; `mshmon broker` is the embedded broker; free, list_fd, netstat, list_thread and memtrace print one msh sample of this process.
         """,
         subcommands: [Tui.self, Cycle.self, Broker.self, Free.self, ListFD.self, Netstat.self, ListThread.self, Memtrace.self],
         defaultSubcommand: Tui.self)

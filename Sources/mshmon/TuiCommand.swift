@@ -15,10 +15,7 @@ struct Tui: AsyncParsableCommand {
         commandName: "tui",
         abstract: "The dashboard (the default): live free / list_fd / netstat panes, cycles on a key, a verdict.",
         discussion: """
-        Keys: c connect, d disconnect, n one cycle, a auto-cycle on/off, p publish one message,
-        e export the session (.log and .csv), : msh prompt, Tab next pane, arrows PgUp PgDn
-        Home End scroll it (or click and wheel), + / - refresh interval, [ / ] auto-cycle
-        interval, ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it.
+        Keys: c connect, d disconnect, n one cycle, a auto-cycle on/off, p publish one message, e export the session (.log and .csv), : msh prompt, Tab next pane, arrows PgUp PgDn Home End scroll it (or click and wheel), + / - refresh interval, [ / ] auto-cycle interval, ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it.
         """)
 
     @OptionGroup var connection: ConnectionOptions
