@@ -4,9 +4,10 @@
 import Glibc
 #endif
 
-enum ProcFile {
+/// Whole-file reads that also work on procfs (whose files report size 0).
+public enum ProcFile {
     /// The whole file, read with plain read(2) (procfs files report size 0, so read until EOF).
-    static func read(_ path: String, initialCapacity: Int = 16_384) -> [UInt8]? {
+    public static func read(_ path: String, initialCapacity: Int = 16_384) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

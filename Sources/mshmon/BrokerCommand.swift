@@ -4,6 +4,7 @@ import ArgumentParser
 import Dispatch
 import CShims
 import MQTTBroker
+import Probes
 import Synchronization
 
 #if canImport(Glibc)
@@ -74,10 +75,10 @@ struct Broker: AsyncParsableCommand {
         config.maximumConnections = maxConnections
         config.maximumQueued = maxQueued
         if let passwordFile {
-            guard let text = readTextFile(passwordFile) else {
+            guard let bytes = ProcFile.read(passwordFile, initialCapacity: 4096) else {
                 throw RuntimeError("cannot read --password-file \(passwordFile): \(String(cString: strerror(errno)).lowercased())")
             }
-            config.passwords = BrokerConfiguration.parsePasswords(text)
+            config.passwords = BrokerConfiguration.parsePasswords(String(decoding: bytes, as: UTF8.self))
         }
         let broker = MQTTBroker.Broker(configuration: config)
         let bound: Int
@@ -110,21 +111,6 @@ nonisolated(unsafe) private var retainedSources: [any DispatchSourceSignal] = []
 final class OnceFlag: Sendable {
     private let taken = Mutex(false)
     func take() -> Bool { taken.withLock { t in defer { t = true }; return !t } }
-}
-
-func readTextFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = read(fd, &chunk, chunk.count)
-        if n < 0 { return nil }
-        if n == 0 { break }
-        bytes += chunk[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// Writes a line straight to fd 1 or 2 (no stdio buffering: a parent may wait for it).

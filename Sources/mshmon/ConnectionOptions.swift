@@ -6,6 +6,7 @@ import MQTTBroker
 import MQTTClient
 import MQTTPacket
 import Monitor
+import Probes
 import NIOCore
 
 #if canImport(Glibc)
@@ -145,13 +146,10 @@ struct ConnectionOptions: ParsableArguments {
     /// MSHMON_PASSWORD, else the first line of --password-file. Never echoed anywhere.
     func readPassword() throws -> String? {
         if let path = passwordFile {
-            let fd = open(path, O_RDONLY)
-            guard fd >= 0 else { throw RuntimeError("cannot read --password-file \(path): \(String(cString: strerror(errno)).lowercased())") }
-            defer { close(fd) }
-            var bytes = [UInt8](repeating: 0, count: 4096)
-            let n = read(fd, &bytes, bytes.count)
-            guard n >= 0 else { throw RuntimeError("cannot read --password-file \(path)") }
-            let text = String(decoding: bytes[0..<n], as: UTF8.self)
+            guard let bytes = ProcFile.read(path, initialCapacity: 4096) else {
+                throw RuntimeError("cannot read --password-file \(path): \(String(cString: strerror(errno)).lowercased())")
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
             return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
         }
         if let env = getenv("MSHMON_PASSWORD") { return String(cString: env) }

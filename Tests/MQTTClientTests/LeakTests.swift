@@ -20,6 +20,15 @@ func deviceCycle(_ c: MQTTClient, topic: String) async throws {
     try await c.disconnect()
 }
 
+/// A client with its own ledger, and a sampler that attributes through that ledger.
+func cyclingClient(_ broker: Mosquitto, id: String, inject: InjectedLeak? = nil) -> (MQTTClient, Sampler) {
+    let ledger = Ledger()
+    var config = ClientConfiguration(clientID: id)
+    config.port = Int(broker.port)
+    config.injectLeak = inject
+    return (MQTTClient(configuration: config, ledger: ledger), Sampler(ledger: ledger))
+}
+
 /// What must return to its baseline after a clean disconnect.
 struct Held: Equatable, CustomStringConvertible {
     var fds: Int
@@ -41,11 +50,8 @@ struct Held: Equatable, CustomStringConvertible {
 struct LeakTests {
     @Test func thousandBackToBackCyclesReturnEverythingToBaseline() async throws {
         let broker = try Mosquitto()
-        let ledger = Ledger()
-        var config = ClientConfiguration(clientID: "t-cycles")
-        config.port = Int(broker.port)
-        let c = MQTTClient(configuration: config, ledger: ledger)
-        let sampler = Sampler(ledger: ledger)
+        let (c, sampler) = cyclingClient(broker, id: "t-cycles")
+        let ledger = sampler.ledger!
         try await deviceCycle(c, topic: "dev")  // warm-up: the event loop thread and its fds exist now
         let baseline = Held(sampler.sample())
         #expect(baseline.liveSockets == 0 && baseline.ledger.values.allSatisfy { $0 == 0 }, "\(baseline)")
@@ -64,12 +70,7 @@ struct LeakTests {
 
     @Test func socketRaceLeaksOneFDAndOneCloseWaitSocketPerCycle() async throws {
         let broker = try Mosquitto()
-        let ledger = Ledger()
-        var config = ClientConfiguration(clientID: "t-race")
-        config.port = Int(broker.port)
-        config.injectLeak = .socketRace
-        let c = MQTTClient(configuration: config, ledger: ledger)
-        let sampler = Sampler(ledger: ledger)
+        let (c, sampler) = cyclingClient(broker, id: "t-race", inject: .socketRace)
         try await deviceCycle(c, topic: "race")
         _ = await waitUntil { Held(sampler.sample()).closeWait == 1 }
         let before = Held(sampler.sample())
@@ -83,12 +84,7 @@ struct LeakTests {
 
     @Test func ackHandlerLeaksTwoMessageHandlersPerCycle() async throws {
         let broker = try Mosquitto()
-        let ledger = Ledger()
-        var config = ClientConfiguration(clientID: "t-ackh")
-        config.port = Int(broker.port)
-        config.injectLeak = .ackHandler
-        let c = MQTTClient(configuration: config, ledger: ledger)
-        let sampler = Sampler(ledger: ledger)
+        let (c, sampler) = cyclingClient(broker, id: "t-ackh", inject: .ackHandler)
         try await deviceCycle(c, topic: "ackh")
         let before = Held(sampler.sample())
         for _ in 0..<10 { try await deviceCycle(c, topic: "ackh") }
