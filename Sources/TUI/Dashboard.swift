@@ -267,7 +267,6 @@ public final class Dashboard: @unchecked Sendable {
                 }
             } else {
                 exportSession()
-                appendLog(state.status)
             }
         default:
             let shell = MshShell(commands: Self.shellCommands, context: MshContext { [sampler] all in sampler.sample(allTCP: all) })
@@ -371,6 +370,8 @@ public final class Dashboard: @unchecked Sendable {
         } catch {
             state.status = "export failed: \(error)"
         }
+        // Also in the log pane: the status line is overwritten by the next cycle's summary.
+        appendLog(state.status)
     }
 
     // MARK: output
