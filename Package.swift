@@ -21,7 +21,7 @@ let package = Package(
             name: "MQTTPacket",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "Ledger"),
-        .target(name: "ChildProcess"),
+        .target(name: "ChildProcess", dependencies: ["CShims"]),
         .target(name: "CShims"),
         .target(name: "Probes", dependencies: ["CShims", "Ledger"]),
         .target(name: "Msh", dependencies: ["Probes", "Ledger"]),
@@ -46,7 +46,7 @@ let package = Package(
         .systemLibrary(name: "CNCurses", pkgConfig: "ncursesw", providers: [.apt(["libncursesw5-dev"])]),
         .target(
             name: "TUI",
-            dependencies: ["CNCurses", "Monitor", "Msh", "Probes", "Ledger", "MQTTClient", "MQTTPacket",
+            dependencies: ["CNCurses", "ChildProcess", "Monitor", "Msh", "Probes", "Ledger", "MQTTClient", "MQTTPacket",
                            .product(name: "NIOCore", package: "swift-nio")]),
         .executableTarget(
             name: "mshmon",
@@ -64,7 +64,7 @@ let package = Package(
             name: "ProbesTests",
             dependencies: ["Probes", "Msh", "Ledger"],
             resources: [.copy("Fixtures")]),
-        .target(name: "TestSupport", dependencies: ["ChildProcess"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ChildProcess", "Probes"], path: "Tests/TestSupport"),
         .testTarget(
             name: "MQTTClientTests",
             dependencies: [

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <errno.h>
 #include <unistd.h>
+#include <signal.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/inet_diag.h>
@@ -31,6 +32,39 @@ int cp_tcp_info_of(int fd, cp_tcp_info *out) {
 size_t cp_usable_size(void *p) { return malloc_usable_size(p); }
 
 int cp_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
+
+static volatile sig_atomic_t caught_signal = 0;
+static volatile sig_atomic_t signal_wake_fd = -1;
+
+static void on_signal(int sig) {
+    int saved = errno;
+    caught_signal = sig;
+    if (signal_wake_fd >= 0) {
+        char b = (char)sig;
+        ssize_t ignored = write(signal_wake_fd, &b, 1);
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+int cp_catch_signals(const int *sigs, int count, int wake_fd) {
+    signal_wake_fd = wake_fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < count; i++) {
+        if (sigaction(sigs[i], &sa, NULL) != 0) return -errno;
+    }
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    for (int i = 0; i < count; i++) sigaddset(&unblock, sigs[i]);
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+    return 0;
+}
+
+int cp_caught_signal(void) { return caught_signal; }
 
 int cp_tcp_dump(int family, void (*each)(const cp_tcp_socket *s, void *context), void *context) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);

@@ -146,7 +146,7 @@ public struct ChildProcessError: Error, CustomStringConvertible {
 }
 
 /// Seconds on the monotonic clock.
-public func monotonicSeconds() -> Double {
+func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9

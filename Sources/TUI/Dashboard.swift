@@ -3,6 +3,7 @@
 // no CPU). The client and the cycle runner work on their event loop and only post messages.
 
 import CNCurses
+import ChildProcess
 import Dispatch
 import Ledger
 import MQTTClient
@@ -61,7 +62,6 @@ public final class Dashboard: @unchecked Sendable {
         MshCommand("export", "export [PATH]: write the session (.log, .csv or .jsonl)") { _, _ in "" },
         MshCommand("clear", "clear the log pane") { _, _ in "" },
     ]
-    private var signalSources: [any DispatchSourceSignal] = []
 
     /// The session streamed to `<spool>.log` and `<spool>.csv` as it happens, so memory stays
     /// flat (the heap is what we measure) and the export key copies them whole.
@@ -93,16 +93,8 @@ public final class Dashboard: @unchecked Sendable {
 
     /// Runs until q / F10 / SIGINT / SIGTERM; restores the terminal on every one of those paths.
     public func run() -> Int32 {
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in
-                self?.quitRequested.store(true, ordering: .relaxed)
-                self?.post(.status("quitting"))
-            }
-            source.resume()
-            signalSources.append(source)
-        }
+        // The handler writes a byte to the wake-up pipe; the loop then sees `StopSignals.caught`.
+        StopSignals.install(extra: [SIGHUP], wakeFD: pipeFDs[1])
         setlocale(LC_ALL, "")
         guard initscr() != nil else { return 1 }
         defer { endwin() }
@@ -125,7 +117,7 @@ public final class Dashboard: @unchecked Sendable {
         }
         resample()
         var grid = Grid(width: 0, height: 0)
-        while !quitRequested.load(ordering: .relaxed) {
+        while !quitRequested.load(ordering: .relaxed) && StopSignals.caught == nil {
             let next = View.render(state, width: Int(cn_getmaxx(cn_stdscr())), height: Int(cn_getmaxy(cn_stdscr())))
             if next != grid {
                 draw(next, color: color)

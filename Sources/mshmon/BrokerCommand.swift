@@ -1,6 +1,7 @@
 // `mshmon broker`: the embedded MQTT 3.1.1 broker on 127.0.0.1, with fault modes.
 
 import ArgumentParser
+import ChildProcess
 import Dispatch
 import CShims
 import MQTTBroker
@@ -94,23 +95,11 @@ struct Broker: AsyncParsableCommand {
 /// Returns when SIGINT or SIGTERM arrives.
 func waitForTermination() async {
     await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-        let once = OnceFlag()
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { if once.take() { done.resume() } }
-            source.resume()
-            retainedSources.append(source)
+        DispatchQueue.global().async {
+            StopSignals.wait()
+            done.resume()
         }
     }
-}
-
-nonisolated(unsafe) private var retainedSources: [any DispatchSourceSignal] = []
-
-/// True exactly once.
-final class OnceFlag: Sendable {
-    private let taken = Mutex(false)
-    func take() -> Bool { taken.withLock { t in defer { t = true }; return !t } }
 }
 
 /// Writes a line straight to fd 1 or 2 (no stdio buffering: a parent may wait for it).

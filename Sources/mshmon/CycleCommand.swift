@@ -2,6 +2,7 @@
 // cycle, the verdict last; exit 0 no leak, 3 leak, 2 usage error, 1 runtime error.
 
 import ArgumentParser
+import ChildProcess
 import Dispatch
 import FoundationEssentials
 import Ledger
@@ -117,13 +118,14 @@ struct Cycle: AsyncParsableCommand {
         if let leak = connection.injectLeak, !quiet {
             writeLine(1, "mshmon: injecting leak \(leak.rawValue) on purpose (positive control)")
         }
-        let stop = StopSignal()
+        // SIGINT / SIGTERM stop the run after the current cycle.
+        StopSignals.install()
         let started = monotonicSeconds()
         // Allocated once: the verdict's window must not grow the heap it measures.
         let tally = Tally(window: SeriesWindow(capacity: min(max((count ?? 4_096) - warmup, 1), 4_096)))
         let (count, duration, warmup, quiet, json) = (self.count, self.duration?.seconds, self.warmup, self.quiet, self.json)
         let finished = runner.runAll(intervalMilliseconds: interval, next: { n in
-            if stop.requested { return false }
+            if StopSignals.caught != nil { return false }
             if let count { return n <= count }
             if let duration { return monotonicSeconds() - started < duration }
             return true
@@ -190,24 +192,6 @@ final class Tally: @unchecked Sendable {
         if sample.error != nil { failed += 1 }
         if let snap = sample.snapshot, sample.cycle > warmup { window.append(SeriesPoint(snap)) }
     }
-}
-
-/// SIGINT / SIGTERM ask the run to stop after the current cycle.
-final class StopSignal: @unchecked Sendable {
-    private let flag = Atomic<Bool>(false)
-    private var sources: [any DispatchSourceSignal] = []
-
-    init() {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [self] in self.flag.store(true, ordering: .relaxed) }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    var requested: Bool { flag.load(ordering: .relaxed) }
 }
 
 /// The command line as typed, minus anything that could be a secret (there is none: the

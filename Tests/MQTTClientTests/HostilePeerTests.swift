@@ -7,6 +7,7 @@ import Glibc
 import Ledger
 import MQTTClient
 import MQTTPacket
+import Probes
 import TestSupport
 import Testing
 

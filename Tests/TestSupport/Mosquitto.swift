@@ -3,6 +3,7 @@
 // user `mosquitto`.
 
 import ChildProcess
+import Probes
 #if canImport(Glibc)
 import Glibc
 #endif

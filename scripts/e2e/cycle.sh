@@ -76,7 +76,8 @@ RUN=$!
 PIDS+=("$RUN")
 wait_for 10 grep -q '^cycle 12 ' "$I.out"
 kill -INT "$RUN"; wait "$RUN"; rc=$?
-check "SIGINT: exit 0 (no leak)" [ $rc = 0 ]
+check "SIGINT: exit 0 (no leak) (exit $rc)" [ $rc = 0 ]
+[ $rc = 0 ] || tail -n 3 "$I.out"
 check "SIGINT: verdict printed" grep -q '^verdict: no leak over' "$I.out"
 check "SIGINT: verdict appended to the export" grep -q 'verdict: no leak over' "$I.log"
 

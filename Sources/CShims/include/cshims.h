@@ -1,5 +1,6 @@
 // What Swift cannot import from C: mallinfo2 (malloc.h), the kernel's full struct tcp_info
-// (glibc's is shorter and lacks the byte counters), and prctl (variadic).
+// (glibc's is shorter and lacks the byte counters), prctl (variadic), and a signal handler
+// (Swift cannot write an async-signal-safe one).
 #ifndef CSHIMS_H
 #define CSHIMS_H
 #include <stddef.h>
@@ -49,4 +50,13 @@ int cp_tcp_dump(int family, void (*each)(const cp_tcp_socket *s, void *context),
 
 /// prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` to this process when its parent dies.
 int cp_set_parent_death_signal(int sig);
+
+/// Catches each of `sigs` with one sigaction handler (SA_RESTART) that records the signal and,
+/// when `wake_fd` >= 0, writes one byte to it. Process-wide and async-signal-safe: unlike a
+/// signal DispatchSource, it does not depend on which thread the kernel picks, nor on a
+/// disposition inherited from the shell (`cmd &` starts with SIGINT ignored). Returns 0 or -errno.
+int cp_catch_signals(const int *sigs, int count, int wake_fd);
+
+/// The last signal cp_catch_signals caught, 0 if none yet.
+int cp_caught_signal(void);
 #endif

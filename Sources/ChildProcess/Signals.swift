@@ -1,0 +1,35 @@
+// Stop signals for the long-running commands (cycle, broker, the dashboard), through one
+// sigaction handler in C. A signal DispatchSource on Linux relies on a handler that re-raises
+// the signal at libdispatch's manager thread; a run interrupted with SIGINT in CI once ended
+// without its verdict that way. The handler below only stores the signal and writes a byte.
+
+import CShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum StopSignals {
+    /// Catches SIGINT, SIGTERM and `extra`; each one is recorded and, when `wakeFD` is given,
+    /// a byte is written to it (the write end of a non-blocking pipe the caller polls).
+    public static func install(extra: [Int32] = [], wakeFD: Int32 = -1) {
+        let sigs = [SIGINT, SIGTERM] + extra
+        _ = sigs.withUnsafeBufferPointer { cp_catch_signals($0.baseAddress, Int32($0.count), wakeFD) }
+    }
+
+    /// The last stop signal caught since `install`, nil if none.
+    public static var caught: Int32? {
+        let s = cp_caught_signal()
+        return s == 0 ? nil : s
+    }
+
+    /// Blocks the calling thread until a stop signal arrives.
+    public static func wait() {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }
+        install(wakeFD: fds[1])
+        var b: UInt8 = 0
+        while caught == nil {
+            if read(fds[0], &b, 1) < 0 && errno != EINTR { break }
+        }
+    }
+}
