@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "MQTTPacket", targets: ["MQTTPacket"]),
         .library(name: "Probes", targets: ["Probes"]),
         .library(name: "Msh", targets: ["Msh"]),
+        .library(name: "Ledger", targets: ["Ledger"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

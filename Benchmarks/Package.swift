@@ -25,6 +25,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Probes", package: "mshmon"),
                 .product(name: "Msh", package: "mshmon"),
+                .product(name: "Ledger", package: "mshmon"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/ProbesBench",

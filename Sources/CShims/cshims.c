@@ -66,6 +66,22 @@ int cp_catch_signals(const int *sigs, int count, int wake_fd) {
 
 int cp_caught_signal(void) { return caught_signal; }
 
+static void fill_socket(cp_tcp_socket *s, const struct inet_diag_msg *m) {
+    memset(s, 0, sizeof(*s));
+    s->family = m->idiag_family;
+    s->state = m->idiag_state;
+    s->timer = m->idiag_timer;
+    s->local_port = ntohs(m->id.idiag_sport);
+    s->remote_port = ntohs(m->id.idiag_dport);
+    memcpy(s->local_addr, m->id.idiag_src, 16);
+    memcpy(s->remote_addr, m->id.idiag_dst, 16);
+    s->expires_ms = m->idiag_expires;
+    s->rqueue = m->idiag_rqueue;
+    s->wqueue = m->idiag_wqueue;
+    s->uid = m->idiag_uid;
+    s->inode = m->idiag_inode;
+}
+
 int cp_tcp_dump(int family, void (*each)(const cp_tcp_socket *s, void *context), void *context) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) return -errno;
@@ -100,22 +116,71 @@ int cp_tcp_dump(int family, void (*each)(const cp_tcp_socket *s, void *context),
                 return err->error ? err->error : -EIO;
             }
             if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
-            struct inet_diag_msg *m = (struct inet_diag_msg *)NLMSG_DATA(h);
             cp_tcp_socket s;
-            memset(&s, 0, sizeof(s));
-            s.family = m->idiag_family;
-            s.state = m->idiag_state;
-            s.timer = m->idiag_timer;
-            s.local_port = ntohs(m->id.idiag_sport);
-            s.remote_port = ntohs(m->id.idiag_dport);
-            memcpy(s.local_addr, m->id.idiag_src, 16);
-            memcpy(s.remote_addr, m->id.idiag_dst, 16);
-            s.expires_ms = m->idiag_expires;
-            s.rqueue = m->idiag_rqueue;
-            s.wqueue = m->idiag_wqueue;
-            s.uid = m->idiag_uid;
-            s.inode = m->idiag_inode;
+            fill_socket(&s, (struct inet_diag_msg *)NLMSG_DATA(h));
             each(&s, context);
+        }
+    }
+    close(fd);
+    return 0;
+}
+
+/* Requests go out in batches of LOOKUP_BATCH (one sendto); each one gets exactly one reply,
+ * the socket or an NLMSG_ERROR (ENOENT when the kernel holds no such socket). */
+#define LOOKUP_BATCH 64
+
+int cp_tcp_lookup(const cp_tcp_key *keys, int count, cp_tcp_socket *out, uint8_t *found) {
+    if (count <= 0) return 0;
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0) return -errno;
+    struct request {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 req;
+    } requests[LOOKUP_BATCH];
+    struct sockaddr_nl kernel;
+    memset(&kernel, 0, sizeof(kernel));
+    kernel.nl_family = AF_NETLINK;
+    static __thread char buffer[8192];
+    for (int first = 0; first < count; first += LOOKUP_BATCH) {
+        int n = count - first < LOOKUP_BATCH ? count - first : LOOKUP_BATCH;
+        memset(requests, 0, sizeof(struct request) * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            const cp_tcp_key *k = &keys[first + i];
+            struct request *r = &requests[i];
+            r->nlh.nlmsg_len = sizeof(struct request);
+            r->nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+            r->nlh.nlmsg_flags = NLM_F_REQUEST;
+            r->nlh.nlmsg_seq = (uint32_t)(first + i + 1);
+            r->req.sdiag_family = k->family;
+            r->req.sdiag_protocol = IPPROTO_TCP;
+            r->req.idiag_states = 0xFFF;
+            r->req.id.idiag_sport = htons(k->local_port);
+            r->req.id.idiag_dport = htons(k->remote_port);
+            memcpy(r->req.id.idiag_src, k->local_addr, 16);
+            memcpy(r->req.id.idiag_dst, k->remote_addr, 16);
+            r->req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+            r->req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+            found[first + i] = 0;
+        }
+        if (sendto(fd, requests, sizeof(struct request) * (size_t)n, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+            int e = errno; close(fd); return -e;
+        }
+        for (int replies = 0; replies < n;) {
+            ssize_t got = recv(fd, buffer, sizeof(buffer), 0);
+            if (got < 0) { if (errno == EINTR) continue; int e = errno; close(fd); return -e; }
+            if (got == 0) { close(fd); return -EIO; }
+            for (struct nlmsghdr *h = (struct nlmsghdr *)buffer; NLMSG_OK(h, (unsigned)got); h = NLMSG_NEXT(h, got)) {
+                int index = (int)h->nlmsg_seq - 1;
+                if (index < first || index >= first + n) continue;
+                replies++;
+                if (h->nlmsg_type == NLMSG_ERROR) {
+                    struct nlmsgerr *err = (struct nlmsgerr *)NLMSG_DATA(h);
+                    if (err->error != -ENOENT) { close(fd); return err->error ? err->error : -EIO; }
+                } else if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+                    fill_socket(&out[index], (struct inet_diag_msg *)NLMSG_DATA(h));
+                    found[index] = 1;
+                }
+            }
         }
     }
     close(fd);

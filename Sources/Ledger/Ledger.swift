@@ -93,6 +93,7 @@ public final class Ledger: Sendable {
         var live: [UInt: LedgerRecord] = [:]
         var ring: [ConnectionRecord] = []
         var ringNext = 0
+        var recorded = 0
     }
     private let state = Mutex(State())
 
@@ -145,6 +146,20 @@ public final class Ledger: Sendable {
                 s.ring[s.ringNext] = connection
                 s.ringNext = (s.ringNext + 1) % connectionRingCapacity
             }
+            s.recorded += 1
+        }
+    }
+
+    /// The connections recorded after the first `seen` ever recorded (at most the ring's
+    /// capacity: older ones are forgotten), oldest first, and how many were recorded in all.
+    /// The record numbered n (from 0) sits in ring slot n % `connectionRingCapacity`.
+    public func connections(since seen: Int) -> (records: [ConnectionRecord], recorded: Int) {
+        state.withLock { s in
+            let fresh = min(max(s.recorded - seen, 0), s.ring.count)
+            var out: [ConnectionRecord] = []
+            out.reserveCapacity(fresh)
+            for n in (s.recorded - fresh)..<s.recorded { out.append(s.ring[n % connectionRingCapacity]) }
+            return (out, s.recorded)
         }
     }
 

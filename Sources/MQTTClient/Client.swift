@@ -390,7 +390,7 @@ public final class MQTTClient: @unchecked Sendable {
         if error == nil && configuration.injectLeak == .socketRace {
             // Bug (1) replayed: report the disconnect done and forget the socket, open.
             abandoned.append(c)
-            handleClosed(c, error: nil)
+            handleClosed(c, error: nil, abandoned: true)
             return
         }
         if error == nil {
@@ -408,8 +408,11 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     /// The connection is gone: release its records, let the session react, then reconnect or stop.
-    private func handleClosed(_ c: Connection, error: MQTTError?) {
+    private func handleClosed(_ c: Connection, error: MQTTError?, abandoned: Bool = false) {
         connection = nil
+        // Now, not when the last closure holding `c` lets go: disconnect's caller may sample
+        // the ledger the moment its future completes. (An abandoned socket keeps its records.)
+        if !abandoned { c.releaseRecords() }
         cancelTimer()
         emit(.connectionClosed(error))
         perform(session.connectionClosed(error: error, now: .now()))
@@ -562,7 +565,7 @@ final class Connection {
     var closeReason: MQTTError?
     /// Set when the client itself closes the socket after a requested disconnect.
     var closeRequested = false
-    private let entries: [LedgerEntry]
+    private var entries: [LedgerEntry]
 
     init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {
         self.channel = channel
@@ -574,6 +577,8 @@ final class Connection {
             LedgerEntry(.txBuffer, size: 1024, owner: "conn", ledger: ledger),
         ]
     }
+
+    func releaseRecords() { entries.removeAll() }
 }
 
 /// Bytes → packets for one channel, reported to the client with the channel's generation.

@@ -89,43 +89,37 @@ public struct SnapshotDiff: Sendable, Hashable, Codable {
     public var ledgerLive: [LedgerKind: Int]
 }
 
-/// Takes snapshots of this process.
+/// Takes snapshots of this process. Copies share what they have learned of our sockets.
 public struct Sampler: Sendable {
-    public var ledger: Ledger?
+    public let ledger: Ledger?
     public var heap: HeapProbe
+    private let sockets: SocketTracker
 
     public init(ledger: Ledger? = .shared, heap: HeapProbe = .shared) {
         self.ledger = ledger
         self.heap = heap
+        sockets = SocketTracker(capacity: ledger?.connectionRingCapacity ?? 0)
     }
 
-    /// A full sample. With `allTCP`, every TCP socket of the namespace is kept (ours marked);
-    /// otherwise only ours.
+    /// A full sample. With `allTCP`, every TCP socket of the namespace is kept (ours marked,
+    /// from a dump of the kernel's tables); otherwise only ours, from exact lookups (see
+    /// `SocketTracker`), or from the /proc tables where netlink is refused.
     public func sample(allTCP: Bool = false, time: Double = wallClockSeconds()) -> Snapshot {
         let heapSample = heap.sample()
         let fds = FDProbe.scan()
-        let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
-        let connections = ledger?.connections ?? []
-        var table: TCPTable
-        if allTCP {
-            table = TCPProbe.readNetlink() ?? TCPProbe.readProc()
+        var rows: [TCPRow]
+        var malformed = 0
+        if !allTCP, let ours = sockets.rows(fds: fds, ledger: ledger, now: monotonicSeconds()) {
+            rows = ours
         } else {
-            // Only ours are wanted: dump only the tables that can hold them (none when we
-            // hold no socket and opened no connection) and skip the rest before building rows.
-            var families = TCPProbe.families(of: fds).intersection([AF_INET, AF_INET6])
-            for c in connections { families.insert(c.remote.address.contains(":") ? AF_INET6 : AF_INET) }
-            if families.isEmpty {
-                table = TCPTable()
-            } else {
-                table = TCPProbe.readNetlink(onlyInodes: inodes, localPorts: Set(connections.map(\.local.port)),
-                                             families: families.sorted())
-                    ?? TCPProbe.readProc()
-            }
+            var table = allTCP ? TCPProbe.readAll() : TCPProbe.readProc()
+            let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
+            TCPProbe.attribute(&table.rows, inodes: inodes, connections: ledger?.connections ?? [])
+            rows = allTCP ? table.rows : table.rows.filter(\.isOurs)
+            malformed = table.malformedLines
         }
-        TCPProbe.attribute(&table.rows, inodes: inodes, connections: connections)
-        var rows = allTCP ? table.rows : table.rows.filter(\.isOurs)
         TCPProbe.addSequenceNumbers(&rows, fds: fds)
-        return Snapshot(time: time, heap: heapSample, fds: fds, tcp: rows, malformedTCPLines: table.malformedLines,
+        return Snapshot(time: time, heap: heapSample, fds: fds, tcp: rows, malformedTCPLines: malformed,
                         threads: ThreadProbe.scan(), ledger: ledger?.snapshot())
     }
 }

@@ -40,6 +40,23 @@ struct TCPParserTests {
         #expect(rows.first { $0.state == .FIN_WAIT_2 }?.isOurs == false)
     }
 
+    @Test func ipv4AddressesReadAsInetNtopWritesThem() {
+        var rng = SystemRandomNumberGenerator()
+        var text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        var expected: [String] = []
+        for i in 0..<500 {
+            var a = in_addr(s_addr: UInt32.random(in: 0...UInt32.max, using: &rng))
+            if i < 4 { a.s_addr = [0, UInt32.max, 0x0A0A0A0A, 0x64646464][i] }
+            var buf = [CChar](repeating: 0, count: 16)
+            inet_ntop(AF_INET, &a, &buf, 16)
+            expected.append(String(cString: buf))
+            let word = String(a.s_addr.littleEndian, radix: 16, uppercase: true)
+            let hex = String(repeating: "0", count: 8 - word.count) + word
+            text += "   \(i): \(hex):0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n"
+        }
+        #expect(TCPProbe.parse(Array(text.utf8), ipv6: false).rows.map(\.local.address) == expected)
+    }
+
     @Test func randomGarbageNeverCrashesTheParser() {
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<2_000 {

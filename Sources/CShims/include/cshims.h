@@ -48,6 +48,21 @@ typedef struct {
 /// calling `each` per socket. Returns 0, or -errno when the dump could not be made.
 int cp_tcp_dump(int family, void (*each)(const cp_tcp_socket *s, void *context), void *context);
 
+/// A TCP 4-tuple to look up (addresses in network byte order, IPv4 in the first 4 bytes).
+typedef struct {
+    uint8_t family;      /* AF_INET or AF_INET6 */
+    uint16_t local_port; /* host byte order */
+    uint16_t remote_port;
+    uint8_t local_addr[16];
+    uint8_t remote_addr[16];
+} cp_tcp_key;
+
+/// Exact NETLINK_SOCK_DIAG lookups, one per key (~2.5 µs each, against ~2.3 ms for a dump,
+/// which walks the kernel's whole established hash): found[i] is 1 and out[i] filled when
+/// the kernel holds a TCP socket with that 4-tuple in any state, TIME_WAIT included, else 0.
+/// Returns 0, or -errno when the lookups could not be made.
+int cp_tcp_lookup(const cp_tcp_key *keys, int count, cp_tcp_socket *out, uint8_t *found);
+
 /// prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` to this process when its parent dies.
 int cp_set_parent_death_signal(int sig);
 
