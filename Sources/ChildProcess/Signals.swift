@@ -26,7 +26,14 @@ public enum StopSignals {
     public static func wait() {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { return }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)  // the handler must never block on a full pipe
         install(wakeFD: fds[1])
+        defer {
+            install(wakeFD: -1)  // before closing: the fd number may be reused
+            close(fds[0])
+            close(fds[1])
+        }
         var b: UInt8 = 0
         while caught == nil {
             if read(fds[0], &b, 1) < 0 && errno != EINTR { break }

@@ -160,7 +160,7 @@ public enum FDProbe {
         let key = Array("FDSize:".utf8)
         var i = 0
         while i + key.count < bytes.count {
-            if bytes[i] == key[0] && Array(bytes[i..<(i + key.count)]) == key {
+            if bytes[i..<(i + key.count)].elementsEqual(key) {
                 var j = i + key.count
                 while j < bytes.count && (bytes[j] == 32 || bytes[j] == 9) { j += 1 }
                 var value = 0

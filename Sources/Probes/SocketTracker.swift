@@ -79,17 +79,12 @@ final class SocketTracker: Sendable {
         }
         var keys = live.map(\.key)
         var asked: [(slot: Int, query: Int)] = []
-        var rechecks = 0
-        let followedCount = s.followed.count
+        // The rotation: `recheckPerSample` followed positions from the cursor on, wrapping.
+        let count = s.followed.count
+        let start = count == 0 ? 0 : s.cursor % count
         for (position, index) in s.followed.enumerated() {
             let slot = s.slots[index]
-            var ask = slot.due(at: now)
-            if !ask, rechecks < Self.recheckPerSample,
-               (position - s.cursor + followedCount) % max(followedCount, 1) < Self.recheckPerSample {
-                ask = true
-                rechecks += 1
-            }
-            guard ask else { continue }
+            guard slot.due(at: now) || (position - start + count) % count < Self.recheckPerSample else { continue }
             if let q = keys.firstIndex(where: { Self.same($0, slot.key) }) {
                 asked.append((index, q))
             } else {
@@ -97,7 +92,7 @@ final class SocketTracker: Sendable {
                 keys.append(slot.key)
             }
         }
-        s.cursor = followedCount == 0 ? 0 : (s.cursor + Self.recheckPerSample) % followedCount
+        s.cursor = start + Self.recheckPerSample
 
         guard let answers = keys.count > Self.dumpAbove ? Self.dumpLookup(keys) : Self.lookup(keys) else { return nil }
 
@@ -164,8 +159,8 @@ final class SocketTracker: Sendable {
     /// The same answers from one dump per family (cheaper past `dumpAbove` lookups).
     static func dumpLookup(_ keys: [cp_tcp_key]) -> [TCPRow?]? {
         struct Tuple: Hashable { var local: Endpoint; var remote: Endpoint }
-        let tuples = keys.map { k in tuple(k).map { Tuple(local: $0.local, remote: $0.remote) } }
-        let wanted = Set(tuples.compactMap { $0 })
+        let tuples = keys.map { k in let t = tuple(k); return Tuple(local: t.local, remote: t.remote) }
+        let wanted = Set(tuples)
         var byTuple: [Tuple: TCPRow] = [:]
         for family in Set(keys.map { Int32($0.family) }).sorted() {
             guard let table = TCPProbe.readNetlink(families: [family]) else { return nil }
@@ -174,7 +169,7 @@ final class SocketTracker: Sendable {
                 if wanted.contains(t) { byTuple[t] = row }
             }
         }
-        return tuples.map { $0.flatMap { byTuple[$0] } }
+        return tuples.map { byTuple[$0] }
     }
 
     // MARK: keys
@@ -256,11 +251,9 @@ final class SocketTracker: Sendable {
     }
 
     /// The endpoints a key names, as rows show them.
-    static func tuple(_ key: cp_tcp_key) -> (local: Endpoint, remote: Endpoint)? {
+    static func tuple(_ key: cp_tcp_key) -> (local: Endpoint, remote: Endpoint) {
         let v6 = Int32(key.family) == AF_INET6
-        let local = withUnsafeBytes(of: key.local_addr) { Array($0.prefix(v6 ? 16 : 4)) }
-        let remote = withUnsafeBytes(of: key.remote_addr) { Array($0.prefix(v6 ? 16 : 4)) }
-        return (Endpoint(address: TCPProbe.formatAddress(local), port: key.local_port),
-                Endpoint(address: TCPProbe.formatAddress(remote), port: key.remote_port))
+        return (TCPProbe.endpoint(key.local_addr, port: key.local_port, ipv6: v6),
+                TCPProbe.endpoint(key.remote_addr, port: key.remote_port, ipv6: v6))
     }
 }

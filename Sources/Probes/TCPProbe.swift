@@ -132,14 +132,19 @@ public enum TCPProbe {
         return collector.table
     }
 
+    /// An endpoint from the kernel's 16-byte address field (IPv4 in its first 4 bytes).
+    static func endpoint(_ address: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8),
+                         port: UInt16, ipv6: Bool) -> Endpoint {
+        let bytes = withUnsafeBytes(of: address) { Array($0.prefix(ipv6 ? 16 : 4)) }
+        return Endpoint(address: formatAddress(bytes), port: port)
+    }
+
     /// A row from what the kernel reported; nil for an unknown state code.
     static func row(_ s: cp_tcp_socket) -> TCPRow? {
         guard let state = TCPState(kernelCode: s.state) else { return nil }
         let v6 = Int32(s.family) == AF_INET6
-        let local = withUnsafeBytes(of: s.local_addr) { Array($0.prefix(v6 ? 16 : 4)) }
-        let remote = withUnsafeBytes(of: s.remote_addr) { Array($0.prefix(v6 ? 16 : 4)) }
-        return TCPRow(local: Endpoint(address: formatAddress(local), port: s.local_port),
-                      remote: Endpoint(address: formatAddress(remote), port: s.remote_port),
+        return TCPRow(local: endpoint(s.local_addr, port: s.local_port, ipv6: v6),
+                      remote: endpoint(s.remote_addr, port: s.remote_port, ipv6: v6),
                       state: state, txQueue: s.wqueue, rxQueue: s.rqueue, timer: s.timer, expires: s.expires_ms,
                       uid: s.uid, inode: UInt64(s.inode), isIPv6: v6)
     }
