@@ -108,7 +108,10 @@ final class SocketTracker: Sendable {
         }
         for (index, q) in asked {
             guard let row = answers[q], row.inode == 0 || ourInodes.contains(row.inode) else {
-                s.slots[index].followed = false  // gone, or a stranger's socket holds the 4-tuple now
+                // Gone, or a stranger's socket holds the 4-tuple now. The row goes too, so what
+                // the tracker holds is bounded by what the kernel holds (IPv6 text is on the heap).
+                s.slots[index].followed = false
+                s.slots[index].row = nil
                 continue
             }
             s.slots[index].row = row
