@@ -55,7 +55,8 @@ let package = Package(
                 "MQTTPacket", "MQTTClient", "MQTTBroker", "Monitor", "Msh", "Probes", "Ledger", "ChildProcess", "TUI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+            ],
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims"])]),
         // libFuzzer harness for the packet decoder; see scripts/fuzz.
         .target(name: "CFuzzDriver"),
         .executableTarget(

@@ -25,3 +25,13 @@ static inline int cn_mouse(int *x, int *y, unsigned long *buttons) {
     MEVENT e; if (getmouse(&e) != OK) return -1;
     *x = e.x; *y = e.y; *buttons = (unsigned long)e.bstate; return 0;
 }
+/* term.h last: its capability macros (buttons, lines …) would rename parameters above. */
+#include <ncursesw/term.h>
+/* 1 when $TERM names a terminal the terminfo database describes; else 0 (initscr would
+ * print its own message and exit). */
+static inline int cn_terminal_known(void) {
+    int err = 0;
+    if (setupterm(NULL, 1, &err) != OK) return 0;
+    del_curterm(cur_term);
+    return 1;
+}

@@ -172,20 +172,22 @@ public final class MQTTClient: @unchecked Sendable {
         eventLoop.flatSubmit {
             guard !messages.isEmpty else { return self.eventLoop.makeSucceededVoidFuture() }
             let batch = Batch(remaining: messages.count, promise: self.eventLoop.makePromise())
-            var actions: [SessionAction] = []
+            let future = batch.promise.futureResult  // the last completion may release the batch
             let now = NIODeadline.now()
             for m in messages {
                 let id = self.nextRequest
                 self.nextRequest += 1
                 self.completions[id] = .batch(batch)
+                // One message at a time: QoS 0 completes at once, so `completions` stays small;
+                // the bytes gather in the connection's outgoing buffer.
                 if self.wantsConnection {
-                    actions += self.session.publish(m, request: id, now: now)
+                    self.perform(self.session.publish(m, request: id, now: now), flush: false)
                 } else {
-                    actions.append(.complete(id, .failure(.notConnected)))
+                    self.complete(id, .failure(.notConnected))
                 }
             }
-            self.perform(actions)
-            return batch.promise.futureResult
+            self.connection?.flushOutgoing()
+            return future
         }
     }
 
@@ -326,7 +328,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     fileprivate func readComplete(generation gen: Int) {
         guard gen == connection?.generation else { return }
-        connection?.channel.flush()
+        connection?.flushOutgoing()
     }
 
     fileprivate func failed(_ error: MQTTError, generation gen: Int) {
@@ -344,21 +346,16 @@ public final class MQTTClient: @unchecked Sendable {
     // MARK: actions
 
     private func perform(_ actions: [SessionAction], flush: Bool = true) {
-        var wrote = false
         for action in actions {
             switch action {
             case .send(let packet):
                 guard let c = connection else { continue }
-                var buffer = c.channel.allocator.buffer(capacity: Self.capacityHint(packet))
                 do {
-                    try packet.encode(into: &buffer)
+                    let size = try c.append(packet)
+                    if !listeners.isEmpty { emit(.packetSent(packet.type, packetID: packet.packetID, size: size)) }
                 } catch {
                     emit(.error(.invalidRequest(String(describing: error))))
-                    continue
                 }
-                if !listeners.isEmpty { emit(.packetSent(packet.type, packetID: packet.packetID, size: buffer.readableBytes)) }
-                c.channel.write(buffer, promise: nil)
-                wrote = true
             case .deliver(let message, let handlers):
                 if handlers.isEmpty {
                     if !listeners.isEmpty { emit(.unmatchedMessage(topic: message.topic, size: message.payload.readableBytes)) }
@@ -369,14 +366,15 @@ public final class MQTTClient: @unchecked Sendable {
             case .complete(let id, let result):
                 complete(id, result)
             case .close(let error):
-                // Half-close first, flush second: NIO then writes DISCONNECT and sends FIN
-                // back to back, before the broker can close on DISCONNECT.
+                // Written, half-closed, then flushed: NIO writes DISCONNECT and sends FIN back
+                // to back, before the broker can close on DISCONNECT.
                 let channel = connection?.channel
+                let wrote = connection?.writeOutgoing() ?? false
                 closeConnection(error)
-                if wrote { channel?.flush(); wrote = false }
+                if wrote { channel?.flush() }
             }
         }
-        if wrote && flush { connection?.channel.flush() }
+        if flush { connection?.flushOutgoing() }
         scheduleTimer()
     }
 
@@ -395,13 +393,21 @@ public final class MQTTClient: @unchecked Sendable {
         }
         if error == nil {
             // A graceful close: FIN after the pending writes (DISCONNECT, and the QoS 0
-            // publishes before it, which a plain close would drop), then wait for the
-            // broker's FIN before closing. The client is the active closer, so the TIME_WAIT
-            // is ours, as on a device; a broker that never closes gets the command timeout.
+            // publishes before it, which a plain close would drop), then close the socket at
+            // once, as libmosquitto does: the kernel finishes the handshake when the broker's
+            // FIN comes. The client is the active closer, so the TIME_WAIT is ours, as on a
+            // device. Writes a broker never reads get the command timeout.
             let channel = c.channel
-            channel.close(mode: .output, promise: nil)
+            // Corked, DISCONNECT and FIN leave in one segment: the broker (which closes on
+            // DISCONNECT) cannot send its FIN first and take the TIME_WAIT off us.
+            try? channel.syncOptions?.setOption(.tcpOption(.init(rawValue: CInt(TCP_CORK))), value: 1)
+            let flushed = eventLoop.makePromise(of: Void.self)
+            channel.close(mode: .output, promise: flushed)
             let deadline = eventLoop.scheduleTask(in: configuration.session.commandTimeout) { channel.close(promise: nil) }
-            channel.closeFuture.whenComplete { _ in deadline.cancel() }
+            flushed.futureResult.whenComplete { _ in
+                deadline.cancel()
+                channel.close(promise: nil)
+            }
         } else {
             c.channel.close(promise: nil)  // an error, or the broker's EOF after our FIN
         }
@@ -579,6 +585,41 @@ final class Connection {
     }
 
     func releaseRecords() { entries.removeAll() }
+
+    /// Encoded packets not yet handed to the channel: one write (and one iovec) for many
+    /// small packets instead of one each.
+    private var outgoing: ByteBuffer?
+    /// Past this, the outgoing bytes go to the socket without waiting for the flush.
+    static let outgoingChunk = 64 * 1024
+
+    /// Encodes `packet` after the outgoing bytes; returns its size. A packet that fails to
+    /// encode leaves nothing behind.
+    func append(_ packet: Packet) throws(PacketError) -> Int {
+        if outgoing == nil { outgoing = channel.allocator.buffer(capacity: max(256, MQTTClient.capacityHint(packet))) }
+        let start = outgoing!.writerIndex
+        do {
+            try packet.encode(into: &outgoing!)
+        } catch {
+            outgoing!.moveWriterIndex(to: start)
+            throw error
+        }
+        let size = outgoing!.writerIndex - start
+        if outgoing!.readableBytes >= Self.outgoingChunk { flushOutgoing() }
+        return size
+    }
+
+    /// Hands the outgoing bytes to the channel, unflushed; whether there were any.
+    @discardableResult
+    func writeOutgoing() -> Bool {
+        guard let bytes = outgoing, bytes.readableBytes > 0 else { return false }
+        outgoing = nil
+        channel.write(bytes, promise: nil)
+        return true
+    }
+
+    func flushOutgoing() {
+        if writeOutgoing() { channel.flush() }
+    }
 }
 
 /// Bytes → packets for one channel, reported to the client with the channel's generation.

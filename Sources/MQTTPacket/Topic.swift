@@ -4,14 +4,23 @@
 public enum Topic {
     /// Throws unless `name` is a valid PUBLISH topic name: non-empty, no wildcard, no U+0000.
     public static func validateName(_ name: String) throws(PacketError) {
-        var count = 0
-        for byte in name.utf8 {
-            count += 1
-            if byte == UInt8(ascii: "+") || byte == UInt8(ascii: "#") { throw .wildcardInTopicName(name) }
+        // Over the contiguous UTF-8 when the string has it (native strings do): every PUBLISH
+        // passes here, and the byte-by-byte view costs several times more.
+        let found = name.utf8.withContiguousStorageIfAvailable { firstForbidden(in: $0) } ?? firstForbidden(in: name.utf8)
+        if let byte = found {
             if byte == 0 { throw .nullCharacter(field: "topic name") }
+            throw .wildcardInTopicName(name)
         }
+        let count = name.utf8.count
         if count == 0 { throw .emptyTopic }
         if count > 65_535 { throw .fieldTooLong(field: "topic name", length: count) }
+    }
+
+    /// The first `+`, `#` or NUL byte, if any.
+    @inline(__always)
+    private static func firstForbidden(in bytes: some Sequence<UInt8>) -> UInt8? {
+        for byte in bytes where byte == UInt8(ascii: "+") || byte == UInt8(ascii: "#") || byte == 0 { return byte }
+        return nil
     }
 
     /// Throws unless `filter` is a valid topic filter: non-empty, `#` last and alone in its

@@ -98,7 +98,7 @@ public struct Sampler: Sendable {
     public init(ledger: Ledger? = .shared, heap: HeapProbe = .shared) {
         self.ledger = ledger
         self.heap = heap
-        sockets = SocketTracker(capacity: ledger?.connectionRingCapacity ?? 0)
+        sockets = SocketTracker(ringCapacity: ledger?.connectionRingCapacity ?? 0)
     }
 
     /// A full sample. With `allTCP`, every TCP socket of the namespace is kept (ours marked,

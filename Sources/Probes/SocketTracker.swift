@@ -26,6 +26,10 @@ final class SocketTracker: Sendable {
     /// Above this many lookups, a dump is cheaper.
     static let dumpAbove = 700
 
+    /// The newest connections followed at most: a minute of TIME_WAIT at 68 cycles/s. The
+    /// slots fill as cycles go (their pages with them), so this bounds the process's growth.
+    public static let maxFollowed = 4_096
+
     /// One ring connection being followed (slot n holds the ring's record n % capacity).
     private struct Slot {
         var key: cp_tcp_key
@@ -45,7 +49,7 @@ final class SocketTracker: Sendable {
     private struct State {
         /// Ring records consumed so far.
         var seen = 0
-        /// Grown to the ring's capacity, never beyond (reserved up front: no growth while measured).
+        /// Grown to `capacity`, never beyond (reserved up front: no growth while measured).
         var slots: [Slot] = []
         /// Indexes of followed slots, oldest connection first.
         var followed: [Int] = []
@@ -55,8 +59,9 @@ final class SocketTracker: Sendable {
     private let capacity: Int
     private let state = Mutex(State())
 
-    init(capacity: Int) {
-        self.capacity = capacity
+    /// Follows the newest `min(ringCapacity, maxFollowed)` connections of the ring.
+    init(ringCapacity: Int) {
+        capacity = min(ringCapacity, Self.maxFollowed)
         state.withLock {
             $0.slots.reserveCapacity(capacity)
             $0.followed.reserveCapacity(capacity)
@@ -131,7 +136,10 @@ final class SocketTracker: Sendable {
 
     /// Takes the ring's new connections into slots.
     private func consume(_ s: inout State, ledger: Ledger) {
-        let (fresh, recorded) = ledger.connections(since: s.seen)
+        let (all, recorded) = ledger.connections(since: s.seen)
+        s.seen = recorded
+        guard capacity > 0 else { return }
+        let fresh = all.suffix(capacity)  // older ones would only be overwritten in this loop
         for (i, record) in fresh.enumerated() {
             let index = (recorded - fresh.count + i) % capacity
             let key = Self.key(record) ?? cp_tcp_key()
@@ -145,7 +153,6 @@ final class SocketTracker: Sendable {
             }
             if slot.followed { s.followed.append(index) }
         }
-        s.seen = recorded
     }
 
     // MARK: kernel

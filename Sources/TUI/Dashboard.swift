@@ -50,6 +50,9 @@ public final class Dashboard: @unchecked Sendable {
     private var cycling = false
     private var window = SeriesWindow(capacity: 4_096)
     private var firstCycleStart: Double?
+    /// When the verdict was last worked out: at most twice a second while auto-cycling (its
+    /// pairwise slopes are O(n²) in the window).
+    private var verdictAt = -Double.infinity
     private var editor = PromptEditor(commands: Dashboard.shellCommands.map(\.name) + ["help"])
     private var pendingCycles = 0
 
@@ -91,6 +94,9 @@ public final class Dashboard: @unchecked Sendable {
         _ = write(pipeFDs[1], &b, 1)
     }
 
+    /// Whether $TERM is described by terminfo (without it, curses would exit the process).
+    public static func terminalKnown() -> Bool { cn_terminal_known() == 1 }
+
     /// Runs until q / F10 / SIGINT / SIGTERM; restores the terminal on every one of those paths.
     public func run() -> Int32 {
         // The handler writes a byte to the wake-up pipe; the loop then sees `StopSignals.caught`.
@@ -107,12 +113,14 @@ public final class Dashboard: @unchecked Sendable {
         let color = options.color && has_colors() && getenv("NO_COLOR") == nil
         if color {
             start_color()
-            use_default_colors()
+            // The 8 basic colours only (any colour terminal has them). Without a default
+            // background (-1) on this terminal, black stands in for it.
+            let background: Int16 = use_default_colors() == OK ? -1 : Int16(COLOR_BLACK)
             init_pair(1, Int16(COLOR_BLACK), Int16(COLOR_CYAN))    // title
-            init_pair(2, Int16(COLOR_RED), -1)                      // alert
+            init_pair(2, Int16(COLOR_RED), background)              // alert
             init_pair(3, Int16(COLOR_WHITE), Int16(COLOR_RED))      // banner
-            init_pair(4, Int16(COLOR_YELLOW), -1)                   // grown
-            init_pair(5, Int16(COLOR_CYAN), -1)                     // key
+            init_pair(4, Int16(COLOR_YELLOW), background)           // grown
+            init_pair(5, Int16(COLOR_CYAN), background)             // key
             init_pair(6, Int16(COLOR_BLACK), Int16(COLOR_CYAN))     // footer word
         }
         resample()
@@ -312,9 +320,12 @@ public final class Dashboard: @unchecked Sendable {
                     if state.heapSeries.count > 1_000 { state.heapSeries.removeFirst(); state.fdSeries.removeFirst() }
                     if sample.cycle > options.warmup { window.append(SeriesPoint(full)) }
                 }
-                let elapsed = wallClockSeconds() - (firstCycleStart ?? wallClockSeconds())
-                state.verdict = LeakJudge().verdict(points: window.points, cycles: state.cycles, failedCycles: state.failedCycles,
-                                                    duration: elapsed).line
+                let now = wallClockSeconds()
+                if !(state.auto || pendingCycles > 0) || now - verdictAt >= 0.5 {
+                    verdictAt = now
+                    state.verdict = LeakJudge().verdict(points: window.points, cycles: state.cycles, failedCycles: state.failedCycles,
+                                                        duration: now - (firstCycleStart ?? now)).line
+                }
                 state.status = CycleRunner.summary(sample)
                 if pendingCycles > 0 {
                     pendingCycles -= 1

@@ -45,6 +45,10 @@ struct Tui: AsyncParsableCommand {
 
     func run() async throws {
         guard isatty(1) != 0 else { throw RuntimeError("the dashboard needs a terminal; for CI use `mshmon cycle`") }
+        guard Dashboard.terminalKnown() else {
+            let term = getenv("TERM").map { String(cString: $0) } ?? ""
+            throw RuntimeError("unknown terminal type '\(term)' (TERM): terminfo has no entry for it; try TERM=xterm-256color, or install its entry (apt-get install ncurses-term)")
+        }
         for path in export where !canCreate(path) {
             throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
         }

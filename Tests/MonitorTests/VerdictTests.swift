@@ -1,7 +1,7 @@
 // The verdict on synthetic series: what must be flagged, and what must not.
 
 import Ledger
-import Monitor
+@testable import Monitor
 import Probes
 import TestSupport
 import Testing
@@ -119,6 +119,21 @@ struct VerdictTests {
         #expect(TrendStats.theilSen(ys) == 3)
         #expect(TrendStats.mannKendallZ(ys) > 2.33)
         #expect(abs(TrendStats.mannKendallZ(Array(repeating: 5, count: 20))) < 0.01)
+        #expect(TrendStats.theilSen(Array(repeating: 7, count: 700)) == 0)
+    }
+
+    @Test func medianBySelectionEqualsMedianBySorting() {
+        var rng = SystemRandomNumberGenerator()
+        for n in [1, 2, 3, 4, 5, 10, 101, 1_000, 1_001] {
+            for _ in 0..<40 {
+                // Few distinct values too: duplicates are where a partition goes wrong.
+                let spread = [2.0, 10, 1e6].randomElement(using: &rng)!
+                var v = (0..<n).map { _ in Double(Int.random(in: 0..<Int(spread), using: &rng)) }
+                let sorted = v.sorted()
+                let expected = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+                #expect(TrendStats.median(&v) == expected, "n \(n)")
+            }
+        }
     }
 }
 

@@ -73,6 +73,34 @@ check "q: exit 0 and the shell is back" wait_screen 'EXITED 0'
 check "the streamed JSONL export parses" python3 -c "import json; [json.loads(l) for l in open('$WORK/live.jsonl')]"
 check "no embedded broker left" wait_for 5 sh -c "! pgrep -f 'mshmon [b]roker --port 0' >/dev/null"
 
+echo "dashboard: 16-colour, monochrome and unknown terminals"
+# xterm-16color as ncurses-term ships it, compiled here (the package may be missing).
+mkdir -p "$WORK/terminfo"
+printf '%s\n' 'xterm-16color|xterm with 16 colors,' '	colors#16, pairs#256,' \
+    '	setab=\E[%?%p1%{8}%<%t%p1%{40}%+%e%p1%{92}%+%;%dm,' \
+    '	setaf=\E[%?%p1%{8}%<%t%p1%{30}%+%e%p1%{82}%+%;%dm,' '	use=xterm,' > "$WORK/terminfo/x16.src"
+tic -o "$WORK/terminfo" "$WORK/terminfo/x16.src"
+# The SGR colour codes tmux has for the pane: 30–37/40–47 basic, 90–97/100–107 bright, 38;5 / 48;5 256.
+colours() { $T capture-pane -e -p -t main | grep -o $'\e\\[[0-9;]*m' | tr -d '\033[m' | tr ';' '\n' | grep -E '^(3[0-8]|4[0-8]|9[0-7]|10[0-7])$' | sort -u | tr '\n' ' '; }
+for term in xterm-16color vt100; do
+    $T kill-session -t main 2>/dev/null
+    $T new-session -d -s main -x 120 -y 40 "TERMINFO='$WORK/terminfo' TERM=$term '$MSHMON'; echo EXITED \$?; sleep 60"
+    check "TERM=$term: panes appear" wait_screen 'Active PCB states:'
+    used=$(colours)
+    if [ $term = vt100 ]; then
+        check "TERM=$term: no colour codes (got: ${used:-none})" [ -z "$used" ]
+    else
+        check "TERM=$term: basic colours only (got: $used)" sh -c "[ -n '$used' ] && ! echo '$used' | grep -Eq '(^| )(38|48|9[0-7]|10[0-7])( |$)'"
+    fi
+    $T send-keys -t main q
+    check "TERM=$term: q exits 0" wait_screen 'EXITED 0'
+done
+$T kill-session -t main 2>/dev/null
+$T new-session -d -s main -x 120 -y 40 "TERM=no-such-terminal '$MSHMON'; echo EXITED \$?; sleep 60"
+check "an unknown TERM is named in the error" wait_screen "unknown terminal type 'no-such-terminal'"
+check "... and exits 1" wait_screen 'EXITED 1'
+check "... leaving no embedded broker" wait_for 5 sh -c "! pgrep -f 'mshmon [b]roker --port 0' >/dev/null"
+
 echo "dashboard: injected leak"
 $T kill-session -t main 2>/dev/null
 $T new-session -d -s main -x 120 -y 40 "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"
