@@ -237,20 +237,8 @@ public final class MQTTClient: @unchecked Sendable {
     private func open(request: RequestID) {
         opening = true
         setState(_state == .reconnecting ? .reconnecting : .connecting)
-        let client = self
         generation += 1
         let gen = generation
-        let maxSize = configuration.maximumPacketSize
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(configuration.session.commandTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        PacketHandler(client: client, generation: gen, maximumPacketSize: maxSize))
-                }
-            }
         // An IP literal skips NIO's resolver, which keeps growing caches for its first few
         // hundred connections (≈ 500 B each): noise on the very heap figure we measure.
         let connecting: EventLoopFuture<any Channel>
@@ -295,6 +283,22 @@ public final class MQTTClient: @unchecked Sendable {
             setState(.disconnected)
         }
     }
+
+    /// Made once per client: its options and initializer are the same for every connection
+    /// (the initializer runs on the event loop and reads the generation being opened).
+    private lazy var bootstrap: ClientBootstrap = {
+        let maxSize = configuration.maximumPacketSize
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(configuration.session.commandTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { [unowned self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        PacketHandler(client: self, generation: self.generation, maximumPacketSize: maxSize))
+                }
+            }
+    }()
 
     private func startDisconnect() -> EventLoopFuture<Void> {
         wantsConnection = false

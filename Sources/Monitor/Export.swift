@@ -172,7 +172,13 @@ enum CSVFormat {
     }
 
     static func render(_ entry: LogEntry, withHeader: Bool) -> String {
-        guard case .sample(let c) = entry, let s = c.snapshot else { return "" }
+        guard case .sample(let c) = entry else { return "" }
+        guard let s = c.snapshot else {
+            // Not sampled (--no-sample): the cycle is still there, its measures empty.
+            let empty = Array(repeating: "", count: 5 + states.count + kinds.count)
+            let fields = [timestamp(c.start), "\(c.cycle)"] + empty + [quote(c.error ?? "")]
+            return (withHeader ? header : "") + fields.joined(separator: ",") + "\r\n"
+        }
         let byState = s.ourSocketsByState
         var fields = [timestamp(s.time), "\(c.cycle)", "\(s.heap.total)", "\(s.heap.used)", "\(s.heap.maximum)",
                       "\(s.fds.count)", "\(s.threads.count)"]
@@ -185,7 +191,9 @@ enum CSVFormat {
     /// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
     static func quote(_ field: String) -> String {
         guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
-        return "\"" + field.replacing("\"", with: "\"\"") + "\""
+        var quoted = "\""
+        for c in field { quoted += c == "\"" ? "\"\"" : String(c) }
+        return quoted + "\""
     }
 }
 

@@ -26,9 +26,10 @@ final class SocketTracker: Sendable {
     /// Above this many lookups, a dump is cheaper.
     static let dumpAbove = 700
 
-    /// The newest connections followed at most: a minute of TIME_WAIT at 68 cycles/s. The
-    /// slots fill as cycles go (their pages with them), so this bounds the process's growth.
-    public static let maxFollowed = 4_096
+    /// The newest connections followed at most: a minute of TIME_WAIT at 34 cycles/s (the
+    /// dashboard auto-cycles at ~20/s). The slots fill as cycles go, and their pages with
+    /// them: this bounds the process's growth.
+    public static let maxFollowed = 2_048
 
     /// One ring connection being followed (slot n holds the ring's record n % capacity).
     private struct Slot {
@@ -147,9 +148,8 @@ final class SocketTracker: Sendable {
             if index == s.slots.count {
                 s.slots.append(slot)
             } else {
-                let wasFollowed = s.slots[index].followed
+                if s.slots[index].followed { s.followed.removeAll { $0 == index } }
                 s.slots[index] = slot
-                if wasFollowed { s.followed.removeAll { $0 == index } }
             }
             if slot.followed { s.followed.append(index) }
         }

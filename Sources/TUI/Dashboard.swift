@@ -48,7 +48,8 @@ public final class Dashboard: @unchecked Sendable {
     private var pipeFDs: [Int32] = [-1, -1]
     private let quitRequested = Atomic<Bool>(false)
     private var cycling = false
-    private var window = SeriesWindow(capacity: 4_096)
+    /// The verdict's last 2,048 cycles (its slopes thin any window to 600 points).
+    private var window = SeriesWindow(capacity: 2_048)
     private var firstCycleStart: Double?
     /// When the verdict was last worked out: at most twice a second while auto-cycling (its
     /// pairwise slopes are O(n²) in the window).

@@ -37,6 +37,19 @@ struct ExportTests {
         #expect(read("\(dir)/run.jsonl").split(separator: "\n").count == 4)
     }
 
+    @Test func unsampledCyclesStillHaveTheirCSVRows() throws {
+        let dir = tempDir()
+        let log = EventLog(memoryLimit: 0)
+        log.attach(try StreamingExport(path: "\(dir)/run.csv"))
+        for n in 1...2 { log.append(.sample(CycleSample(cycle: n, start: Double(n), error: n == 2 ? "timed out" : nil))) }
+        let csv = read("\(dir)/run.csv").split(separator: "\r\n", omittingEmptySubsequences: false)
+        let columns = csv[0].split(separator: ",").count
+        #expect(csv.count == 4 && csv[3].isEmpty, "header, two rows, final CRLF: \(csv)")
+        #expect(csv[1].split(separator: ",", omittingEmptySubsequences: false).count == columns)
+        #expect(csv[1].hasPrefix("1970-01-01") && csv[1].contains(",1,,,,"), "\(csv[1])")
+        #expect(csv[2].hasSuffix(",timed out"))
+    }
+
     @Test func atomicCopyReplacesTheTargetWhole() throws {
         let dir = tempDir()
         let log = EventLog(memoryLimit: 0)
