@@ -104,7 +104,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// `connect` as a future (no Swift-concurrency hop: what a measured loop wants).
     public func connectFuture() -> EventLoopFuture<ConnAck> {
-        eventLoop.flatSubmit { self.startConnect() }.flatMapThrowing { result in
+        onLoop { self.startConnect() }.flatMapThrowing { result in
             guard case .connected(let ack) = result else { throw MQTTError.protocolViolation("unexpected connect result") }
             return ack
         }
@@ -117,7 +117,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     public func disconnectFuture() -> EventLoopFuture<Void> {
-        eventLoop.flatSubmit { self.startDisconnect() }
+        onLoop { self.startDisconnect() }
     }
 
     /// Subscribes `filters`; `handler` gets every matching message. Returns SUBACK's codes
@@ -169,7 +169,7 @@ public final class MQTTClient: @unchecked Sendable {
     /// QoS flow has completed (or fails with the first error). At most `maxInflight` QoS 1/2
     /// messages are unacknowledged at once; the rest wait in order.
     public func publish(_ messages: [Publish]) -> EventLoopFuture<Void> {
-        eventLoop.flatSubmit {
+        onLoop {
             guard !messages.isEmpty else { return self.eventLoop.makeSucceededVoidFuture() }
             let batch = Batch(remaining: messages.count, promise: self.eventLoop.makePromise())
             let future = batch.promise.futureResult  // the last completion may release the batch
@@ -322,12 +322,15 @@ public final class MQTTClient: @unchecked Sendable {
     fileprivate func received(_ packet: Packet, size: Int, generation gen: Int) {
         guard gen == connection?.generation else { return }
         if !listeners.isEmpty { emit(.packetReceived(packet.type, packetID: packet.packetID, size: size)) }
-        perform(session.receive(packet, now: .now()), flush: false)
+        let actions = session.receive(packet, now: .now())
+        // Connected before the actions run: completing the connect may start the caller's
+        // next request at once (see `onLoop`).
         if case .connack(let ack) = packet, ack.returnCode == .accepted {
             reconnectAttempts = 0
             everConnected = true
             setState(.connected)
         }
+        perform(actions, flush: false)
     }
 
     fileprivate func readComplete(generation gen: Int) {
@@ -484,8 +487,14 @@ public final class MQTTClient: @unchecked Sendable {
 
     // MARK: helpers
 
-    private func request(_ body: @escaping (RequestID, NIODeadline) -> [SessionAction]) -> EventLoopFuture<RequestResult> {
-        eventLoop.flatSubmit {
+    /// Runs `body` on the event loop: at once when already there (the cycle runner is), else
+    /// as a task.
+    private func onLoop<T>(_ body: @escaping @Sendable () -> EventLoopFuture<T>) -> EventLoopFuture<T> {
+        eventLoop.inEventLoop ? body() : eventLoop.flatSubmit(body)
+    }
+
+    private func request(_ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) -> EventLoopFuture<RequestResult> {
+        onLoop {
             let (id, future) = self.newRequest()
             self.perform(body(id, .now()))
             return future
