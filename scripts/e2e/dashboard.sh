@@ -101,6 +101,33 @@ check "an unknown TERM is named in the error" wait_screen "unknown terminal type
 check "... and exits 1" wait_screen 'EXITED 1'
 check "... leaving no embedded broker" wait_for 5 sh -c "! pgrep -f 'mshmon [b]roker --port 0' >/dev/null"
 
+echo "dashboard: every exit path gives the terminal back; NO_COLOR; p publishes"
+alternate() { $T display -p -t main '#{alternate_on}'; }
+for how in C-c SIGTERM; do
+    $T kill-session -t main 2>/dev/null
+    $T new-session -d -s main -x 120 -y 40 "NO_COLOR=1 '$MSHMON'; echo EXITED \$?; sleep 60"
+    check "$how run: panes appear" wait_screen 'Active PCB states:'
+    check "$how run: curses holds the alternate screen" [ "$(alternate)" = 1 ]
+    if [ $how = C-c ]; then
+        used=$(colours)
+        check "NO_COLOR: no colour codes (got: ${used:-none})" [ -z "$used" ]
+        $T send-keys -t main p
+        check "p while disconnected: says so" wait_screen 'publish failed: not connected'
+        $T send-keys -t main c
+        check "c: connected" wait_screen 'client connected'
+        $T send-keys -t main p
+        check "p: a QoS 1 PUBLISH goes out and is acknowledged" wait_screen 'PUBACK id 1 in'
+        check "p: the status line says published" wait_screen '^published'
+        $T send-keys -t main C-c
+    else
+        pid=$(pgrep -P "$($T display -p -t main '#{pane_pid}')" | head -n 1)
+        kill -TERM "$pid"
+    fi
+    check "$how: exits 0" wait_screen 'EXITED 0'
+    check "$how: the terminal is restored (alternate screen off)" [ "$(alternate)" = 0 ]
+    check "$how: no embedded broker left" wait_for 5 sh -c "! pgrep -f 'mshmon [b]roker --port 0' >/dev/null"
+done
+
 echo "dashboard: injected leak"
 $T kill-session -t main 2>/dev/null
 $T new-session -d -s main -x 120 -y 40 "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"
