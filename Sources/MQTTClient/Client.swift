@@ -416,7 +416,7 @@ public final class MQTTClient: @unchecked Sendable {
                 channel.close(promise: nil)
             }
         } else {
-            c.channel.close(promise: nil)  // an error, or the broker's EOF after our FIN
+            c.channel.close(promise: nil)  // an error, or the broker closed first
         }
     }
 
