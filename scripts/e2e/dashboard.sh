@@ -128,6 +128,33 @@ for how in C-c SIGTERM; do
     check "$how: no embedded broker left" wait_for 5 sh -c "! pgrep -f 'mshmon [b]roker --port 0' >/dev/null"
 done
 
+echo "dashboard: mouse (xterm X10 reports, as a terminal sends them)"
+# A press+release (or a wheel step) at 0-based column x, row y: ESC [ M, then 32+button, 33+x, 33+y.
+mouse() { python3 -c "import sys; b,x,y,n=map(int,sys.argv[1:]); sys.stdout.write(('\x1b[M'+chr(32+b)+chr(33+x)+chr(33+y))*n)" "$@"; }
+click() { $T send-keys -t main -l "$(mouse 0 "$1" "$2" 1)$(mouse 3 "$1" "$2" 1)"; }
+for flag in "" --no-mouse; do
+    $T kill-session -t main 2>/dev/null
+    $T new-session -d -s main -x 120 -y 40 "'$MSHMON' $flag; echo EXITED \$?; sleep 60"
+    check "mouse $flag: panes appear" wait_screen 'Active PCB states:'
+    # list_fd's title: its row (0-based) and column, from the screen.
+    row=$(( $(screen | grep -n 'msh />list_fd' | head -n 1 | cut -d: -f1) - 1 ))
+    col=$(screen | grep 'msh />list_fd' | head -n 1 | awk '{print index($0, "msh />list_fd") - 1}')
+    click $((col + 10)) $((row + 3))
+    if [ -z "$flag" ]; then
+        check "a click in list_fd focuses it" wait_screen 'msh />list_fd ◂'
+        $T send-keys -t main -l "$(mouse 65 $((col + 10)) $((row + 3)) 3)"
+        check "the wheel scrolls list_fd down" wait_for 5 sh -c "! $T capture-pane -p -t main | grep -q ' 0 device '"
+        $T send-keys -t main -l "$(mouse 64 $((col + 10)) $((row + 3)) 3)"
+        check "... and back up" wait_screen ' 0 device '
+    else
+        sleep 1
+        check "--no-mouse: a click focuses nothing" sh -c "! $T capture-pane -p -t main | grep -q 'msh />list_fd ◂'"
+        check "--no-mouse: still running" shows 'Active PCB states:'
+    fi
+    $T send-keys -t main q
+    check "mouse $flag: q exits 0" wait_screen 'EXITED 0'
+done
+
 echo "dashboard: injected leak"
 $T kill-session -t main 2>/dev/null
 $T new-session -d -s main -x 120 -y 40 "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"
