@@ -41,6 +41,11 @@ struct Tui: AsyncParsableCommand {
     func validate() throws {
         if refresh < 100 || refresh > 60_000 { throw ValidationError("--refresh must be 100 to 60000 milliseconds") }
         try validateExportPaths(export)
+        var info = stat()
+        guard stat(exportDir, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw ValidationError("--export-dir \(exportDir): no such folder")
+        }
+        guard access(exportDir, W_OK) == 0 else { throw ValidationError("--export-dir \(exportDir): not writable") }
     }
 
     func run() async throws {

@@ -28,7 +28,8 @@ check "d: no ESTABLISHED row left" wait_for 5 sh -c "! $T capture-pane -p -t mai
 
 $T send-keys -t main ']' ']' ']' a
 check "a: the cycle count passes 10" wait_for 30 sh -c "$T capture-pane -p -t main | grep -Eq 'cycles (1[1-9]|[2-9][0-9])'"
-check "a no-leak verdict in the header once past the warm-up" wait_for 40 shows '^verdict: no leak over'
+check "a no-leak verdict in the header once past the warm-up" wait_for 40 shows '^verdict: no leak over' ||
+    screen | head -n 3 | sed 's/^/       /'
 $T send-keys -t main a
 check "a again: auto off" wait_screen 'auto off'
 
@@ -154,6 +155,20 @@ for flag in "" --no-mouse; do
     $T send-keys -t main q
     check "mouse $flag: q exits 0" wait_screen 'EXITED 0'
 done
+
+echo "dashboard: --export-dir"
+mkdir -p "$WORK/exports"
+$T kill-session -t main 2>/dev/null
+$T new-session -d -s main -x 120 -y 40 "'$MSHMON' --export-dir '$WORK/exports'; echo EXITED \$?; sleep 60"
+check "--export-dir: panes appear" wait_screen 'Active PCB states:'
+$T send-keys -t main e
+check "e: the status names the folder" wait_screen "exported $WORK/exports/mshmon-"
+check "e: both files are in it" sh -c "ls '$WORK'/exports/mshmon-*.log '$WORK'/exports/mshmon-*.csv >/dev/null"
+$T send-keys -t main q
+check "--export-dir: q exits 0" wait_screen 'EXITED 0'
+out=$("$MSHMON" --export-dir "$WORK/no-such-folder" 2>&1); code=$?
+check "a missing --export-dir is a usage error before anything starts (exit $code: $out)" \
+    sh -c "[ $code = 2 ] && echo '$out' | grep -q 'export-dir .*no such folder'"
 
 echo "dashboard: injected leak"
 $T kill-session -t main 2>/dev/null
