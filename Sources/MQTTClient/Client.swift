@@ -172,7 +172,6 @@ public final class MQTTClient: @unchecked Sendable {
         onLoop {
             guard !messages.isEmpty else { return self.eventLoop.makeSucceededVoidFuture() }
             let batch = Batch(remaining: messages.count, promise: self.eventLoop.makePromise())
-            let future = batch.promise.futureResult  // the last completion may release the batch
             let now = NIODeadline.now()
             for m in messages {
                 let id = self.nextRequest
@@ -187,7 +186,7 @@ public final class MQTTClient: @unchecked Sendable {
                 }
             }
             self.connection?.flushOutgoing()
-            return future
+            return batch.promise.futureResult
         }
     }
 
@@ -606,17 +605,12 @@ final class Connection {
     static let outgoingChunk = 64 * 1024
 
     /// Encodes `packet` after the outgoing bytes; returns its size. A packet that fails to
-    /// encode leaves nothing behind.
+    /// encode writes nothing (`encode` validates first).
     func append(_ packet: Packet) throws(PacketError) -> Int {
         if outgoing == nil { outgoing = channel.allocator.buffer(capacity: max(256, MQTTClient.capacityHint(packet))) }
-        let start = outgoing!.writerIndex
-        do {
-            try packet.encode(into: &outgoing!)
-        } catch {
-            outgoing!.moveWriterIndex(to: start)
-            throw error
-        }
-        let size = outgoing!.writerIndex - start
+        let before = outgoing!.readableBytes
+        try packet.encode(into: &outgoing!)
+        let size = outgoing!.readableBytes - before
         if outgoing!.readableBytes >= Self.outgoingChunk { flushOutgoing() }
         return size
     }

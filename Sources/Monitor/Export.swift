@@ -165,25 +165,24 @@ enum CSVFormat {
     static let states = TCPState.allCases
     static let kinds = LedgerKind.allCases
 
-    static var header: String {
-        (["time", "cycle", "total", "used", "maximum", "fds", "threads"]
-            + states.map { "sockets_\($0.rawValue)" } + kinds.map { "ledger_\($0.rawValue)" } + ["error"])
-            .joined(separator: ",") + "\r\n"
-    }
+    /// The measured columns, between `time,cycle` and `error`.
+    static let measures = ["total", "used", "maximum", "fds", "threads"]
+        + states.map { "sockets_\($0.rawValue)" } + kinds.map { "ledger_\($0.rawValue)" }
+
+    static var header: String { (["time", "cycle"] + measures + ["error"]).joined(separator: ",") + "\r\n" }
 
     static func render(_ entry: LogEntry, withHeader: Bool) -> String {
         guard case .sample(let c) = entry else { return "" }
-        guard let s = c.snapshot else {
+        var fields = [timestamp(c.snapshot?.time ?? c.start), "\(c.cycle)"]
+        if let s = c.snapshot {
+            let byState = s.ourSocketsByState
+            fields += ["\(s.heap.total)", "\(s.heap.used)", "\(s.heap.maximum)", "\(s.fds.count)", "\(s.threads.count)"]
+            fields += states.map { "\(byState[$0] ?? 0)" }
+            fields += kinds.map { "\(s.ledger?.live($0) ?? 0)" }
+        } else {
             // Not sampled (--no-sample): the cycle is still there, its measures empty.
-            let empty = Array(repeating: "", count: 5 + states.count + kinds.count)
-            let fields = [timestamp(c.start), "\(c.cycle)"] + empty + [quote(c.error ?? "")]
-            return (withHeader ? header : "") + fields.joined(separator: ",") + "\r\n"
+            fields += Array(repeating: "", count: measures.count)
         }
-        let byState = s.ourSocketsByState
-        var fields = [timestamp(s.time), "\(c.cycle)", "\(s.heap.total)", "\(s.heap.used)", "\(s.heap.maximum)",
-                      "\(s.fds.count)", "\(s.threads.count)"]
-        fields += states.map { "\(byState[$0] ?? 0)" }
-        fields += kinds.map { "\(s.ledger?.live($0) ?? 0)" }
         fields.append(quote(c.error ?? ""))
         return (withHeader ? header : "") + fields.joined(separator: ",") + "\r\n"
     }
@@ -191,9 +190,7 @@ enum CSVFormat {
     /// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
     static func quote(_ field: String) -> String {
         guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
-        var quoted = "\""
-        for c in field { quoted += c == "\"" ? "\"\"" : String(c) }
-        return quoted + "\""
+        return "\"" + field.replacing("\"", with: "\"\"") + "\""
     }
 }
 

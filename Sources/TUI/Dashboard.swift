@@ -51,11 +51,15 @@ public final class Dashboard: @unchecked Sendable {
     /// The verdict's last 2,048 cycles (its slopes thin any window to 600 points).
     private var window = SeriesWindow(capacity: 2_048)
     private var firstCycleStart: Double?
-    /// When the verdict was last worked out: at most twice a second while auto-cycling (its
-    /// pairwise slopes are O(n²) in the window).
+    /// When the verdict was last worked out. Past `verdictEveryCycleUpTo` points it is worked
+    /// out at most twice a second while cycling (its pairwise slopes are O(n²) in the window);
+    /// before that, every cycle, so a leak shows at the cycle that proves it.
     private var verdictAt = -Double.infinity
+    static let verdictEveryCycleUpTo = 200
     private var editor = PromptEditor(commands: Dashboard.shellCommands.map(\.name) + ["help"])
     private var pendingCycles = 0
+    /// Where each pane is on the screen as last drawn: what a click lands on.
+    private var paneRegions: [Pane: Rect] = [:]
 
     /// The msh table: the builtins plus the dashboard's own commands, whose effect the
     /// dashboard performs itself (so `help` and completion still come from one table).
@@ -127,7 +131,8 @@ public final class Dashboard: @unchecked Sendable {
         resample()
         var grid = Grid(width: 0, height: 0)
         while !quitRequested.load(ordering: .relaxed) && StopSignals.caught == nil {
-            let next = View.render(state, width: Int(cn_getmaxx(cn_stdscr())), height: Int(cn_getmaxy(cn_stdscr())))
+            let (next, regions) = View.renderWithRegions(state, width: Int(cn_getmaxx(cn_stdscr())), height: Int(cn_getmaxy(cn_stdscr())))
+            paneRegions = regions
             if next != grid {
                 draw(next, color: color)
                 grid = next
@@ -177,12 +182,12 @@ public final class Dashboard: @unchecked Sendable {
         case .focusNext:
             let all = Pane.allCases
             state.focus = all[(all.firstIndex(of: state.focus)! + 1) % all.count]
-        case .scrollUp: scroll(by: state.focus == .log ? 1 : -1)
-        case .scrollDown: scroll(by: state.focus == .log ? -1 : 1)
-        case .pageUp: scroll(by: state.focus == .log ? page : -page)
-        case .pageDown: scroll(by: state.focus == .log ? -page : page)
-        case .scrollTop: state.scroll[state.focus] = state.focus == .log ? Int.max / 2 : 0
-        case .scrollBottom: state.scroll[state.focus] = state.focus == .log ? 0 : Int.max / 2
+        case .scrollUp: scroll(down: -1)
+        case .scrollDown: scroll(down: 1)
+        case .pageUp: scroll(down: -page)
+        case .pageDown: scroll(down: page)
+        case .scrollTop: scroll(down: -Self.maxScroll)
+        case .scrollBottom: scroll(down: Self.maxScroll)
         case .help: state.showHelp = true
         case .connect:
             state.status = "connecting…"
@@ -216,10 +221,15 @@ public final class Dashboard: @unchecked Sendable {
 
     private var page: Int { max(1, Int(cn_getmaxy(cn_stdscr())) / 3 - 2) }
 
-    /// Moves the focused pane; offsets are clamped when drawn, and here to a sane range.
-    private func scroll(by lines: Int, pane: Pane? = nil) {
+    static let maxScroll = 100_000
+
+    /// Moves a pane's view `lines` down (negative: up); the focused pane by default. The log
+    /// counts its offset back from the newest line, so down lowers it. Offsets are clamped
+    /// when drawn, and here to a sane range.
+    private func scroll(down lines: Int, pane: Pane? = nil) {
         let p = pane ?? state.focus
-        state.scroll[p] = min(100_000, max(0, (state.scroll[p] ?? 0) + lines))
+        let delta = p == .log ? -lines : lines
+        state.scroll[p] = min(Self.maxScroll, max(0, (state.scroll[p] ?? 0) + delta))
     }
 
     /// A click focuses the pane under it; the wheel scrolls that pane.
@@ -227,12 +237,11 @@ public final class Dashboard: @unchecked Sendable {
         var x: Int32 = 0, y: Int32 = 0
         var buttons: UInt = 0
         guard cn_mouse(&x, &y, &buttons) == 0 else { return }
-        let (_, regions) = View.renderWithRegions(state, width: Int(cn_getmaxx(cn_stdscr())), height: Int(cn_getmaxy(cn_stdscr())))
-        guard let pane = regions.first(where: { $0.value.contains(x: Int(x), y: Int(y)) })?.key else { return }
+        guard let pane = paneRegions.first(where: { $0.value.contains(x: Int(x), y: Int(y)) })?.key else { return }
         if buttons & cn_button4_pressed() != 0 {
-            scroll(by: pane == .log ? 3 : -3, pane: pane)
+            scroll(down: -3, pane: pane)
         } else if buttons & cn_button5_pressed() != 0 {
-            scroll(by: pane == .log ? -3 : 3, pane: pane)
+            scroll(down: 3, pane: pane)
         } else if buttons & cn_button1_clicked() != 0 {
             state.focus = pane
         }
@@ -322,7 +331,8 @@ public final class Dashboard: @unchecked Sendable {
                     if sample.cycle > options.warmup { window.append(SeriesPoint(full)) }
                 }
                 let now = wallClockSeconds()
-                if !(state.auto || pendingCycles > 0) || now - verdictAt >= 0.5 {
+                let busy = state.auto || pendingCycles > 0
+                if !busy || window.count <= Self.verdictEveryCycleUpTo || now - verdictAt >= 0.5 {
                     verdictAt = now
                     state.verdict = LeakJudge().verdict(points: window.points, cycles: state.cycles, failedCycles: state.failedCycles,
                                                         duration: now - (firstCycleStart ?? now)).line

@@ -22,6 +22,11 @@ func sampleState() -> AppState {
     return s
 }
 
+/// The 120×40 screen as text.
+func screen(_ s: AppState) -> String {
+    View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+}
+
 struct ViewTests {
     @Test func wideLayoutShowsEveryPane() {
         let g = View.render(sampleState(), width: 120, height: 40)
@@ -81,7 +86,7 @@ struct ViewTests {
         let footer = View.render(s, width: 120, height: 40).lines.last!
         for b in KeyMap.bindings where b.footer != nil { #expect(footer.contains(b.label + b.footer!)) }
         s.showHelp = true
-        let help = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        let help = screen(s)
         for b in KeyMap.bindings { #expect(help.contains(b.help)) }
     }
 
@@ -116,28 +121,28 @@ struct FocusAndScrollTests {
     @Test func focusedPaneIsMarked() {
         var s = manyFDs()
         s.focus = .listFD
-        let text = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        let text = screen(s)
         #expect(text.contains("msh />list_fd ◂") && !text.contains("msh />netstat ◂"))
     }
 
     @Test func scrollingAPaneShowsLaterLinesAndIsClamped() {
         var s = manyFDs()
-        let top = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        let top = screen(s)
         #expect(top.contains(" 0 file") && !top.contains("/tmp/f40"))
         s.scroll[.listFD] = 40
-        let scrolled = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        let scrolled = screen(s)
         #expect(scrolled.contains("/tmp/f40") && !scrolled.contains("/tmp/f0\n"))
         s.scroll[.listFD] = 10_000
-        let clamped = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        let clamped = screen(s)
         #expect(clamped.contains("/tmp/f59"), "scrolled past the end shows the last lines")
     }
 
     @Test func theLogFollowsItsTailUntilScrolledBack() {
         var s = manyFDs()
-        let tail = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        let tail = screen(s)
         #expect(tail.contains("event 79") && !tail.contains("event 10 "))
         s.scroll[.log] = 60
-        let back = View.render(s, width: 120, height: 40).lines.joined(separator: "\n")
+        let back = screen(s)
         #expect(!back.contains("event 79"))
     }
 
