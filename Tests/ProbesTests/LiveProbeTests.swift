@@ -48,6 +48,10 @@ struct LoopbackPair {
         self.clientPort = UInt16(bigEndian: local.sin_port)
     }
 
+    /// Whether `row` is this pair's client side (the whole 4-tuple: the machine may hold
+    /// other sockets on the same local port, e.g. an older TIME_WAIT to another peer).
+    func isClient(_ row: TCPRow) -> Bool { row.local == connection.local && row.remote == connection.remote }
+
     var connection: ConnectionRecord {
         ConnectionRecord(local: Endpoint(address: "127.0.0.1", port: clientPort),
                          remote: Endpoint(address: "127.0.0.1", port: port))
