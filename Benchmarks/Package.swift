@@ -30,5 +30,13 @@ let package = Package(
             ],
             path: "Benchmarks/ProbesBench",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
+        // Not a Benchmark target: a peer for ../shared/bench/bench_cycles.sh (see its header).
+        .executableTarget(
+            name: "NIOCycleFloor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOCycleFloor"),
     ]
 )

@@ -4,6 +4,9 @@
 // addresses, which lets a TIME_WAIT row (inode 0) be attributed to us.
 
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a ledger record stands for.
 public enum LedgerKind: String, CaseIterable, Codable, Sendable, Comparable {
@@ -13,8 +16,19 @@ public enum LedgerKind: String, CaseIterable, Codable, Sendable, Comparable {
     /// process-wide ones (the event loop) live as long as the process.
     public var isPerConnection: Bool { self != .eventLoop }
 
-    public static func < (a: LedgerKind, b: LedgerKind) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    public static func < (a: LedgerKind, b: LedgerKind) -> Bool { a.index < b.index }
+
+    /// The kind's place in `allCases`: the ledger counts by index, not by hashing the name.
+    var index: Int {
+        switch self {
+        case .socket: 0
+        case .rxBuffer: 1
+        case .txBuffer: 2
+        case .ackRecord: 3
+        case .messageHandler: 4
+        case .timer: 5
+        case .eventLoop: 6
+        }
     }
 }
 
@@ -66,6 +80,33 @@ public struct Endpoint: Sendable, Hashable, Codable, CustomStringConvertible {
         self.port = port
     }
     public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+
+    /// An endpoint from the address's bytes in network order (4 or 16 of them).
+    public init(addressBytes: [UInt8], port: UInt16) {
+        self.init(address: Self.text(addressBytes), port: port)
+    }
+
+    /// Dotted IPv4, or IPv6 text; `::ffff:a.b.c.d` is shown as the IPv4 address.
+    public static func text(_ bytes: [UInt8]) -> String {
+        if bytes.count == 4 {
+            // By hand: inet_ntop (sprintf) costs ~1 µs per address, and a TCP dump can hold 40,000.
+            var text: [UInt8] = []
+            text.reserveCapacity(15)
+            for (i, b) in bytes.enumerated() {
+                if i > 0 { text.append(46) }
+                if b >= 100 { text.append(48 + b / 100) }
+                if b >= 10 { text.append(48 + b / 10 % 10) }
+                text.append(48 + b % 10)
+            }
+            return String(decoding: text, as: UTF8.self)
+        }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+            return text(Array(bytes[12...]))
+        }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        _ = bytes.withUnsafeBytes { raw in inet_ntop(AF_INET6, raw.baseAddress, &text, socklen_t(text.count)) }
+        return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
 }
 
 /// One connection the client opened: its endpoints, recorded at connect time.
@@ -89,7 +130,8 @@ public final class Ledger: Sendable {
     public let connectionRingCapacity: Int
 
     private struct State {
-        var counts: [LedgerKind: LedgerCounts] = [:]
+        /// By `LedgerKind.index`; a kind never registered reads as absent in snapshots.
+        var counts = [LedgerCounts?](repeating: nil, count: LedgerKind.allCases.count)
         var live: [UInt: LedgerRecord] = [:]
         var ring: [ConnectionRecord] = []
         var ringNext = 0
@@ -107,12 +149,12 @@ public final class Ledger: Sendable {
         state.withLock { s in
             precondition(s.live[record.address] == nil, "ledger address registered twice")
             s.live[record.address] = record
-            var c = s.counts[record.kind, default: LedgerCounts()]
+            var c = s.counts[record.kind.index] ?? LedgerCounts()
             c.live += 1
             c.liveBytes += record.size
             c.created += 1
             c.peak = max(c.peak, c.live)
-            s.counts[record.kind] = c
+            s.counts[record.kind.index] = c
         }
     }
 
@@ -122,9 +164,9 @@ public final class Ledger: Sendable {
             guard let record = s.live.removeValue(forKey: address) else {
                 preconditionFailure("ledger release of an unknown record")
             }
-            s.counts[record.kind]!.live -= 1
-            s.counts[record.kind]!.liveBytes -= record.size
-            s.counts[record.kind]!.released += 1
+            s.counts[record.kind.index]!.live -= 1
+            s.counts[record.kind.index]!.liveBytes -= record.size
+            s.counts[record.kind.index]!.released += 1
         }
     }
 
@@ -133,7 +175,9 @@ public final class Ledger: Sendable {
         state.withLock { s in
             let records = includeRecords
                 ? s.live.values.sorted { ($0.kind, $0.address) < ($1.kind, $1.address) } : []
-            return LedgerSnapshot(counts: s.counts, records: records)
+            var counts: [LedgerKind: LedgerCounts] = [:]
+            for kind in LedgerKind.allCases { counts[kind] = s.counts[kind.index] }
+            return LedgerSnapshot(counts: counts, records: records)
         }
     }
 

@@ -104,10 +104,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// `connect` as a future (no Swift-concurrency hop: what a measured loop wants).
     public func connectFuture() -> EventLoopFuture<ConnAck> {
-        onLoop { self.startConnect() }.flatMapThrowing { result in
-            guard case .connected(let ack) = result else { throw MQTTError.protocolViolation("unexpected connect result") }
-            return ack
-        }
+        onLoop { self.startConnect() }
     }
 
     /// Sends DISCONNECT (when connected) and returns once the socket is closed and every
@@ -128,9 +125,8 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     public func subscribeFuture(_ filters: [Subscribe.Filter], handler: @escaping @Sendable (Publish) -> Void) -> EventLoopFuture<[SubAck.ReturnCode]> {
-        request { id, now in self.session.subscribe(filters, request: id, now: now, callback: handler) }.flatMapThrowing { result in
-            guard case .subscribed(let codes) = result else { throw MQTTError.protocolViolation("unexpected subscribe result") }
-            return codes
+        request({ if case .subscribed(let codes) = $0 { codes } else { nil } }) { id, now in
+            self.session.subscribe(filters, request: id, now: now, callback: handler)
         }
     }
 
@@ -218,7 +214,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     // MARK: connect / disconnect
 
-    private func startConnect() -> EventLoopFuture<RequestResult> {
+    private func startConnect() -> EventLoopFuture<ConnAck> {
         if let closed { return closed.futureResult.flatMap { self.startConnect() } }
         guard connection == nil && !opening else {
             return eventLoop.makeFailedFuture(MQTTError.invalidRequest("already \(_state)"))
@@ -228,7 +224,7 @@ public final class MQTTClient: @unchecked Sendable {
         reconnectTask?.cancel()
         reconnectTask = nil
         reconnectAttempts = 0
-        let (id, future) = newRequest()
+        let (id, future) = newRequest { if case .connected(let ack) = $0 { ack } else { nil } }
         open(request: id)
         return future
     }
@@ -241,7 +237,7 @@ public final class MQTTClient: @unchecked Sendable {
         // An IP literal skips NIO's resolver, which keeps growing caches for its first few
         // hundred connections (≈ 500 B each): noise on the very heap figure we measure.
         let connecting: EventLoopFuture<any Channel>
-        if let address = try? SocketAddress(ipAddress: configuration.host, port: configuration.port) {
+        if let address = literalAddress {
             connecting = bootstrap.connect(to: address)
         } else {
             connecting = bootstrap.connect(host: configuration.host, port: configuration.port)
@@ -283,13 +279,16 @@ public final class MQTTClient: @unchecked Sendable {
         }
     }
 
+    /// The host as an address when it is an IP literal (parsed once, not per connect).
+    private lazy var literalAddress = try? SocketAddress(ipAddress: configuration.host, port: configuration.port)
+
     /// Made once per client: its options and initializer are the same for every connection
     /// (the initializer runs on the event loop and reads the generation being opened).
     private lazy var bootstrap: ClientBootstrap = {
         let maxSize = configuration.maximumPacketSize
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.session.commandTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { [unowned self] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -372,12 +371,7 @@ public final class MQTTClient: @unchecked Sendable {
             case .complete(let id, let result):
                 complete(id, result)
             case .close(let error):
-                // Written, half-closed, then flushed: NIO writes DISCONNECT and sends FIN back
-                // to back, before the broker can close on DISCONNECT.
-                let channel = connection?.channel
-                let wrote = connection?.writeOutgoing() ?? false
                 closeConnection(error)
-                if wrote { channel?.flush() }
             }
         }
         if flush { connection?.flushOutgoing() }
@@ -393,6 +387,7 @@ public final class MQTTClient: @unchecked Sendable {
         if error == nil { c.closeRequested = true }
         if error == nil && configuration.injectLeak == .socketRace {
             // Bug (1) replayed: report the disconnect done and forget the socket, open.
+            c.flushOutgoing()
             abandoned.append(c)
             handleClosed(c, error: nil, abandoned: true)
             return
@@ -407,15 +402,26 @@ public final class MQTTClient: @unchecked Sendable {
             // Corked, DISCONNECT and FIN leave in one segment: the broker (which closes on
             // DISCONNECT) cannot send its FIN first and take the TIME_WAIT off us.
             try? channel.syncOptions?.setOption(.tcpOption(.init(rawValue: CInt(TCP_CORK))), value: 1)
+            // Written, half-closed, then flushed: NIO writes DISCONNECT and sends FIN back to
+            // back, before the broker can close on DISCONNECT.
+            let wrote = c.writeOutgoing()
             let flushed = eventLoop.makePromise(of: Void.self)
             channel.close(mode: .output, promise: flushed)
-            let deadline = eventLoop.scheduleTask(in: configuration.session.commandTimeout) { channel.close(promise: nil) }
-            flushed.futureResult.whenComplete { _ in
-                deadline.cancel()
+            if wrote { channel.flush() }
+            // Usually the socket took every byte and the half-close is done already; only
+            // writes left pending need the deadline.
+            var pending = true
+            var deadline: Scheduled<Void>?
+            flushed.futureResult.assumeIsolated().whenComplete { _ in
+                pending = false
+                deadline?.cancel()
                 channel.close(promise: nil)
             }
+            if pending {
+                deadline = eventLoop.scheduleTask(in: configuration.session.commandTimeout) { channel.close(promise: nil) }
+            }
         } else {
-            c.channel.close(promise: nil)  // an error, or the broker closed first
+            c.channel.close(promise: nil)  // an error, or the broker closed first: unsent bytes are dropped
         }
     }
 
@@ -454,7 +460,7 @@ public final class MQTTClient: @unchecked Sendable {
         reconnectTask = eventLoop.scheduleTask(in: delay) {
             self.reconnectTask = nil
             guard self.wantsConnection, self.connection == nil, !self.opening else { return }
-            self.open(request: self.newRequest().0)
+            self.open(request: self.newRequest { $0 }.0)
         }
     }
 
@@ -493,28 +499,40 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     private func request(_ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) -> EventLoopFuture<RequestResult> {
+        request({ $0 }, body)
+    }
+
+    private func request<T: Sendable>(_ extract: @escaping @Sendable (RequestResult) -> T?,
+                                      _ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) -> EventLoopFuture<T> {
         onLoop {
-            let (id, future) = self.newRequest()
+            let (id, future) = self.newRequest(extract)
             self.perform(body(id, .now()))
             return future
         }
     }
 
-    private func newRequest() -> (RequestID, EventLoopFuture<RequestResult>) {
+    /// A request and its caller's future. `extract` takes the caller's value out of the
+    /// session's result (nil: the wrong kind of result, reported as a protocol violation) as
+    /// the request completes: no second future per request.
+    private func newRequest<T: Sendable>(_ extract: @escaping @Sendable (RequestResult) -> T?) -> (RequestID, EventLoopFuture<T>) {
         let id = nextRequest
         nextRequest += 1
-        let promise = eventLoop.makePromise(of: RequestResult.self)
-        completions[id] = .single(promise)
+        let promise = eventLoop.makePromise(of: T.self)
+        completions[id] = .single { result in
+            switch result {
+            case .success(let r):
+                if let value = extract(r) { promise.succeed(value) } else { promise.fail(MQTTError.protocolViolation("unexpected result \(r)")) }
+            case .failure(let e):
+                promise.fail(e)
+            }
+        }
         return (id, promise.futureResult)
     }
 
     private func complete(_ id: RequestID, _ result: Result<RequestResult, MQTTError>) {
         switch completions.removeValue(forKey: id) {
-        case .single(let promise)?:
-            switch result {
-            case .success(let r): promise.succeed(r)
-            case .failure(let e): promise.fail(e)
-            }
+        case .single(let resolve)?:
+            resolve(result)
         case .batch(let batch)?:
             if case .failure(let e) = result, batch.error == nil { batch.error = e }
             batch.remaining -= 1
@@ -543,7 +561,16 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     static func endpoint(_ address: SocketAddress?) -> Endpoint {
-        Endpoint(address: address?.ipAddress ?? "?", port: UInt16(clamping: address?.port ?? 0))
+        let port = UInt16(clamping: address?.port ?? 0)
+        switch address {
+        case .v4(let a)?:
+            // From the bytes: `ipAddress` goes through inet_ntop, i.e. sprintf, on every connect.
+            return Endpoint(addressBytes: withUnsafeBytes(of: a.address.sin_addr) { Array($0) }, port: port)
+        case .v6(let a)?:
+            return Endpoint(addressBytes: withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }, port: port)
+        default:
+            return Endpoint(address: address?.ipAddress ?? "?", port: port)
+        }
     }
 
     /// The system's reason in a few words: "connection refused", "timed out", "name not known".
@@ -561,7 +588,7 @@ public final class MQTTClient: @unchecked Sendable {
 
 /// Who waits for a request: one caller, or a batch of publishes.
 enum Completion {
-    case single(EventLoopPromise<RequestResult>)
+    case single((Result<RequestResult, MQTTError>) -> Void)
     case batch(Batch)
 }
 
@@ -620,7 +647,9 @@ final class Connection {
     func writeOutgoing() -> Bool {
         guard let bytes = outgoing, bytes.readableBytes > 0 else { return false }
         outgoing = nil
-        channel.write(bytes, promise: nil)
+        // The pipeline's write is specialised for ByteBuffer; `Channel.write` is generic and
+        // casts the value at run time on every call.
+        channel.pipeline.syncOperations.write(NIOAny(bytes), promise: nil)
         return true
     }
 

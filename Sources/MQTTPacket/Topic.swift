@@ -26,28 +26,43 @@ public enum Topic {
     /// Throws unless `filter` is a valid topic filter: non-empty, `#` last and alone in its
     /// level, `+` alone in its level, no U+0000.
     public static func validateFilter(_ filter: String) throws(PacketError) {
-        let bytes = filter.utf8
-        if bytes.isEmpty { throw .emptyTopic }
-        if bytes.count > 65_535 { throw .fieldTooLong(field: "topic filter", length: bytes.count) }
+        let count = filter.utf8.count
+        if count == 0 { throw .emptyTopic }
+        if count > 65_535 { throw .fieldTooLong(field: "topic filter", length: count) }
+        // Contiguous UTF-8 when the string has it, as for names: every SUBSCRIBE passes here twice.
+        let problem = filter.utf8.withContiguousStorageIfAvailable { filterProblem(in: $0) }
+            ?? filterProblem(in: Array(filter.utf8))
+        switch problem {
+        case nil: return
+        case 0?: throw .nullCharacter(field: "topic filter")
+        case _?: throw .invalidTopicFilter(filter)
+        }
+    }
+
+    /// The first byte that breaks the filter rules (NUL, or a misplaced `#` or `+`), if any.
+    @inline(__always)
+    private static func filterProblem(in bytes: UnsafeBufferPointer<UInt8>) -> UInt8? {
         var levelStart = true
-        var index = bytes.startIndex
-        while index != bytes.endIndex {
-            let byte = bytes[index]
-            let next = bytes.index(after: index)
-            let atLevelEnd = next == bytes.endIndex || bytes[next] == UInt8(ascii: "/")
+        for i in 0..<bytes.count {
+            let byte = bytes[i]
+            let last = i + 1 == bytes.count
             switch byte {
             case 0:
-                throw .nullCharacter(field: "topic filter")
+                return byte
             case UInt8(ascii: "#"):
-                if !levelStart || next != bytes.endIndex { throw .invalidTopicFilter(filter) }
+                if !levelStart || !last { return byte }
             case UInt8(ascii: "+"):
-                if !levelStart || !atLevelEnd { throw .invalidTopicFilter(filter) }
+                if !levelStart || !(last || bytes[i + 1] == UInt8(ascii: "/")) { return byte }
             default:
                 break
             }
             levelStart = byte == UInt8(ascii: "/")
-            index = next
         }
+        return nil
+    }
+
+    private static func filterProblem(in bytes: [UInt8]) -> UInt8? {
+        bytes.withUnsafeBufferPointer { filterProblem(in: $0) }
     }
 
     /// Whether `name` matches `filter` (§4.7): `+` matches one level, `#` the rest (including

@@ -136,7 +136,7 @@ public enum TCPProbe {
     static func endpoint(_ address: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8),
                          port: UInt16, ipv6: Bool) -> Endpoint {
         let bytes = withUnsafeBytes(of: address) { Array($0.prefix(ipv6 ? 16 : 4)) }
-        return Endpoint(address: formatAddress(bytes), port: port)
+        return Endpoint(addressBytes: bytes, port: port)
     }
 
     /// A row from what the kernel reported; nil for an unknown state code.
@@ -264,28 +264,7 @@ public enum TCPProbe {
             let value = UInt32(w).littleEndian
             for b in 0..<4 { bytes[word * 4 + b] = UInt8(truncatingIfNeeded: value >> (8 * b)) }
         }
-        return Endpoint(address: formatAddress(bytes), port: UInt16(port))
+        return Endpoint(addressBytes: bytes, port: UInt16(port))
     }
 
-    /// Dotted IPv4, or IPv6 text; `::ffff:a.b.c.d` is shown as the IPv4 address.
-    static func formatAddress(_ bytes: [UInt8]) -> String {
-        if bytes.count == 4 {
-            // By hand: interpolation cost ~1 µs per address, and a dump can hold 40,000.
-            var text: [UInt8] = []
-            text.reserveCapacity(15)
-            for (i, b) in bytes.enumerated() {
-                if i > 0 { text.append(46) }
-                if b >= 100 { text.append(48 + b / 100) }
-                if b >= 10 { text.append(48 + b / 10 % 10) }
-                text.append(48 + b % 10)
-            }
-            return String(decoding: text, as: UTF8.self)
-        }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
-            return formatAddress(Array(bytes[12...]))
-        }
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        _ = bytes.withUnsafeBytes { raw in inet_ntop(AF_INET6, raw.baseAddress, &text, socklen_t(text.count)) }
-        return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    }
 }

@@ -1,6 +1,7 @@
 // Topic filter validation and matching (MQTT 3.1.1 §4.7), including its non-normative examples.
 
 import MQTTPacket
+import TestSupport
 import Testing
 
 struct TopicTests {
@@ -37,5 +38,31 @@ struct TopicTests {
     @Test(arguments: ["", "a#", "a/#/b", "#/", "a+", "a/+b", "++", "a/b#"])
     func invalidFiltersAreRejected(_ filter: String) {
         #expect(throws: PacketError.self) { try Topic.validateFilter(filter) }
+    }
+
+    /// §4.7 read level by level, the obvious way: the byte-wise validator must agree with it.
+    static func referenceIsValid(_ filter: String) -> Bool {
+        let bytes = Array(filter.utf8)
+        if bytes.isEmpty || bytes.contains(0) { return false }
+        let levels = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        for (i, level) in levels.enumerated() {
+            if level.contains(UInt8(ascii: "#")) && (level.count != 1 || i != levels.count - 1) { return false }
+            if level.contains(UInt8(ascii: "+")) && level.count != 1 { return false }
+        }
+        return true
+    }
+
+    @Test func validationAgreesWithTheLevelByLevelRule() {
+        var rng = SplitMix64(state: 0x5eed_f11e)
+        let alphabet = ["a", "/", "+", "#", "\u{0}", "é", "$"]
+        var rejected = 0
+        for _ in 0..<20_000 {
+            let filter = (0..<Int.random(in: 0...7, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }.joined()
+            let accepted = (try? Topic.validateFilter(filter)) != nil
+            #expect(accepted == Self.referenceIsValid(filter), "\(Array(filter.utf8))")
+            if !accepted { rejected += 1 }
+        }
+        // Both outcomes are exercised, not just one.
+        #expect(rejected > 1_000 && rejected < 19_000)
     }
 }

@@ -21,6 +21,24 @@ out=$("$MSHMON" cycle $B -n 30 --inject-leak ack-handler --quiet 2>&1); rc=$?
 check "ack-handler exits 3" [ $rc = 3 ]
 check "ack-handler names messageHandler" grep -q '^verdict: LEAK ledger messageHandler +2.00/cycle' <<<"$out"
 
+out=$("$MSHMON" cycle $B -n 50 --no-sample 2>&1); rc=$?
+check "--no-sample: exit 0, a timed line per cycle" [ "$rc:$(grep -cE '^cycle [0-9]+  [0-9.]+ ms$' <<<"$out")" = 0:50 ]
+check "--no-sample: the rate line" grep -qE '^mshmon_cycles_rate: [0-9.]+ cycles/s$' <<<"$out"
+check "--no-sample: a verdict that measured nothing" grep -q '^verdict: nothing measured over 50 cycles (--no-sample)$' <<<"$(tail -n 1 <<<"$out")"
+
+# The heap is read exactly (glibc's tcache off, by one re-exec at start) only when it is measured.
+tunables_of() {  # the GLIBC_TUNABLES of a running `mshmon cycle ARGS`, 1 s into its run
+    "$MSHMON" cycle $B --duration 3s "$@" >/dev/null 2>&1 &
+    local pid=$!
+    sleep 1
+    tr '\0' '\n' < "/proc/$pid/environ" | grep '^GLIBC_TUNABLES=' || echo "GLIBC_TUNABLES="
+    wait "$pid"
+}
+sampled=$(tunables_of)
+unsampled=$(tunables_of --no-sample)
+check "sampled cycles run with the tcache off ($sampled)" grep -q 'glibc.malloc.tcache_count=0' <<<"$sampled"
+check "--no-sample keeps the tcache ($unsampled)" [ "$unsampled" = "GLIBC_TUNABLES=" ]
+
 out=$("$MSHMON" cycle $B -n 20 --json 2>&1); rc=$?
 check "--json: exit 0 and the last line is a JSON report" sh -c "[ $rc = 0 ] && tail -n 1 <<'J' | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r[\"leak\"] is False and r[\"cycles\"]==20'
 $out
