@@ -238,7 +238,11 @@ public final class MQTTClient: @unchecked Sendable {
         // hundred connections (≈ 500 B each): noise on the very heap figure we measure.
         let connecting: EventLoopFuture<any Channel>
         if let address = literalAddress {
-            connecting = bootstrap.connect(to: address)
+            switch LoopbackConnect.attempt(address) {
+            case .connected(let fd): connecting = bootstrap.withConnectedSocket(fd)
+            case .failed(let error): connecting = eventLoop.makeFailedFuture(error)
+            case .notAtOnce: connecting = bootstrap.connect(to: address)
+            }
         } else {
             connecting = bootstrap.connect(host: configuration.host, port: configuration.port)
         }

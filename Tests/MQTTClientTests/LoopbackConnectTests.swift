@@ -1,0 +1,112 @@
+// The connect that finishes inside the call for a broker on this host, and every way it
+// declines: another host, a refused port, a listener whose accept queue is full.
+
+import ChildProcess
+@testable import MQTTClient
+import NIOCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A listening socket on 127.0.0.1 that never accepts; closed on deinit.
+final class Listener {
+    let fd: CInt
+    let port: UInt16
+
+    init(backlog: CInt) throws {
+        let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &a) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok, listen(fd, backlog) == 0 else { throw IOError(errnoCode: errno, reason: "listen") }
+        port = UInt16(bigEndian: a.sin_port)
+    }
+
+    deinit { close(fd) }
+}
+
+struct LoopbackConnectTests {
+    @Test(arguments: [
+        ("127.0.0.1", true), ("127.10.20.30", true), ("::1", true), ("::ffff:127.0.0.1", true),
+        ("10.0.0.1", false), ("192.0.2.7", false), ("::2", false), ("::ffff:10.0.0.1", false), ("fe80::1", false),
+    ])
+    func loopbackAddressesAreTheOnesThatNeverLeaveTheHost(host: String, loopback: Bool) throws {
+        #expect(LoopbackConnect.isLoopback(try SocketAddress(ipAddress: host, port: 1883)) == loopback)
+    }
+
+    @Test func aListenerOnThisHostIsConnectedWithinTheCall() throws {
+        let listener = try Listener(backlog: 8)
+        guard case .connected(let fd) = LoopbackConnect.attempt(try SocketAddress(ipAddress: "127.0.0.1", port: Int(listener.port))) else {
+            Issue.record("not connected at once")
+            return
+        }
+        defer { close(fd) }
+        var peer = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &peer) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } }
+        #expect(named == 0 && UInt16(bigEndian: peer.sin_port) == listener.port)
+        #expect(fcntl(fd, F_GETFL) & O_NONBLOCK != 0 && fcntl(fd, F_GETFD) & FD_CLOEXEC != 0)
+    }
+
+    @Test func aPortNobodyListensOnIsRefusedAtOnce() throws {
+        let outcome = LoopbackConnect.attempt(try SocketAddress(ipAddress: "127.0.0.1", port: Int(freeLoopbackPort())))
+        guard case .failed(let error) = outcome else {
+            Issue.record("\(outcome) instead of a refusal")
+            return
+        }
+        #expect(error.errnoCode == ECONNREFUSED)
+        #expect(MQTTClient.describe(error) == "connection refused")
+    }
+
+    @Test func anotherHostIsLeftToNIO() throws {
+        // 192.0.2.0/24 is TEST-NET-1: nothing is sent there, the address is only classified.
+        guard case .notAtOnce = LoopbackConnect.attempt(try SocketAddress(ipAddress: "192.0.2.7", port: 1883)) else {
+            Issue.record("a remote address was connected by hand")
+            return
+        }
+    }
+
+    @Test func aFullAcceptQueueIsLeftToNIOWithNothingHeld() throws {
+        // Backlog 0 queues one connection; the SYNs after it wait unanswered.
+        let listener = try Listener(backlog: 0)
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: Int(listener.port))
+        let fdsBefore = openFDCount()
+        var held: [CInt] = []
+        var declined = false
+        for _ in 0..<8 where !declined {
+            switch LoopbackConnect.attempt(address) {
+            case .connected(let fd): held.append(fd)
+            case .notAtOnce: declined = true
+            case .failed(let e): Issue.record("failed: \(e)")
+            }
+        }
+        #expect(declined, "a connection was still accepted after \(held.count)")
+        #expect(openFDCount() == fdsBefore + held.count, "the declined attempt closed its socket")
+        for fd in held { close(fd) }
+    }
+
+    func openFDCount() -> Int {
+        (try? FileManagerLite.entries("/proc/self/fd").count) ?? -1
+    }
+}
+
+/// /proc/self/fd's entries, without Foundation.
+enum FileManagerLite {
+    static func entries(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw IOError(errnoCode: errno, reason: "opendir") }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
