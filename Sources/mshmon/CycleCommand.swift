@@ -74,7 +74,7 @@ struct Cycle: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Stream the session to a file: .log (msh transcript), .csv or .jsonl. Repeatable.", valueName: "path"))
     var export: [String] = []
 
-    @Flag(help: "Do not sample the process (to time the client alone); the verdict then measures nothing.")
+    @Flag(help: "Do not sample the process per cycle (to time the client alone): only its fds and RSS before and after are printed; the verdict then measures nothing.")
     var noSample = false
 
     @Flag(help: "Print the report as one JSON object instead of the verdict line.")
@@ -120,6 +120,9 @@ struct Cycle: AsyncParsableCommand {
         }
         // SIGINT / SIGTERM stop the run after the current cycle.
         StopSignals.install()
+        // The process before and after, for `--no-sample` (no other figure then): the bench
+        // scripts' hook reads these lines beside the rate.
+        let before = (fds: FDProbe.scan().count, rss: HeapProbe.residentKilobytes())
         let started = monotonicSeconds()
         // Allocated once: the verdict's window must not grow the heap it measures.
         let tally = Tally(window: SeriesWindow(capacity: min(max((count ?? 4_096) - warmup, 1), 4_096)))
@@ -148,6 +151,12 @@ struct Cycle: AsyncParsableCommand {
                                           measured: !noSample)
         log.append(.verdict(time: wallClockSeconds(), verdict))
         if !json {
+            if noSample {
+                writeLine(1, "mshmon_fd_before: \(before.fds) fds")
+                writeLine(1, "mshmon_fd_after: \(FDProbe.scan().count) fds")
+                if let rss = before.rss { writeLine(1, "mshmon_rss_before: \(rss) kB") }
+                if let rss = HeapProbe.residentKilobytes() { writeLine(1, "mshmon_rss_after: \(rss) kB") }
+            }
             writeLine(1, "mshmon_cycles_rate: \(Verdict.format(elapsed > 0 ? Double(done) / elapsed : 0)) cycles/s")
             writeLine(1, verdict.line)
         } else {

@@ -24,6 +24,9 @@ check "ack-handler names messageHandler" grep -q '^verdict: LEAK ledger messageH
 out=$("$MSHMON" cycle $B -n 50 --no-sample 2>&1); rc=$?
 check "--no-sample: exit 0, a timed line per cycle" [ "$rc:$(grep -cE '^cycle [0-9]+  [0-9.]+ ms$' <<<"$out")" = 0:50 ]
 check "--no-sample: the rate line" grep -qE '^mshmon_cycles_rate: [0-9.]+ cycles/s$' <<<"$out"
+fd0=$(sed -n 's/^mshmon_fd_before: \([0-9]*\) fds$/\1/p' <<<"$out"); fd1=$(sed -n 's/^mshmon_fd_after: \([0-9]*\) fds$/\1/p' <<<"$out")
+check "--no-sample: fds before and after, equal ($fd0 -> $fd1)" [ -n "$fd0" -a "$fd0" = "$fd1" ]
+check "--no-sample: RSS before and after" grep -qE '^mshmon_rss_after: [0-9]+ kB$' <<<"$out"
 check "--no-sample: a verdict that measured nothing" grep -q '^verdict: nothing measured over 50 cycles (--no-sample)$' <<<"$(tail -n 1 <<<"$out")"
 
 # The heap is read exactly (glibc's tcache off, by one re-exec at start) only when it is measured.
