@@ -292,10 +292,12 @@ public final class MQTTClient: @unchecked Sendable {
         let maxSize = configuration.maximumPacketSize
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.session.commandTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)  // NIO's default too: replaces it
             .channelInitializer { [unowned self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Set here, not as a bootstrap option: those are applied per connection
+                    // through a chain of futures, ~10,000 instructions each.
+                    try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
                     try channel.pipeline.syncOperations.addHandler(
                         PacketHandler(client: self, generation: self.generation, maximumPacketSize: maxSize))
                 }
