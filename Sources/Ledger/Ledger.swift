@@ -147,8 +147,8 @@ public final class Ledger: Sendable {
     /// Registers a record; prefer `LedgerEntry`, which releases itself on deinit.
     public func register(_ record: LedgerRecord) {
         state.withLock { s in
-            precondition(s.live[record.address] == nil, "ledger address registered twice")
-            s.live[record.address] = record
+            let previous = s.live.updateValue(record, forKey: record.address)
+            precondition(previous == nil, "ledger address registered twice")
             var c = s.counts[record.kind.index] ?? LedgerCounts()
             c.live += 1
             c.liveBytes += record.size

@@ -230,13 +230,13 @@ public struct Session {
         for id in outbound.keys.sorted() {
             if let r = outbound[id]!.request { actions.append(.complete(r, .failure(reason))) }
         }
-        outbound.removeAll()
+        outbound.removeAll(keepingCapacity: true)  // at most max-in-flight records: kept, not regrown per connection
         for (_, r) in queued[queuedHead...] { actions.append(.complete(r, .failure(reason))) }
         queued.removeAll()
         queuedHead = 0
         inboundQoS2.removeAll()
         if configuration.leakHandlersOnClean { leakedHandlers += subscriptions.values }
-        subscriptions.removeAll()
+        subscriptions.removeAll(keepingCapacity: true)
         return actions
     }
 
