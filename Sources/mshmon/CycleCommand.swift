@@ -74,7 +74,7 @@ struct Cycle: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Stream the session to a file: .log (msh transcript), .csv or .jsonl. Repeatable.", valueName: "path"))
     var export: [String] = []
 
-    @Flag(help: "Do not sample the process per cycle (to time the client alone): only its fds and RSS before and after are printed; the verdict then measures nothing.")
+    @Flag(help: "Do not sample the process per cycle (to time the client alone): only its fds and RSS after the first cycle and at the end are printed; the verdict then measures nothing.")
     var noSample = false
 
     @Flag(help: "Print the report as one JSON object instead of the verdict line.")
@@ -120,13 +120,10 @@ struct Cycle: AsyncParsableCommand {
         }
         // SIGINT / SIGTERM stop the run after the current cycle.
         StopSignals.install()
-        // The process before and after, for `--no-sample` (no other figure then): the bench
-        // scripts' hook reads these lines beside the rate.
-        let before = (fds: FDProbe.scan().count, rss: HeapProbe.residentKilobytes())
         let started = monotonicSeconds()
         // Allocated once: the verdict's window must not grow the heap it measures.
         let tally = Tally(window: SeriesWindow(capacity: min(max((count ?? 4_096) - warmup, 1), 4_096)))
-        let (count, duration, warmup, quiet, json) = (self.count, self.duration?.seconds, self.warmup, self.quiet, self.json)
+        let (count, duration, warmup, quiet, json, noSample) = (self.count, self.duration?.seconds, self.warmup, self.quiet, self.json, self.noSample)
         let finished = runner.runAll(intervalMilliseconds: interval, next: { n in
             if StopSignals.caught != nil { return false }
             if let count { return n <= count }
@@ -134,6 +131,12 @@ struct Cycle: AsyncParsableCommand {
             return true
         }, onSample: { sample in
             tally.add(sample, warmup: warmup)
+            // The process after its first cycle, against the end, for `--no-sample` (no other
+            // figure then; the bench scripts read these lines beside the rate). Not before the
+            // first: the runtime opens a descriptor of its own lazily around then.
+            if noSample && tally.firstCycle == nil {
+                tally.firstCycle = (FDProbe.scan().count, HeapProbe.residentKilobytes())
+            }
             // Straight to fd 1, a whole line per write: `| tee` and log files see each cycle at once.
             if !quiet && !json { writeLine(1, CycleRunner.summary(sample)) }
         })
@@ -151,10 +154,10 @@ struct Cycle: AsyncParsableCommand {
                                           measured: !noSample)
         log.append(.verdict(time: wallClockSeconds(), verdict))
         if !json {
-            if noSample {
-                writeLine(1, "mshmon_fd_before: \(before.fds) fds")
+            if let first = tally.firstCycle {
+                writeLine(1, "mshmon_fd_before: \(first.fds) fds")
                 writeLine(1, "mshmon_fd_after: \(FDProbe.scan().count) fds")
-                if let rss = before.rss { writeLine(1, "mshmon_rss_before: \(rss) kB") }
+                if let rss = first.rss { writeLine(1, "mshmon_rss_before: \(rss) kB") }
                 if let rss = HeapProbe.residentKilobytes() { writeLine(1, "mshmon_rss_after: \(rss) kB") }
             }
             writeLine(1, "mshmon_cycles_rate: \(Verdict.format(elapsed > 0 ? Double(done) / elapsed : 0)) cycles/s")
@@ -195,6 +198,8 @@ struct Cycle: AsyncParsableCommand {
 final class Tally: @unchecked Sendable {
     var window: SeriesWindow
     var failed = 0
+    /// Descriptors and RSS (kB) after the first cycle (`--no-sample` only).
+    var firstCycle: (fds: Int, rss: Int?)?
     init(window: SeriesWindow) { self.window = window }
 
     func add(_ sample: CycleSample, warmup: Int) {
