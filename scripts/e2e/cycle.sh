@@ -47,6 +47,22 @@ check "--json: exit 0 and the last line is a JSON report" sh -c "[ $rc = 0 ] && 
 $out
 J"
 
+echo "cycle: IPv6 loopback"
+if P6=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0)); print(s.getsockname()[1])' 2>/dev/null); then
+    printf 'listener %s ::1\nallow_anonymous true\npersistence false\nlog_dest none\n' "$P6" > "$WORK/mosquitto-v6.conf"
+    chmod 644 "$WORK/mosquitto-v6.conf"
+    /usr/sbin/mosquitto -c "$WORK/mosquitto-v6.conf" > /dev/null 2>&1 &
+    PIDS+=("$!")
+    wait_listening "$P6"
+    out=$("$MSHMON" cycle --broker "mqtt://[::1]:$P6" -n 30 --settle 20 2>&1); rc=$?
+    check "[::1]: exit 0, no leak" grep -q '^0:verdict: no leak over 30 cycles ' <<<"$rc:$(tail -n 1 <<<"$out")"
+    check "[::1]: our TIME_WAITs are ours" grep -qE '^cycle 30 .*sockets TIME_WAIT [0-9]+  ledger clean$' <<<"$out"
+    out=$("$MSHMON" cycle --broker "mqtt://[::1]:$(free_port)" -n 3 2>&1); rc=$?
+    check "[::1] with nobody listening: exit 1, refused" [ "$rc:$(grep -c 'connection refused' <<<"$out")" = 1:1 ]
+else
+    echo "  skip IPv6: this host has no ::1"
+fi
+
 echo "cycle: a broker restart during the run"
 "$MSHMON" cycle $B -n 100 --interval 30 --settle 10 > "$WORK/restart.out" 2>&1 &
 RUN=$!
