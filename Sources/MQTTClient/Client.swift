@@ -72,7 +72,7 @@ public final class MQTTClient: @unchecked Sendable {
     private var generation = 0
     private var completions: [RequestID: Completion] = [:]
     private var nextRequest: RequestID = 1
-    private var timer: Scheduled<Void>?
+    private var timer: NIOScheduledCallback?
     private var timerDeadline: NIODeadline?
     private var timerEntry: LedgerEntry?
     private var reconnectTask: Scheduled<Void>?
@@ -482,11 +482,20 @@ public final class MQTTClient: @unchecked Sendable {
         timer?.cancel()
         timerDeadline = deadline
         if timerEntry == nil { timerEntry = LedgerEntry(.timer, size: 64, owner: "conn", ledger: ledger) }
-        timer = eventLoop.scheduleTask(deadline: deadline) {
-            self.timer = nil
-            self.timerDeadline = nil
-            self.perform(self.session.tick(now: .now()))
-        }
+        // A scheduled callback, not a task: no promise to make, and none to fail on cancel.
+        timer = try? eventLoop.scheduleCallback(at: deadline, handler: TimerFired(client: self))
+    }
+
+    fileprivate func timerFired() {
+        timer = nil
+        timerDeadline = nil
+        perform(session.tick(now: .now()))
+    }
+
+    /// Calls the client back when its timer is due.
+    private struct TimerFired: NIOScheduledCallbackHandler, Sendable {
+        let client: MQTTClient
+        func handleScheduledCallback(eventLoop: some EventLoop) { client.timerFired() }
     }
 
     private func cancelTimer() {
