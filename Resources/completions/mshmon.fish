@@ -151,7 +151,7 @@ complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options 
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" warmup' -l 'warmup' -d 'Cycles left out of the verdict at the start.' -rfka ''
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" heap-threshold' -l 'heap-threshold' -d 'Heap growth per cycle below this is noise, in bytes.' -rfka ''
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle"' -l 'export' -d 'Stream the session to a file: .log (msh transcript), .csv or .jsonl. Repeatable.' -rfka ''
-complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" no-sample' -l 'no-sample' -d 'Do not sample the process (to time the client alone); the verdict then measures nothing.'
+complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" no-sample' -l 'no-sample' -d 'Do not sample the process per cycle (to time the client alone): only its fds and RSS after the first cycle and at the end are printed; the verdict then measures nothing.'
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" json' -l 'json' -d 'Print the report as one JSON object instead of the verdict line.'
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" quiet' -l 'quiet' -d 'Print nothing per cycle, only the verdict.'
 complete -c 'mshmon' -n '__mshmon_should_offer_completions_for_flags_or_options "mshmon cycle" h help' -s 'h' -l 'help' -d 'Show help information.'

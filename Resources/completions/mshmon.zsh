@@ -139,7 +139,7 @@ _mshmon_cycle() {
         '--warmup[Cycles left out of the verdict at the start.]:warmup:'
         '--heap-threshold[Heap growth per cycle below this is noise, in bytes.]:bytes:'
         '*--export[Stream the session to a file\: .log (msh transcript), .csv or .jsonl. Repeatable.]:path:'
-        '--no-sample[Do not sample the process (to time the client alone); the verdict then measures nothing.]'
+        '--no-sample[Do not sample the process per cycle (to time the client alone)\: only its fds and RSS after the first cycle and at the end are printed; the verdict then measures nothing.]'
         '--json[Print the report as one JSON object instead of the verdict line.]'
         '--quiet[Print nothing per cycle, only the verdict.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
