@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Probes", targets: ["Probes"]),
         .library(name: "Msh", targets: ["Msh"]),
         .library(name: "Ledger", targets: ["Ledger"]),
+        .library(name: "MQTTClient", targets: ["MQTTClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

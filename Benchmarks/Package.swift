@@ -34,6 +34,7 @@ let package = Package(
         .executableTarget(
             name: "NIOCycleFloor",
             dependencies: [
+                .product(name: "MQTTClient", package: "mshmon"),  // its LoopbackConnect only
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

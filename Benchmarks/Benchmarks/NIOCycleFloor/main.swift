@@ -3,12 +3,16 @@
 // fixed bytes, with no MQTT logic, no ledger and no futures of our own. Whatever rate this
 // reaches is what a NIO-driven client cannot beat.
 //
-//   NIOCycleFloor PORT CYCLES      (127.0.0.1 only; at most 300 s)
+//   NIOCycleFloor PORT CYCLES [--connected-socket]     (127.0.0.1 only; at most 300 s)
+//
+// --connected-socket connects as mshmon does to a broker on this host (MQTTClient's
+// LoopbackConnect) and hands the socket to NIO, instead of ClientBootstrap.connect.
 //
 // Prints "nio_floor_cycles_rate: X cycles/s" as bench_cycles.sh expects, so it runs in the
 // same run as the peers:  MSHMON_BIN=…/NIOCycleFloor MSHMON_CYCLE_ARGS="{PORT} {CYCLES}"
 //   TOOLS=mosq_c ../shared/bench/bench_cycles.sh
 
+import MQTTClient
 import NIOCore
 import NIOPosix
 
@@ -77,11 +81,16 @@ final class CycleHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
+struct NotConnectedAtOnce: Error {}
+
 let args = CommandLine.arguments
-guard args.count == 3, let port = Int(args[1]), let cycles = Int(args[2]), cycles > 0 else {
-    print("usage: NIOCycleFloor PORT CYCLES")
+guard args.count == 3 || args.count == 4 && args[3] == "--connected-socket",
+      let port = Int(args[1]), let cycles = Int(args[2]), cycles > 0
+else {
+    print("usage: NIOCycleFloor PORT CYCLES [--connected-socket]")
     exit(2)
 }
+let connectedSocket = args.count == 4
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let loop = group.next()
 let packets = Packets(clientID: "nio-floor-\(getpid())")
@@ -96,14 +105,23 @@ let start = now()
         if case .failure(let error) = result { return finished.fail(error) }
         cycle(n + 1)
     }
-    ClientBootstrap(group: loop)
+    let bootstrap = ClientBootstrap(group: loop)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(CycleHandler(packets: packets, done: done))
             }
         }
-        .connect(to: address)
-        .whenFailure { done.fail($0) }
+    let connecting: EventLoopFuture<any Channel>
+    if connectedSocket {
+        switch LoopbackConnect.attempt(address) {
+        case .connected(let fd): connecting = bootstrap.withConnectedSocket(fd)
+        case .failed(let error): connecting = loop.makeFailedFuture(error)
+        case .notAtOnce: connecting = loop.makeFailedFuture(NotConnectedAtOnce())
+        }
+    } else {
+        connecting = bootstrap.connect(to: address)
+    }
+    connecting.whenFailure { done.fail($0) }
 }
 
 loop.execute { cycle(0) }
