@@ -250,7 +250,7 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
             context.close(promise: nil)
             return
         }
-        provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in
+        provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
     }

@@ -509,7 +509,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Runs `body` on the event loop: at once when already there (the cycle runner is), else
     /// as a task.
-    private func onLoop<T>(_ body: @escaping @Sendable () -> EventLoopFuture<T>) -> EventLoopFuture<T> {
+    private func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> EventLoopFuture<T>) -> EventLoopFuture<T> {
         eventLoop.inEventLoop ? body() : eventLoop.flatSubmit(body)
     }
 
