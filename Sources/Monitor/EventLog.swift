@@ -1,5 +1,5 @@
 // The session's record: every client event, every cycle sample, every verdict, timestamped,
-// kept in memory (for the dashboard's export key) and streamed to export files as it happens.
+// streamed to export files as it happens (the dashboard's export key copies its spool files).
 
 import FoundationEssentials
 #if canImport(Glibc)
@@ -57,37 +57,22 @@ public enum LogEntry: Sendable {
     case note(time: Double, String)
 }
 
-/// The session log: kept in memory and fanned out to exporters. Thread-safe.
+/// The session log: each entry handed to every exporter as it happens; nothing is kept in
+/// memory (a run of days would otherwise grow the heap it measures). Thread-safe.
 public final class EventLog: Sendable {
-    private let state = Mutex<(entries: [LogEntry], sinks: [any LogSink])>(([], []))
-    /// Entries kept in memory (the oldest events are dropped past this; samples and verdicts
-    /// stay); 0 keeps nothing, for runs that only stream.
-    public let memoryLimit: Int
+    private let sinks = Mutex<[any LogSink]>([])
 
-    public init(memoryLimit: Int = 200_000) { self.memoryLimit = memoryLimit }
+    public init() {}
 
-    /// Adds an entry and hands it to every sink at once (streamed exports flush per entry).
+    /// Hands an entry to every sink at once (streamed exports flush per entry).
     public func append(_ entry: LogEntry) {
-        state.withLock { s in
-            if memoryLimit > 0 {
-                s.entries.append(entry)
-                if s.entries.count > memoryLimit, let i = s.entries.firstIndex(where: { if case .event = $0 { true } else { false } }) {
-                    s.entries.remove(at: i)
-                }
-            }
-            for sink in s.sinks { sink.write(entry) }
-        }
+        sinks.withLock { for sink in $0 { sink.write(entry) } }
     }
 
-    /// Streams every later entry (and, with `replay`, every earlier one) to `sink`.
-    public func attach(_ sink: any LogSink, replay: Bool = true) {
-        state.withLock { s in
-            if replay { for e in s.entries { sink.write(e) } }
-            s.sinks.append(sink)
-        }
+    /// Streams every later entry to `sink`.
+    public func attach(_ sink: any LogSink) {
+        sinks.withLock { $0.append(sink) }
     }
-
-    public var entries: [LogEntry] { state.withLock { $0.entries } }
 }
 
 /// Receives log entries (an export file).

@@ -173,7 +173,7 @@ func validateExportPaths(_ paths: [String]) throws {
 /// The session log, streamed to `exports` (opened now, so a bad path fails before anything
 /// runs) and kept out of memory, headed with what the run is (never the password).
 func makeSessionLog(exports: [String], peer: BrokerPeer, config: ClientConfiguration) throws -> EventLog {
-    let log = EventLog(memoryLimit: 0)
+    let log = EventLog()
     for path in exports {
         do { log.attach(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
     }

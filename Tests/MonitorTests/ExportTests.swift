@@ -22,14 +22,13 @@ struct ExportTests {
 
     @Test func streamedFilesHoldEveryEntryAsWholeLines() throws {
         let dir = tempDir()
-        let log = EventLog(memoryLimit: 0)
+        let log = EventLog()
         for ext in ["log", "csv", "jsonl"] { log.attach(try StreamingExport(path: "\(dir)/run.\(ext)")) }
         log.append(.header(RunInfo(broker: "mqtt://127.0.0.1:1883", clientID: "dev,1", injectLeak: nil, command: "mshmon cycle")))
         for n in 1...3 {
             let snap = Snapshot(time: Double(n), heap: HeapSample(total: 10, used: n, maximum: 3))
             log.append(.sample(CycleSample(cycle: n, start: Double(n), snapshot: snap, error: n == 2 ? "broker said \"no\", twice" : nil)))
         }
-        #expect(log.entries.isEmpty, "memoryLimit 0 keeps nothing in memory")
         let csv = read("\(dir)/run.csv").split(separator: "\r\n")
         #expect(csv.count == 4 && csv[0].hasPrefix("time,cycle,total,used"))
         #expect(csv[2].hasSuffix(",\"broker said \"\"no\"\", twice\""), "RFC 4180 quoting: \(csv[2])")
@@ -39,7 +38,7 @@ struct ExportTests {
 
     @Test func unsampledCyclesStillHaveTheirCSVRows() throws {
         let dir = tempDir()
-        let log = EventLog(memoryLimit: 0)
+        let log = EventLog()
         log.attach(try StreamingExport(path: "\(dir)/run.csv"))
         for n in 1...2 { log.append(.sample(CycleSample(cycle: n, start: Double(n), error: n == 2 ? "timed out" : nil))) }
         let csv = read("\(dir)/run.csv").split(separator: "\r\n", omittingEmptySubsequences: false)
@@ -52,7 +51,7 @@ struct ExportTests {
 
     @Test func atomicCopyReplacesTheTargetWhole() throws {
         let dir = tempDir()
-        let log = EventLog(memoryLimit: 0)
+        let log = EventLog()
         log.attach(try StreamingExport(path: "\(dir)/spool.log"))
         log.append(.note(time: 0, "hello"))
         try copyAtomically(from: "\(dir)/spool.log", to: "\(dir)/out.log")
