@@ -86,6 +86,11 @@ public struct Endpoint: Sendable, Hashable, Codable, CustomStringConvertible {
         self.init(address: Self.text(addressBytes), port: port)
     }
 
+    /// Whether 16 address bytes are `::ffff:a.b.c.d`, an IPv4 address in IPv6 form.
+    public static func isIPv4Mapped(_ bytes: [UInt8]) -> Bool {
+        bytes.count == 16 && bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+    }
+
     /// Dotted IPv4, or IPv6 text; `::ffff:a.b.c.d` is shown as the IPv4 address.
     public static func text(_ bytes: [UInt8]) -> String {
         if bytes.count == 4 {
@@ -100,9 +105,7 @@ public struct Endpoint: Sendable, Hashable, Codable, CustomStringConvertible {
             }
             return String(decoding: text, as: UTF8.self)
         }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
-            return text(Array(bytes[12...]))
-        }
+        if isIPv4Mapped(bytes) { return text(Array(bytes[12...])) }
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         _ = bytes.withUnsafeBytes { raw in inet_ntop(AF_INET6, raw.baseAddress, &text, socklen_t(text.count)) }
         return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

@@ -5,6 +5,7 @@
 // a connect/disconnect cycle. Anything else goes through NIO's connect as before.
 // Public for Benchmarks/NIOCycleFloor, which measures NIO alone with the same shortcut.
 
+import Ledger
 import NIOCore
 
 #if canImport(Glibc)
@@ -54,8 +55,7 @@ public enum LoopbackConnect {
             return UInt32(bigEndian: a.address.sin_addr.s_addr) >> 24 == 127
         case .v6(let a):
             let b = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
-            let mapped = b[0..<10].allSatisfy { $0 == 0 } && b[10] == 0xFF && b[11] == 0xFF
-            return b[0..<15].allSatisfy { $0 == 0 } && b[15] == 1 || mapped && b[12] == 127
+            return b[0..<15].allSatisfy { $0 == 0 } && b[15] == 1 || Endpoint.isIPv4Mapped(b) && b[12] == 127
         default:
             return false
         }

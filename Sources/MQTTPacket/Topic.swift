@@ -4,10 +4,10 @@
 public enum Topic {
     /// Throws unless `name` is a valid PUBLISH topic name: non-empty, no wildcard, no U+0000.
     public static func validateName(_ name: String) throws(PacketError) {
-        // Over the contiguous UTF-8 when the string has it (native strings do): every PUBLISH
-        // passes here, and the byte-by-byte view costs several times more.
-        let found = name.utf8.withContiguousStorageIfAvailable { firstForbidden(in: $0) } ?? firstForbidden(in: name.utf8)
-        if let byte = found {
+        // Over the contiguous UTF-8 (`withUTF8` makes it so for the rare bridged string):
+        // every PUBLISH passes here, and the byte-by-byte view costs several times more.
+        var name = name
+        if let byte = name.withUTF8(firstForbidden) {
             if byte == 0 { throw .nullCharacter(field: "topic name") }
             throw .wildcardInTopicName(name)
         }
@@ -18,7 +18,7 @@ public enum Topic {
 
     /// The first `+`, `#` or NUL byte, if any.
     @inline(__always)
-    private static func firstForbidden(in bytes: some Sequence<UInt8>) -> UInt8? {
+    private static func firstForbidden(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt8? {
         for byte in bytes where byte == UInt8(ascii: "+") || byte == UInt8(ascii: "#") || byte == 0 { return byte }
         return nil
     }
@@ -29,10 +29,9 @@ public enum Topic {
         let count = filter.utf8.count
         if count == 0 { throw .emptyTopic }
         if count > 65_535 { throw .fieldTooLong(field: "topic filter", length: count) }
-        // Contiguous UTF-8 when the string has it, as for names: every SUBSCRIBE passes here twice.
-        let problem = filter.utf8.withContiguousStorageIfAvailable { filterProblem(in: $0) }
-            ?? filterProblem(in: Array(filter.utf8))
-        switch problem {
+        // Contiguous UTF-8, as for names: every SUBSCRIBE passes here twice.
+        var filter = filter
+        switch filter.withUTF8(filterProblem) {
         case nil: return
         case 0?: throw .nullCharacter(field: "topic filter")
         case _?: throw .invalidTopicFilter(filter)
@@ -41,7 +40,7 @@ public enum Topic {
 
     /// The first byte that breaks the filter rules (NUL, or a misplaced `#` or `+`), if any.
     @inline(__always)
-    private static func filterProblem(in bytes: UnsafeBufferPointer<UInt8>) -> UInt8? {
+    private static func filterProblem(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt8? {
         var levelStart = true
         for i in 0..<bytes.count {
             let byte = bytes[i]
@@ -59,10 +58,6 @@ public enum Topic {
             levelStart = byte == UInt8(ascii: "/")
         }
         return nil
-    }
-
-    private static func filterProblem(in bytes: [UInt8]) -> UInt8? {
-        bytes.withUnsafeBufferPointer { filterProblem(in: $0) }
     }
 
     /// Whether `name` matches `filter` (§4.7): `+` matches one level, `#` the rest (including

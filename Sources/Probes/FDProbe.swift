@@ -155,26 +155,7 @@ public enum FDProbe {
     }
 
     /// FDSize in /proc/self/status: how many slots the fd table has (every open fd is below it).
-    static func fdTableSize() -> Int? {
-        guard let bytes = ProcFile.read("/proc/self/status", initialCapacity: 4096) else { return nil }
-        let key = Array("FDSize:".utf8)
-        var i = 0
-        while i + key.count < bytes.count {
-            if bytes[i..<(i + key.count)].elementsEqual(key) {
-                var j = i + key.count
-                while j < bytes.count && (bytes[j] == 32 || bytes[j] == 9) { j += 1 }
-                var value = 0
-                while j < bytes.count && bytes[j] >= 48 && bytes[j] <= 57 {
-                    value = value * 10 + Int(bytes[j] - 48)
-                    j += 1
-                }
-                return value
-            }
-            while i < bytes.count && bytes[i] != 10 { i += 1 }
-            i += 1
-        }
-        return nil
-    }
+    static func fdTableSize() -> Int? { ProcFile.statusField("FDSize") }
 
     private static func readLink(_ fd: Int32, into buffer: inout [CChar]) -> String? {
         let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)

@@ -41,11 +41,5 @@ public final class HeapProbe: Sendable {
 
 extension HeapProbe {
     /// The process's resident set (VmRSS of /proc/self/status), in kB.
-    public static func residentKilobytes() -> Int? {
-        guard let bytes = ProcFile.read("/proc/self/status", initialCapacity: 2_048) else { return nil }
-        for line in bytes.split(separator: UInt8(ascii: "\n")) where line.starts(with: "VmRSS:".utf8) {
-            return Int(String(decoding: line.dropFirst(6), as: UTF8.self).filter(\.isNumber))
-        }
-        return nil
-    }
+    public static func residentKilobytes() -> Int? { ProcFile.statusField("VmRSS") }
 }

@@ -29,6 +29,28 @@ public enum ProcFile {
         return bytes
     }
 
+    /// A number field of /proc/self/status ("FDSize:", "VmRSS:" in kB, …).
+    static func statusField(_ key: String) -> Int? {
+        guard let bytes = read("/proc/self/status", initialCapacity: 4096) else { return nil }
+        let key = Array(key.utf8) + [UInt8(ascii: ":")]
+        var i = 0
+        while i + key.count < bytes.count {
+            if bytes[i..<(i + key.count)].elementsEqual(key) {
+                var j = i + key.count
+                while j < bytes.count && (bytes[j] == 32 || bytes[j] == 9) { j += 1 }
+                var value = 0
+                while j < bytes.count && bytes[j] >= 48 && bytes[j] <= 57 {
+                    value = value * 10 + Int(bytes[j] - 48)
+                    j += 1
+                }
+                return value
+            }
+            while i < bytes.count && bytes[i] != 10 { i += 1 }
+            i += 1
+        }
+        return nil
+    }
+
     /// Names in a directory, without "." and "..".
     static func list(_ path: String) -> [String] {
         guard let dir = opendir(path) else { return [] }
