@@ -61,7 +61,10 @@ struct Mshmon: AsyncParsableCommand {
 /// with the threshold). `cycle` keeps glibc's default: mapping costs it ~15 % of its rate.
 func preciseHeapCounters() {
     // Only the commands that judge the heap over time pay for the extra exec.
-    let command = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") }
+    // The subcommand is the first argument or absent (the dashboard): the first argument not
+    // starting with "-" could be an option's value (`mshmon --export run.csv`).
+    let first = CommandLine.arguments.dropFirst().first
+    let command = first.flatMap { $0.hasPrefix("-") ? nil : $0 }
     guard command == nil || command == "cycle" || command == "tui" else { return }
     // `cycle --no-sample` reads no heap figure: it keeps the tcache, and the 10 % of its CPU
     // that glibc's slow path would cost it.

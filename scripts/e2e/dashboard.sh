@@ -16,6 +16,10 @@ $T new-session -d -s main -x 120 -y 40 "'$MSHMON' --export '$WORK/live.jsonl'; e
 check "panes appear: total memory" wait_screen 'total memory:'
 check "panes appear: fd type" wait_screen 'fd type'
 check "panes appear: Active PCB states" wait_screen 'Active PCB states:'
+# Heap figures are exact only with glibc's tcache off (one re-exec at start). An option with a
+# value before it (`--export FILE`) once hid the subcommand and skipped the re-exec.
+dash_pid=$(pgrep -P "$($T display -p -t main '#{pane_pid}')" | head -n 1)
+check "the dashboard with --export runs with the tcache off" sh -c "tr '\\0' '\\n' < /proc/$dash_pid/environ | grep -q 'glibc.malloc.tcache_count=0'"
 PORT=$(screen | sed -n 's/.*embedded broker mqtt:\/\/127.0.0.1:\([0-9]*\).*/\1/p' | head -n 1)
 fds_before=$(screen | sed -n 's/.*fds  \([0-9]*\).*//p'; "$MSHMON" list_fd >/dev/null; echo)
 
