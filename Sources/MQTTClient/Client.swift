@@ -69,6 +69,10 @@ public final class MQTTClient: @unchecked Sendable {
     private var connection: Connection?
     private var abandoned: [Connection] = []
     private var opening = false
+    /// Nesting depth of `batchingWrites`: while above zero, writes wait for its end.
+    private var writesHeld = 0
+    /// Requests made while the socket opens: handed to the session once CONNECT is sent.
+    private var afterOpen: [(RequestID, @Sendable (RequestID, NIODeadline) -> [SessionAction])] = []
     private var generation = 0
     private var completions: [RequestID: Completion] = [:]
     private var nextRequest: RequestID = 1
@@ -143,7 +147,12 @@ public final class MQTTClient: @unchecked Sendable {
     /// `publish` as a future, for callers that keep many publishes in flight at once.
     public func publishFuture(_ topic: String, payload: ByteBuffer, qos: QoS = .atMostOnce, retain: Bool = false) -> EventLoopFuture<RequestResult> {
         let message = Publish(topic: topic, payload: payload, qos: qos, retain: retain)
-        return request { id, now in
+        return request(publishing(message))
+    }
+
+    /// A publish's session command: queued while the client wants a connection, else refused.
+    private func publishing(_ message: Publish) -> @Sendable (RequestID, NIODeadline) -> [SessionAction] {
+        { id, now in
             guard self.wantsConnection else { return [.complete(id, .failure(.notConnected))] }
             return self.session.publish(message, request: id, now: now)
         }
@@ -175,15 +184,26 @@ public final class MQTTClient: @unchecked Sendable {
                 self.completions[id] = .batch(batch)
                 // One message at a time: QoS 0 completes at once, so `completions` stays small;
                 // the bytes gather in the connection's outgoing buffer.
-                if self.wantsConnection {
-                    self.perform(self.session.publish(m, request: id, now: now), flush: false)
-                } else {
-                    self.complete(id, .failure(.notConnected))
-                }
+                self.submit(id, now: now, flush: false, self.publishing(m))
             }
-            self.connection?.flushOutgoing()
+            self.flush()
             return batch.promise.futureResult
         }
+    }
+
+    /// Runs `body`, which must be on the client's event loop, holding the client's writes: the
+    /// packets its requests send leave together, in one write, when it returns. The cycle
+    /// runner sends CONNECT, SUBSCRIBE and PUBLISH this way: as separate segments, a broker
+    /// without TCP_NODELAY (mosquitto's default) holds its later answers until the client's
+    /// delayed ACK, 40 ms.
+    public func batchingWrites<T>(_ body: () throws -> T) rethrows -> T {
+        eventLoop.preconditionInEventLoop()
+        writesHeld += 1
+        defer {
+            writesHeld -= 1
+            flush()
+        }
+        return try body()
     }
 
     /// Receives every message that no subscription matches.
@@ -261,6 +281,7 @@ public final class MQTTClient: @unchecked Sendable {
         guard wantsConnection, gen == generation else {
             channel.close(promise: nil)
             complete(request, .failure(.sessionEnded))
+            runAfterOpen(now: .now())
             return
         }
         let record = ConnectionRecord(local: Self.endpoint(channel.localAddress), remote: Self.endpoint(channel.remoteAddress))
@@ -268,7 +289,18 @@ public final class MQTTClient: @unchecked Sendable {
         connection = Connection(channel: channel, generation: gen, record: record, ledger: ledger,
                                 maximumPacketSize: configuration.maximumPacketSize)
         emit(.connectionOpened(record))
-        perform(session.connect(request: request, now: .now()))
+        let now = NIODeadline.now()
+        perform(session.connect(request: request, now: now), flush: false)
+        runAfterOpen(now: now)
+    }
+
+    /// Hands the requests made while the socket opened to the session: behind CONNECT when it
+    /// went out, else as if made now (a QoS 1 publish waits in the queue for a reconnect).
+    private func runAfterOpen(now: NIODeadline) {
+        let waiting = afterOpen
+        afterOpen.removeAll(keepingCapacity: true)
+        for (id, body) in waiting { perform(body(id, now), flush: false) }
+        flush()
     }
 
     private func openFailed(_ error: any Error, request: RequestID) {
@@ -281,6 +313,7 @@ public final class MQTTClient: @unchecked Sendable {
             wantsConnection = false
             setState(.disconnected)
         }
+        runAfterOpen(now: .now())
     }
 
     /// The host as an address when it is an IP literal (parsed once, not per connect).
@@ -339,7 +372,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     fileprivate func readComplete(generation gen: Int) {
         guard gen == connection?.generation else { return }
-        connection?.flushOutgoing()
+        flush()
     }
 
     fileprivate func failed(_ error: MQTTError, generation gen: Int) {
@@ -380,8 +413,13 @@ public final class MQTTClient: @unchecked Sendable {
                 closeConnection(error)
             }
         }
-        if flush { connection?.flushOutgoing() }
+        if flush { self.flush() }
         scheduleTimer()
+    }
+
+    /// Hands the outgoing bytes to the socket, unless `batchingWrites` holds them.
+    private func flush() {
+        if writesHeld == 0 { connection?.flushOutgoing() }
     }
 
     private func closeConnection(_ error: MQTTError?) {
@@ -521,9 +559,15 @@ public final class MQTTClient: @unchecked Sendable {
                                       _ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) -> EventLoopFuture<T> {
         onLoop {
             let (id, future) = self.newRequest(extract)
-            self.perform(body(id, .now()))
+            self.submit(id, now: .now(), body)
             return future
         }
+    }
+
+    /// Runs a request's session command now, or once CONNECT is sent if the socket is opening.
+    private func submit(_ id: RequestID, now: NIODeadline, flush: Bool = true,
+                        _ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) {
+        if opening { afterOpen.append((id, body)) } else { perform(body(id, now), flush: flush) }
     }
 
     /// A request and its caller's future. `extract` takes the caller's value out of the

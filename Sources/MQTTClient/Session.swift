@@ -103,6 +103,8 @@ public struct Session {
     private var inboundQoS2: Set<UInt16> = []
     public private(set) var subscriptions: [String: MessageHandler] = [:]
     private var connectRequest: RequestID?
+    /// In-flight records of an earlier connection, resent in their order once CONNACK comes.
+    private var resendOnConnack: [UInt16] = []
     private var connectSentAt: NIODeadline?
     private var lastSent: NIODeadline = .uptimeNanoseconds(0)
     private var pingSentAt: NIODeadline?
@@ -120,7 +122,9 @@ public struct Session {
 
     // MARK: commands
 
-    /// Starts the MQTT handshake on a freshly opened connection.
+    /// Starts the MQTT handshake on a freshly opened connection. Until CONNACK, requests (and
+    /// queued publishes) are sent right behind CONNECT, as MQTT 3.1.1 §3.1.4 allows, when
+    /// nothing must go first (`sendsNow`); a refused CONNECT fails them.
     public mutating func connect(request: RequestID, now: NIODeadline) -> [SessionAction] {
         guard state == .disconnected else {
             return [.complete(request, .failure(.invalidRequest("connect while \(state)")))]
@@ -130,24 +134,35 @@ public struct Session {
         connectSentAt = now
         pingSentAt = nil
         let c = configuration
-        return [send(.connect(Connect(clientID: c.clientID, cleanSession: c.cleanSession, keepAlive: c.keepAlive,
-                                      will: c.will, username: c.username, password: c.password)), now)]
+        var actions = [send(.connect(Connect(clientID: c.clientID, cleanSession: c.cleanSession, keepAlive: c.keepAlive,
+                                             will: c.will, username: c.username, password: c.password)), now)]
+        resendOnConnack = outbound.keys.sorted()  // publishes and releases: subscribes end with their connection
+        if sendsNow { actions += fillWindow(now: now) }
+        return actions
+    }
+
+    /// Whether requests go out now: connected, or connecting with nothing that must go first
+    /// once CONNACK comes (an earlier connection's publishes, in order; subscriptions the
+    /// broker may have lost, so that a publish behind them reaches them).
+    private var sendsNow: Bool {
+        state == .connected || state == .connecting && resendOnConnack.isEmpty && subscriptions.isEmpty
     }
 
     /// Publishes a message; QoS 0 completes when written, QoS 1/2 when acknowledged. QoS 1/2
-    /// publishes made while not connected are queued until the connection is back.
+    /// publishes made while not connected are queued until the connection is back, and go in
+    /// order behind the publishes queued before them.
     public mutating func publish(_ message: Publish, request: RequestID, now: NIODeadline) -> [SessionAction] {
         var message = message
         message.dup = false
         message.packetID = nil
         if let problem = Self.validate(message) { return [.complete(request, .failure(problem))] }
         if message.qos == .atMostOnce {
-            guard state == .connected else { return [.complete(request, .failure(.notConnected))] }
+            guard sendsNow else { return [.complete(request, .failure(.notConnected))] }
             return [send(.publish(message), now), .complete(request, .success(.done))]
         }
         // QoS 1/2 wait in the queue for a free in-flight slot, or for the next connection
         // (the driver only calls this while it wants to be connected).
-        if state != .connected || outbound.count >= configuration.maxInflight {
+        if !sendsNow || outbound.count >= configuration.maxInflight || queuedCount > 0 {
             queued.append((message, request))
             return []
         }
@@ -163,7 +178,7 @@ public struct Session {
         } catch {
             return [.complete(request, .failure(.invalidRequest(String(describing: error))))]
         }
-        guard state == .connected else { return [.complete(request, .failure(.notConnected))] }
+        guard sendsNow else { return [.complete(request, .failure(.notConnected))] }
         let id = allocatePacketID()
         let s = Subscribe(packetID: id, filters: filters)
         let handlers = filters.map { MessageHandler(filter: $0.topicFilter, qos: $0.qos, ledger: ledger, callback: callback) }
@@ -178,7 +193,7 @@ public struct Session {
         } catch {
             return [.complete(request, .failure(.invalidRequest(String(describing: error))))]
         }
-        guard state == .connected else { return [.complete(request, .failure(.notConnected))] }
+        guard sendsNow else { return [.complete(request, .failure(.notConnected))] }
         let id = allocatePacketID()
         let u = Unsubscribe(packetID: id, topicFilters: filters)
         outbound[id] = AckRecord(kind: .unsubscribe(u), request: request, sentAt: now, entry: ackEntry())
@@ -200,6 +215,7 @@ public struct Session {
         let requested = state == .disconnecting
         state = .disconnected
         pingSentAt = nil
+        resendOnConnack.removeAll()
         var actions: [SessionAction] = []
         if let request = connectRequest {
             connectRequest = nil
@@ -396,8 +412,14 @@ public struct Session {
         let record = outbound.removeValue(forKey: id)
         var actions: [SessionAction] = []
         if let r = record?.request { actions.append(.complete(r, .success(result))) }
-        // A slot is free: send the next queued publish.
-        while outbound.count < configuration.maxInflight && queuedHead < queued.count && state == .connected {
+        if state == .connected { actions += fillWindow(now: now) }  // a slot is free
+        return actions
+    }
+
+    /// Starts queued publishes while the in-flight window has room.
+    private mutating func fillWindow(now: NIODeadline) -> [SessionAction] {
+        var actions: [SessionAction] = []
+        while outbound.count < configuration.maxInflight && queuedHead < queued.count {
             let (message, request) = queued[queuedHead]
             queuedHead += 1
             actions += startPublish(message, request: request, now: now)
@@ -423,8 +445,8 @@ public struct Session {
         }
     }
 
-    /// After CONNACK: resend what is in flight (DUP), resubscribe when the broker has no
-    /// session, then fill the in-flight window from the queue.
+    /// After CONNACK: resend what was in flight on the earlier connection (DUP), resubscribe
+    /// when the broker has no session, then fill the in-flight window from the queue.
     private mutating func resumeAfterConnect(sessionPresent: Bool, now: NIODeadline) -> [SessionAction] {
         var actions: [SessionAction] = []
         if !sessionPresent {
@@ -437,17 +459,12 @@ public struct Session {
                 actions.append(send(.subscribe(s), now))
             }
         }
-        for id in outbound.keys.sorted() {
-            if case .subscribe = outbound[id]!.kind { continue }
+        for id in resendOnConnack where outbound[id] != nil {
             outbound[id]!.sentAt = now
             actions.append(send(outbound[id]!.packet, now))
         }
-        while outbound.count < configuration.maxInflight && queuedHead < queued.count {
-            let (message, request) = queued[queuedHead]
-            queuedHead += 1
-            actions += startPublish(message, request: request, now: now)
-        }
-        return actions
+        resendOnConnack.removeAll()
+        return actions + fillWindow(now: now)
     }
 
     private mutating func protocolError(_ what: String) -> [SessionAction] {

@@ -50,58 +50,66 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
     public func run(_ number: Int, throwOnConnectFailure: Bool = false) -> EventLoopFuture<CycleSample> {
         let loop = client.eventLoop
         let start = wallClockSeconds()
-        let timer = PhaseTimer()
+        let progress = CycleProgress(waiting: options.topics.isEmpty ? 2 : 3)  // CONNACK, SUBACK, the publishes' acks
         let options = self.options
         let client = self.client
         let log = self.log
         let done = loop.makePromise(of: CycleSample.self)
-        @Sendable func failed(_ error: any Error) {
-            if throwOnConnectFailure && timer.phases["connect"] == nil { return done.fail(error) }
-            client.disconnectFuture().whenComplete { _ in
-                self.finish(CycleSample(cycle: number, start: start, phases: timer.phases, error: String(describing: error)),
-                            timer: timer, done)
-            }
+        @Sendable func finish(_ error: (any Error)?) {
+            self.finish(CycleSample(cycle: number, start: start, phases: progress.phases, error: error.map { String(describing: $0) }),
+                        progress: progress, done)
         }
-        // Each step continues in the previous one's callback, not in a chain of futures: a
-        // future costs ~1 µs a cycle, and the rate is what is measured.
-        @Sendable func then<T>(_ future: EventLoopFuture<T>, _ next: @escaping @Sendable (T) -> Void) {
-            future.whenComplete { result in
+        // Each request completes in a callback, not a chain of futures: a future costs ~1 µs
+        // a cycle, and the rate is what is measured.
+        @Sendable func answered(_ phase: String, _ result: Result<Void, any Error>) {
+            switch result {
+            case .success: progress.lap(phase)
+            case .failure(let error): if progress.failure == nil { progress.failure = error }
+            }
+            progress.waiting -= 1
+            guard progress.waiting == 0 else { return }
+            if let error = progress.failure {
+                if throwOnConnectFailure && progress.phases["connect"] == nil { return done.fail(error) }
+                return client.disconnectFuture().whenComplete { _ in finish(error) }
+            }
+            client.disconnectFuture().whenComplete { result in
                 switch result {
-                case .success(let value): next(value)
-                case .failure(let error): failed(error)
+                case .success:
+                    progress.lap("disconnect")
+                    finish(nil)
+                case .failure(let error):
+                    finish(error)
                 }
             }
         }
-        then(client.connectFuture()) { _ in
-            timer.lap("connect")
-            then(options.topics.isEmpty ? loop.makeSucceededFuture([]) : client.subscribeFuture(options.topics) { _ in }) { codes in
-                if codes.contains(.failure) {
+        // SUBSCRIBE and PUBLISH go right behind CONNECT (MQTT 3.1.1 §3.1.4), in one write: one
+        // round trip, not three. The broker answers in order, so each phase ends at its own ack.
+        client.batchingWrites {
+        client.connectFuture().whenComplete { answered("connect", $0.map { _ in }) }
+        if !options.topics.isEmpty {
+            client.subscribeFuture(options.topics) { _ in }.whenComplete { result in
+                if case .success(let codes) = result, codes.contains(.failure) {
                     log.append(.note(time: wallClockSeconds(), "SUBACK refused \(codes.filter { $0 == .failure }.count) filter(s)"))
                 }
-                timer.lap("subscribe")
-                let m = Publish(topic: options.publishTopic, payload: self.payload, qos: options.qos)
-                then(client.publish(Array(repeating: m, count: options.publishCount))) {
-                    timer.lap("publish")
-                    then(client.disconnectFuture()) {
-                        timer.lap("disconnect")
-                        self.finish(CycleSample(cycle: number, start: start, phases: timer.phases), timer: timer, done)
-                    }
-                }
+                answered("subscribe", result.map { _ in })
             }
+        }
+        let m = Publish(topic: options.publishTopic, payload: payload, qos: options.qos)
+        client.publish(Array(repeating: m, count: options.publishCount)).whenComplete { answered("publish", $0) }
         }
         return done.futureResult
     }
 
     /// Logs the cycle, after the settle time and a sample unless sampling is off.
-    private func finish(_ measured: CycleSample, timer: PhaseTimer, _ done: EventLoopPromise<CycleSample>) {
+    private func finish(_ measured: CycleSample, progress: CycleProgress, _ done: EventLoopPromise<CycleSample>) {
         guard options.sample else {
             log.append(.sample(measured))
             return done.succeed(measured)
         }
         client.eventLoop.scheduleTask(in: .milliseconds(Int64(options.settleMilliseconds))) {
             var sample = measured
-            timer.lap("settle")
-            sample.phases = timer.phases
+            progress.lap("settle")
+            sample.phases = progress.phases
             let snap = self.sampler.sample()
             sample.snapshot = snap
             // TIME_WAIT rows pile up by design (one per cycle for 60 s): the snapshot kept
@@ -164,10 +172,16 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
     static func signed(_ v: Int) -> String { v >= 0 ? "+\(v)" : "\(v)" }
 }
 
-/// Milliseconds per phase, lap by lap (used on the event loop only).
-final class PhaseTimer: @unchecked Sendable {
+/// One cycle under way (used on the event loop only): milliseconds per phase, lap by lap, and
+/// the answers still awaited.
+final class CycleProgress: @unchecked Sendable {
     private(set) var phases = [String: Double](minimumCapacity: 5)  // connect … settle: never rehashed
     private var last = monotonicSeconds()
+    var waiting: Int
+    /// The first request that failed.
+    var failure: (any Error)?
+
+    init(waiting: Int) { self.waiting = waiting }
 
     func lap(_ phase: String) {
         let now = monotonicSeconds()

@@ -52,6 +52,63 @@ struct MosquittoTests {
         try await ok.disconnect()
     }
 
+    @Test func requestsMadeWhileConnectingGoBehindConnectAndAreAnsweredInOrder() async throws {
+        let broker = try Mosquitto()
+        let c = client(broker, id: "t-pipelined")
+        let events = Inbox<ClientEvent>()
+        c.addEventListener { events.add($0) }
+        let inbox = Inbox<String>()
+        let (connected, subscribed, published) = try await c.eventLoop.submit {
+            c.batchingWrites {
+                (c.connectFuture(),
+                 c.subscribeFuture([.init("pipe/#", qos: .atLeastOnce)]) { inbox.add(String(buffer: $0.payload)) },
+                 c.publishFuture("pipe/x", payload: ByteBuffer(string: "behind CONNECT"), qos: .atLeastOnce))
+            }
+        }.get()
+        #expect(try await connected.get().returnCode == .accepted)
+        #expect(try await subscribed.get() == [.granted(.atLeastOnce)])
+        _ = try await published.get()
+        // mosquitto handled SUBSCRIBE before PUBLISH: the message comes back to us.
+        #expect(await waitUntil { inbox.all == ["behind CONNECT"] })
+        let traffic = events.all.compactMap { e -> String? in
+            switch e {
+            case .packetSent(let t, _, _): "out \(t)"
+            case .packetReceived(let t, _, _): "in \(t)"
+            default: nil
+            }
+        }
+        #expect(Array(traffic.prefix(4)) == ["out CONNECT", "out SUBSCRIBE", "out PUBLISH", "in CONNACK"])
+        try await c.disconnect()
+    }
+
+    @Test func aRefusedLoginFailsTheRequestsSentBehindConnect() async throws {
+        let setup = try Mosquitto()
+        let passwd = try setup.passwordFile(user: "device", password: "right")
+        setup.stop()
+        let broker = try Mosquitto(extraConfig: ["allow_anonymous false", "password_file \(passwd)"])
+        let ledger = Ledger()
+        var config = ClientConfiguration(clientID: "t-refused-pipelined")
+        config.port = Int(broker.port)
+        config.reconnect = false
+        config.session.username = "device"
+        config.session.password = ByteBuffer(string: "wrong")
+        let c = MQTTClient(configuration: config, ledger: ledger)
+        let (connected, subscribed, published) = try await c.eventLoop.submit {
+            c.batchingWrites {
+                (c.connectFuture(),
+                 c.subscribeFuture([.init("pipe/#")]) { _ in },
+                 c.publishFuture("pipe/x", payload: ByteBuffer(string: "never"), qos: .atLeastOnce))
+            }
+        }.get()
+        let refused = MQTTError.connectionRefused(.notAuthorized)
+        await #expect(throws: refused) { try await connected.get() }
+        await #expect(throws: refused) { try await subscribed.get() }
+        await #expect(throws: refused) { try await published.get() }
+        #expect(await c.state == .disconnected)
+        let held = ledger.snapshot()
+        #expect(LedgerKind.allCases.filter(\.isPerConnection).allSatisfy { held.live($0) == 0 })
+    }
+
     @Test func unreachableBrokerFailsWithConnectionRefused() async throws {
         var c = ClientConfiguration(clientID: "t-nobody")
         c.port = Int(freeLoopbackPort())

@@ -158,6 +158,72 @@ struct SessionTests {
         #expect(sub.filters == [.init("a/+", qos: .atLeastOnce), .init("b/#")])
     }
 
+    @Test func requestsMadeWhileConnectingGoRightBehindConnect() {
+        let ledger = Ledger()
+        var s = Session(configuration: SessionConfiguration(clientID: "c"), ledger: ledger)
+        // Queued before the connection opened: sent with CONNECT (MQTT 3.1.1 §3.1.4).
+        #expect(s.publish(Publish(topic: "q", payload: ByteBuffer(), qos: .atLeastOnce), request: 2, now: at(0)).isEmpty)
+        #expect(s.connect(request: 1, now: at(0)).sent.map(\.type) == [.connect, .publish])
+        let sub = s.subscribe([.init("a/#", qos: .atLeastOnce)], request: 3, now: at(0)) { _ in }
+        let pub1 = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 4, now: at(0))
+        let pub0 = s.publish(Publish(topic: "t", payload: ByteBuffer()), request: 5, now: at(0))
+        #expect(sub.sent.map(\.type) == [.subscribe] && pub1.sent.compactMap(\.packetID) == [3])
+        #expect(pub0.sent.map(\.type) == [.publish] && pub0.completed.first?.1 == .success(.done))
+        // CONNACK resends nothing sent on this connection; the acks then complete each request.
+        let accepted = s.receive(.connack(ConnAck()), now: at(1))
+        #expect(accepted.sent.isEmpty && accepted.completed.map(\.0) == [1])
+        #expect(s.receive(.puback(Ack(packetID: 1)), now: at(2)).completed.map(\.0) == [2])
+        #expect(s.receive(.suback(SubAck(packetID: 2, returnCodes: [.granted(.atLeastOnce)])), now: at(2)).completed.map(\.0) == [3])
+        #expect(s.receive(.puback(Ack(packetID: 3)), now: at(2)).completed.map(\.0) == [4])
+        #expect(ledger.snapshot().live(.ackRecord) == 0 && s.subscriptions.keys.sorted() == ["a/#"])
+        // Nor are they retransmitted early: the command timeout runs from when each was sent.
+        #expect(s.tick(now: at(3_999)).sent.isEmpty)
+    }
+
+    @Test func aRefusedConnectFailsTheRequestsBehindIt() {
+        let ledger = Ledger()
+        var s = Session(configuration: SessionConfiguration(clientID: "c"), ledger: ledger)
+        _ = s.connect(request: 1, now: at(0))
+        _ = s.subscribe([.init("a")], request: 2, now: at(0)) { _ in }
+        _ = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 3, now: at(0))
+        let refused = s.receive(.connack(ConnAck(returnCode: .notAuthorized)), now: at(1))
+        #expect(refused.completed.map(\.0) == [1] && refused.closeReason == .some(.connectionRefused(.notAuthorized)))
+        let closed = s.connectionClosed(error: .connectionRefused(.notAuthorized), now: at(2))
+        #expect(closed.completed.map(\.0) == [2] && closed.completed.first?.1 == .failure(.connectionRefused(.notAuthorized)))
+        // The driver ends a clean session that will not reconnect: the publish fails too.
+        let dropped = s.dropSession(reason: .connectionRefused(.notAuthorized))
+        #expect(dropped.completed.map(\.0) == [3])
+        #expect(ledger.snapshot().live(.ackRecord) == 0 && ledger.snapshot().live(.messageHandler) == 0)
+    }
+
+    @Test func afterAReconnectNewRequestsWaitForTheResends() {
+        var s = connectedSession { $0.cleanSession = false }
+        _ = s.publish(Publish(topic: "a/1", payload: ByteBuffer(), qos: .atLeastOnce), request: 2, now: at(0))
+        _ = s.connectionClosed(error: .connectionClosedByPeer, now: at(1))
+        _ = s.publish(Publish(topic: "a/2", payload: ByteBuffer(), qos: .atLeastOnce), request: 3, now: at(2))
+        #expect(s.connect(request: 4, now: at(10)).sent.map(\.type) == [.connect])
+        // Made while connecting: it must not overtake the resend ([MQTT-4.6.0-1]).
+        #expect(s.publish(Publish(topic: "a/3", payload: ByteBuffer(), qos: .atLeastOnce), request: 5, now: at(10)).isEmpty)
+        let resumed = s.receive(.connack(ConnAck(sessionPresent: true)), now: at(11))
+        #expect(resumed.sent.map { if case .publish(let p) = $0 { "\(p.topic) dup \(p.dup)" } else { "\($0.type)" } }
+                == ["a/1 dup true", "a/2 dup false", "a/3 dup false"])
+    }
+
+    @Test func afterAReconnectNewRequestsWaitForTheRenewedSubscriptions() {
+        var s = connectedSession { $0.cleanSession = false }
+        _ = s.subscribe([.init("a/#", qos: .atLeastOnce)], request: 2, now: at(0)) { _ in }
+        _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atLeastOnce)])), now: at(0))
+        _ = s.connectionClosed(error: .connectionClosedByPeer, now: at(1))
+        _ = s.publish(Publish(topic: "a/1", payload: ByteBuffer(), qos: .atLeastOnce), request: 3, now: at(2))
+        #expect(s.connect(request: 4, now: at(10)).sent.map(\.type) == [.connect])
+        // Made while connecting: a broker that lost the session must get the subscription
+        // back before a publish that may be meant for it.
+        #expect(s.subscribe([.init("b")], request: 5, now: at(10)) { _ in }.completed.first?.1 == .failure(.notConnected))
+        #expect(s.publish(Publish(topic: "a/2", payload: ByteBuffer(), qos: .atLeastOnce), request: 6, now: at(10)).isEmpty)
+        let resumed = s.receive(.connack(ConnAck(sessionPresent: false)), now: at(11))
+        #expect(resumed.sent.map { if case .publish(let p) = $0 { p.topic } else { "\($0.type)" } } == ["SUBSCRIBE", "a/1", "a/2"])
+    }
+
     @Test func publishesBeyondTheInflightWindowWaitInOrder() {
         var s = connectedSession { $0.maxInflight = 2 }
         var sent: [UInt16] = []

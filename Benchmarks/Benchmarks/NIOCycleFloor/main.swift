@@ -3,10 +3,12 @@
 // fixed bytes, with no MQTT logic, no ledger and no futures of our own. Whatever rate this
 // reaches is what a NIO-driven client cannot beat.
 //
-//   NIOCycleFloor PORT CYCLES [--connected-socket]     (127.0.0.1 only; at most 300 s)
+//   NIOCycleFloor PORT CYCLES [--connected-socket] [--pipelined]   (127.0.0.1 only; at most 300 s)
 //
 // --connected-socket connects as mshmon does to a broker on this host (MQTTClient's
 // LoopbackConnect) and hands the socket to NIO, instead of ClientBootstrap.connect.
+// --pipelined sends CONNECT, SUBSCRIBE and PUBLISH in one write, as mshmon's cycle does, and
+// waits for the three answers (14 bytes) before DISCONNECT.
 //
 // Prints "nio_floor_cycles_rate: X cycles/s" as bench_cycles.sh expects, so it runs in the
 // same run as the peers:  MSHMON_BIN=…/NIOCycleFloor MSHMON_CYCLE_ARGS="{PORT} {CYCLES}"
@@ -50,10 +52,13 @@ final class CycleHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
     let packets: Packets
     let done: EventLoopPromise<Void>
+    let pipelined: Bool
     var answers = 0
+    var answerBytes = 0
 
-    init(packets: Packets, done: EventLoopPromise<Void>) {
+    init(packets: Packets, pipelined: Bool, done: EventLoopPromise<Void>) {
         self.packets = packets
+        self.pipelined = pipelined
         self.done = done
     }
 
@@ -61,9 +66,19 @@ final class CycleHandler: ChannelInboundHandler, @unchecked Sendable {
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
     }
 
-    func channelActive(context: ChannelHandlerContext) { send(context, packets.connect) }
+    func channelActive(context: ChannelHandlerContext) {
+        send(context, pipelined ? packets.connect + packets.subscribe + packets.publish : packets.connect)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if pipelined {
+            // CONNACK (4 bytes), SUBACK (6) and PUBACK (4), in however many reads.
+            answerBytes += unwrapInboundIn(data).readableBytes
+            guard answerBytes >= 14 else { return }
+            send(context, packets.disconnect)
+            context.close(promise: nil)
+            return done.succeed()
+        }
         answers += 1  // CONNACK, SUBACK and PUBACK each arrive alone: the client waits for each
         switch answers {
         case 1: send(context, packets.subscribe)
@@ -84,13 +99,15 @@ final class CycleHandler: ChannelInboundHandler, @unchecked Sendable {
 struct NotConnectedAtOnce: Error {}
 
 let args = CommandLine.arguments
-guard args.count == 3 || args.count == 4 && args[3] == "--connected-socket",
+let flags = Set(args.dropFirst(3))
+guard args.count >= 3, flags.isSubset(of: ["--connected-socket", "--pipelined"]),
       let port = Int(args[1]), let cycles = Int(args[2]), cycles > 0
 else {
-    print("usage: NIOCycleFloor PORT CYCLES [--connected-socket]")
+    print("usage: NIOCycleFloor PORT CYCLES [--connected-socket] [--pipelined]")
     exit(2)
 }
-let connectedSocket = args.count == 4
+let connectedSocket = flags.contains("--connected-socket")
+let pipelined = flags.contains("--pipelined")
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let loop = group.next()
 let packets = Packets(clientID: "nio-floor-\(getpid())")
@@ -108,7 +125,7 @@ let start = now()
     let bootstrap = ClientBootstrap(group: loop)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(CycleHandler(packets: packets, done: done))
+                try channel.pipeline.syncOperations.addHandler(CycleHandler(packets: packets, pipelined: pipelined, done: done))
             }
         }
     let connecting: EventLoopFuture<any Channel>
