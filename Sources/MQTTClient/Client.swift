@@ -74,7 +74,7 @@ public final class MQTTClient: @unchecked Sendable {
     /// Requests made while the socket opens: handed to the session once CONNECT is sent.
     private var afterOpen: [(RequestID, @Sendable (RequestID, NIODeadline) -> [SessionAction])] = []
     private var generation = 0
-    private var completions: [RequestID: Completion] = [:]
+    private var waiters: [RequestID: Waiter] = [:]
     private var nextRequest: RequestID = 1
     private var timer: NIOScheduledCallback?
     private var timerDeadline: NIODeadline?
@@ -84,7 +84,9 @@ public final class MQTTClient: @unchecked Sendable {
     private var wantsConnection = false
     /// Whether a CONNACK accepted this connection request: only then is a loss reconnected.
     private var everConnected = false
-    private var closed: EventLoopPromise<Void>?
+    /// A requested disconnect is closing the socket; `closeWaiters` run once it is closed.
+    private var closing = false
+    private var closeWaiters: [@Sendable () -> Void] = []
     private var listeners: [@Sendable (ClientEvent) -> Void] = []
     private var interceptor: (@Sendable (Publish) -> Void)?
     private var _state: ClientState = .idle
@@ -108,7 +110,13 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// `connect` as a future (no Swift-concurrency hop: what a measured loop wants).
     public func connectFuture() -> EventLoopFuture<ConnAck> {
-        onLoop { self.startConnect() }
+        future { self.connect(then: $0) }
+    }
+
+    /// `connect` with a callback, called on the event loop: no future to make, for the cycle
+    /// runner's measured loop. Called from the event loop, the request starts at once.
+    public func connect(then done: @escaping @Sendable (Result<ConnAck, MQTTError>) -> Void) {
+        onLoop { self.startConnect(done) }
     }
 
     /// Sends DISCONNECT (when connected) and returns once the socket is closed and every
@@ -118,7 +126,12 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     public func disconnectFuture() -> EventLoopFuture<Void> {
-        onLoop { self.startDisconnect() }
+        future { done in self.disconnect { done(.success(())) } }
+    }
+
+    /// `disconnect` with a callback, called on the event loop once the socket is closed.
+    public func disconnect(then done: @escaping @Sendable () -> Void) {
+        onLoop { self.startDisconnect(done) }
     }
 
     /// Subscribes `filters`; `handler` gets every matching message. Returns SUBACK's codes
@@ -129,13 +142,21 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     public func subscribeFuture(_ filters: [Subscribe.Filter], handler: @escaping @Sendable (Publish) -> Void) -> EventLoopFuture<[SubAck.ReturnCode]> {
-        request({ if case .subscribed(let codes) = $0 { codes } else { nil } }) { id, now in
+        future { self.subscribe(filters, handler: handler, then: $0) }
+    }
+
+    /// `subscribe` with a callback, called on the event loop.
+    public func subscribe(_ filters: [Subscribe.Filter], handler: @escaping @Sendable (Publish) -> Void,
+                          then done: @escaping @Sendable (Result<[SubAck.ReturnCode], MQTTError>) -> Void) {
+        request({ if case .subscribed(let codes) = $0 { codes } else { nil } }, then: done) { id, now in
             self.session.subscribe(filters, request: id, now: now, callback: handler)
         }
     }
 
     public func unsubscribe(_ filters: [String]) async throws {
-        _ = try await request { id, now in self.session.unsubscribe(filters, request: id, now: now) }.get()
+        _ = try await future { done in
+            self.request({ $0 }, then: done) { id, now in self.session.unsubscribe(filters, request: id, now: now) }
+        }.get()
     }
 
     /// Publishes and returns when the QoS flow completes (QoS 0: when queued on the
@@ -147,7 +168,7 @@ public final class MQTTClient: @unchecked Sendable {
     /// `publish` as a future, for callers that keep many publishes in flight at once.
     public func publishFuture(_ topic: String, payload: ByteBuffer, qos: QoS = .atMostOnce, retain: Bool = false) -> EventLoopFuture<RequestResult> {
         let message = Publish(topic: topic, payload: payload, qos: qos, retain: retain)
-        return request(publishing(message))
+        return future { done in self.request({ $0 }, then: done, self.publishing(message)) }
     }
 
     /// A publish's session command: queued while the client wants a connection, else refused.
@@ -174,20 +195,24 @@ public final class MQTTClient: @unchecked Sendable {
     /// QoS flow has completed (or fails with the first error). At most `maxInflight` QoS 1/2
     /// messages are unacknowledged at once; the rest wait in order.
     public func publish(_ messages: [Publish]) -> EventLoopFuture<Void> {
+        future { self.publish(messages, then: $0) }
+    }
+
+    /// `publish(_:)` with a callback, called on the event loop.
+    public func publish(_ messages: [Publish], then done: @escaping @Sendable (Result<Void, MQTTError>) -> Void) {
         onLoop {
-            guard !messages.isEmpty else { return self.eventLoop.makeSucceededVoidFuture() }
-            let batch = Batch(remaining: messages.count, promise: self.eventLoop.makePromise())
+            guard !messages.isEmpty else { return done(.success(())) }
+            let batch = Batch(remaining: messages.count, done: done)
             let now = NIODeadline.now()
             for m in messages {
                 let id = self.nextRequest
                 self.nextRequest += 1
-                self.completions[id] = .batch(batch)
-                // One message at a time: QoS 0 completes at once, so `completions` stays small;
+                self.waiters[id] = .batch(batch)
+                // One message at a time: QoS 0 completes at once, so `waiters` stays small;
                 // the bytes gather in the connection's outgoing buffer.
                 self.submit(id, now: now, flush: false, self.publishing(m))
             }
             self.flush()
-            return batch.promise.futureResult
         }
     }
 
@@ -234,19 +259,15 @@ public final class MQTTClient: @unchecked Sendable {
 
     // MARK: connect / disconnect
 
-    private func startConnect() -> EventLoopFuture<ConnAck> {
-        if let closed { return closed.futureResult.flatMap { self.startConnect() } }
-        guard connection == nil && !opening else {
-            return eventLoop.makeFailedFuture(MQTTError.invalidRequest("already \(_state)"))
-        }
+    private func startConnect(_ done: @escaping @Sendable (Result<ConnAck, MQTTError>) -> Void) {
+        if closing { return closeWaiters.append { self.startConnect(done) } }
+        guard connection == nil && !opening else { return done(.failure(.invalidRequest("already \(_state)"))) }
         wantsConnection = true
         everConnected = false
         reconnectTask?.cancel()
         reconnectTask = nil
         reconnectAttempts = 0
-        let (id, future) = newRequest { if case .connected(let ack) = $0 { ack } else { nil } }
-        open(request: id)
-        return future
+        open(request: newRequest({ if case .connected(let ack) = $0 { ack } else { nil } }, then: done))
     }
 
     private func open(request: RequestID) {
@@ -337,21 +358,20 @@ public final class MQTTClient: @unchecked Sendable {
             }
     }()
 
-    private func startDisconnect() -> EventLoopFuture<Void> {
+    private func startDisconnect(_ done: @escaping @Sendable () -> Void) {
         wantsConnection = false
         reconnectTask?.cancel()
         reconnectTask = nil
-        if let closed { return closed.futureResult }
+        if closing { return closeWaiters.append(done) }
         guard connection != nil else {
             if configuration.session.cleanSession { perform(session.dropSession(reason: .sessionEnded)) }
             setState(.disconnected)
-            return eventLoop.makeSucceededVoidFuture()
+            return done()
         }
-        let done = eventLoop.makePromise(of: Void.self)
-        closed = done
+        closing = true
+        closeWaiters.append(done)
         setState(.disconnecting)
         perform(session.disconnect(now: .now()))
-        return done.futureResult
     }
 
     // MARK: events from the channel (on the event loop)
@@ -490,9 +510,11 @@ public final class MQTTClient: @unchecked Sendable {
             wantsConnection = false
             setState(.disconnected)
         }
-        if let done = closed {
-            closed = nil
-            done.succeed()
+        if closing {
+            closing = false
+            let waiting = closeWaiters
+            closeWaiters = []
+            for waiter in waiting { waiter() }
         }
     }
 
@@ -504,7 +526,7 @@ public final class MQTTClient: @unchecked Sendable {
         reconnectTask = eventLoop.scheduleTask(in: delay) {
             self.reconnectTask = nil
             guard self.wantsConnection, self.connection == nil, !self.opening else { return }
-            self.open(request: self.newRequest { $0 }.0)
+            self.open(request: self.newRequest({ $0 }, then: { _ in }))
         }
     }
 
@@ -547,21 +569,23 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Runs `body` on the event loop: at once when already there (the cycle runner is), else
     /// as a task.
-    private func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> EventLoopFuture<T>) -> EventLoopFuture<T> {
-        eventLoop.inEventLoop ? body() : eventLoop.flatSubmit(body)
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if eventLoop.inEventLoop { body() } else { eventLoop.execute(body) }
     }
 
-    private func request(_ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) -> EventLoopFuture<RequestResult> {
-        request({ $0 }, body)
+    /// A future completed by a callback-style request.
+    private func future<T: Sendable>(_ start: (@escaping @Sendable (Result<T, MQTTError>) -> Void) -> Void) -> EventLoopFuture<T> {
+        let promise = eventLoop.makePromise(of: T.self)
+        start { result in promise.completeWith(result.mapError { $0 }) }
+        return promise.futureResult
     }
 
+    /// Starts a request on the event loop: `body` is its session command, `done` gets the value
+    /// `extract` takes out of the session's result.
     private func request<T: Sendable>(_ extract: @escaping @Sendable (RequestResult) -> T?,
-                                      _ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) -> EventLoopFuture<T> {
-        onLoop {
-            let (id, future) = self.newRequest(extract)
-            self.submit(id, now: .now(), body)
-            return future
-        }
+                                      then done: @escaping @Sendable (Result<T, MQTTError>) -> Void,
+                                      _ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) {
+        onLoop { self.submit(self.newRequest(extract, then: done), now: .now(), body) }
     }
 
     /// Runs a request's session command now, or once CONNECT is sent if the socket is opening.
@@ -570,34 +594,31 @@ public final class MQTTClient: @unchecked Sendable {
         if opening { afterOpen.append((id, body)) } else { perform(body(id, now), flush: flush) }
     }
 
-    /// A request and its caller's future. `extract` takes the caller's value out of the
-    /// session's result (nil: the wrong kind of result, reported as a protocol violation) as
-    /// the request completes: no second future per request.
-    private func newRequest<T: Sendable>(_ extract: @escaping @Sendable (RequestResult) -> T?) -> (RequestID, EventLoopFuture<T>) {
+    /// A new request and who waits for it. `extract` takes the caller's value out of the
+    /// session's result (nil: the wrong kind of result, reported as a protocol violation).
+    private func newRequest<T: Sendable>(_ extract: @escaping @Sendable (RequestResult) -> T?,
+                                         then done: @escaping @Sendable (Result<T, MQTTError>) -> Void) -> RequestID {
         let id = nextRequest
         nextRequest += 1
-        let promise = eventLoop.makePromise(of: T.self)
-        completions[id] = .single { result in
+        waiters[id] = .single { result in
             switch result {
             case .success(let r):
-                if let value = extract(r) { promise.succeed(value) } else { promise.fail(MQTTError.protocolViolation("unexpected result \(r)")) }
+                if let value = extract(r) { done(.success(value)) } else { done(.failure(.protocolViolation("unexpected result \(r)"))) }
             case .failure(let e):
-                promise.fail(e)
+                done(.failure(e))
             }
         }
-        return (id, promise.futureResult)
+        return id
     }
 
     private func complete(_ id: RequestID, _ result: Result<RequestResult, MQTTError>) {
-        switch completions.removeValue(forKey: id) {
+        switch waiters.removeValue(forKey: id) {
         case .single(let resolve)?:
             resolve(result)
         case .batch(let batch)?:
             if case .failure(let e) = result, batch.error == nil { batch.error = e }
             batch.remaining -= 1
-            if batch.remaining == 0 {
-                if let e = batch.error { batch.promise.fail(e) } else { batch.promise.succeed() }
-            }
+            if batch.remaining == 0 { batch.done(batch.error.map { .failure($0) } ?? .success(())) }
         case nil:
             break
         }
@@ -646,7 +667,7 @@ public final class MQTTClient: @unchecked Sendable {
 }
 
 /// Who waits for a request: one caller, or a batch of publishes.
-enum Completion {
+enum Waiter {
     case single((Result<RequestResult, MQTTError>) -> Void)
     case batch(Batch)
 }
@@ -654,10 +675,10 @@ enum Completion {
 final class Batch {
     var remaining: Int
     var error: MQTTError?
-    let promise: EventLoopPromise<Void>
-    init(remaining: Int, promise: EventLoopPromise<Void>) {
+    let done: (Result<Void, MQTTError>) -> Void
+    init(remaining: Int, done: @escaping (Result<Void, MQTTError>) -> Void) {
         self.remaining = remaining
-        self.promise = promise
+        self.done = done
     }
 }
 

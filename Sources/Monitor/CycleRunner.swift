@@ -44,24 +44,30 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
 
     /// Runs cycle `number` on the client's event loop. A failure is recorded in the sample,
     /// except a failed connect with `throwOnConnectFailure` (the first cycle: a run needs its
-    /// broker). Futures only, no Swift-concurrency hops: every hop through the global executor
-    /// fills libdispatch's per-thread continuation caches, ≈ 800 B of heap per cycle for the
-    /// first few hundred cycles, which would read as a leak.
+    /// broker). Futures and callbacks only, no Swift-concurrency hops: every hop through the
+    /// global executor fills libdispatch's per-thread continuation caches, ≈ 800 B of heap per
+    /// cycle for the first few hundred cycles, which would read as a leak.
     public func run(_ number: Int, throwOnConnectFailure: Bool = false) -> EventLoopFuture<CycleSample> {
         let loop = client.eventLoop
+        let promise = loop.makePromise(of: CycleSample.self)
+        let start: @Sendable () -> Void = { self.run(number, throwOnConnectFailure: throwOnConnectFailure, then: promise.completeWith) }
+        if loop.inEventLoop { start() } else { loop.execute(start) }
+        return promise.futureResult
+    }
+
+    /// `run` on the event loop, with a callback: the client's callback API, no future of its
+    /// own (a future costs ~1 µs a cycle, and the rate is what is measured).
+    private func run(_ number: Int, throwOnConnectFailure: Bool, then done: @escaping @Sendable (Result<CycleSample, any Error>) -> Void) {
         let start = wallClockSeconds()
         let progress = CycleProgress(waiting: options.topics.isEmpty ? 2 : 3)  // CONNACK, SUBACK, the publishes' acks
         let options = self.options
         let client = self.client
         let log = self.log
-        let done = loop.makePromise(of: CycleSample.self)
         @Sendable func finish(_ error: (any Error)?) {
             self.finish(CycleSample(cycle: number, start: start, phases: progress.phases, error: error.map { String(describing: $0) }),
                         progress: progress, done)
         }
-        // Each request completes in a callback, not a chain of futures: a future costs ~1 µs
-        // a cycle, and the rate is what is measured.
-        @Sendable func answered(_ phase: String, _ result: Result<Void, any Error>) {
+        @Sendable func answered<T>(_ phase: String, _ result: Result<T, MQTTError>) {
             switch result {
             case .success: progress.lap(phase)
             case .failure(let error): if progress.failure == nil { progress.failure = error }
@@ -69,42 +75,37 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
             progress.waiting -= 1
             guard progress.waiting == 0 else { return }
             if let error = progress.failure {
-                if throwOnConnectFailure && progress.phases["connect"] == nil { return done.fail(error) }
-                return client.disconnectFuture().whenComplete { _ in finish(error) }
+                if throwOnConnectFailure && progress.phases["connect"] == nil { return done(.failure(error)) }
+                return client.disconnect { finish(error) }
             }
-            client.disconnectFuture().whenComplete { result in
-                switch result {
-                case .success:
-                    progress.lap("disconnect")
-                    finish(nil)
-                case .failure(let error):
-                    finish(error)
-                }
+            client.disconnect {
+                progress.lap("disconnect")
+                finish(nil)
             }
         }
         // SUBSCRIBE and PUBLISH go right behind CONNECT (MQTT 3.1.1 §3.1.4), in one write: one
-        // round trip, not three. The broker answers in order, so each phase ends at its own ack.
+        // round trip, not three. The broker answers in order, so each phase ends at its own
+        // ack (a QoS 0 publish has none: it ends when written).
         client.batchingWrites {
-        client.connectFuture().whenComplete { answered("connect", $0.map { _ in }) }
-        if !options.topics.isEmpty {
-            client.subscribeFuture(options.topics) { _ in }.whenComplete { result in
-                if case .success(let codes) = result, codes.contains(.failure) {
-                    log.append(.note(time: wallClockSeconds(), "SUBACK refused \(codes.filter { $0 == .failure }.count) filter(s)"))
+            client.connect { answered("connect", $0) }
+            if !options.topics.isEmpty {
+                client.subscribe(options.topics, handler: { _ in }) { result in
+                    if case .success(let codes) = result, codes.contains(.failure) {
+                        log.append(.note(time: wallClockSeconds(), "SUBACK refused \(codes.filter { $0 == .failure }.count) filter(s)"))
+                    }
+                    answered("subscribe", result)
                 }
-                answered("subscribe", result.map { _ in })
             }
+            let m = Publish(topic: options.publishTopic, payload: payload, qos: options.qos)
+            client.publish(Array(repeating: m, count: options.publishCount)) { answered("publish", $0) }
         }
-        let m = Publish(topic: options.publishTopic, payload: payload, qos: options.qos)
-        client.publish(Array(repeating: m, count: options.publishCount)).whenComplete { answered("publish", $0) }
-        }
-        return done.futureResult
     }
 
     /// Logs the cycle, after the settle time and a sample unless sampling is off.
-    private func finish(_ measured: CycleSample, progress: CycleProgress, _ done: EventLoopPromise<CycleSample>) {
+    private func finish(_ measured: CycleSample, progress: CycleProgress, _ done: @escaping @Sendable (Result<CycleSample, any Error>) -> Void) {
         guard options.sample else {
             log.append(.sample(measured))
-            return done.succeed(measured)
+            return done(.success(measured))
         }
         client.eventLoop.scheduleTask(in: .milliseconds(Int64(options.settleMilliseconds))) {
             var sample = measured
@@ -119,7 +120,7 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
             sample.delta = self.previous.map { kept.diff(from: $0) }
             self.previous = kept
             self.log.append(.sample(sample))
-            done.succeed(sample)
+            done(.success(sample))
         }
     }
 
@@ -131,7 +132,7 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
         let promise = loop.makePromise(of: Int.self)
         @Sendable func step(_ n: Int) {
             guard next(n) else { return promise.succeed(n - first) }
-            run(n, throwOnConnectFailure: n == first).whenComplete { result in
+            run(n, throwOnConnectFailure: n == first) { result in
                 switch result {
                 case .failure(let error):
                     promise.fail(error)

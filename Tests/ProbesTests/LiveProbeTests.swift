@@ -143,16 +143,24 @@ struct LiveProbeTests {
     }
 
     @Test func heapUsedGrowsByAHeldMebibyteAndFallsBackWhenFreed() throws {
+        // The heap is the whole process's: the test runner's other threads may free a few
+        // hundred bytes between two samples (seen as +1 MiB − 288 B right as this suite
+        // starts). A held mebibyte must show whole in one of three tries.
         let probe = HeapProbe()
-        let before = probe.sample()
-        let block = try #require(malloc(1 << 20))
-        memset(block, 1, 1 << 20)
-        let held = probe.sample()
-        free(block)
-        let after = probe.sample()
-        #expect(held.used - before.used >= 1 << 20)
-        #expect(held.used - after.used >= 1 << 20)
-        #expect(after.maximum >= held.used, "the peak remembers the block")
+        var grew: [Int] = [], fell: [Int] = []
+        for _ in 0..<3 {
+            let before = probe.sample()
+            let block = try #require(malloc(1 << 20))
+            memset(block, 1, 1 << 20)
+            let held = probe.sample()
+            free(block)
+            let after = probe.sample()
+            #expect(after.maximum >= held.used, "the peak remembers the block")
+            grew.append(held.used - before.used)
+            fell.append(held.used - after.used)
+            if grew.last! >= 1 << 20 && fell.last! >= 1 << 20 { break }
+        }
+        #expect(grew.contains { $0 >= 1 << 20 } && fell.contains { $0 >= 1 << 20 }, "grew \(grew), fell \(fell)")
     }
 
     @Test func threadsIncludeTheMainThread() {
