@@ -135,7 +135,9 @@ public final class Ledger: Sendable {
     private struct State {
         /// By `LedgerKind.index`; a kind never registered reads as absent in snapshots.
         var counts = [LedgerCounts?](repeating: nil, count: LedgerKind.allCases.count)
-        var live: [UInt: LedgerRecord] = [:]
+        /// Live records by slot; a released slot is reused (no hashing: ~8 records a cycle).
+        var live: [LedgerRecord?] = []
+        var freeSlots: [Int] = []
         var ring: [ConnectionRecord] = []
         var ringNext = 0
         var recorded = 0
@@ -147,26 +149,34 @@ public final class Ledger: Sendable {
         state.withLock { $0.ring.reserveCapacity(connectionRingCapacity) }
     }
 
-    /// Registers a record; prefer `LedgerEntry`, which releases itself on deinit.
-    public func register(_ record: LedgerRecord) {
+    /// Registers a record and returns its slot, for `release`; prefer `LedgerEntry`, which
+    /// releases itself on deinit.
+    public func register(_ record: LedgerRecord) -> Int {
         state.withLock { s in
-            let previous = s.live.updateValue(record, forKey: record.address)
-            precondition(previous == nil, "ledger address registered twice")
+            let slot: Int
+            if let free = s.freeSlots.popLast() {
+                slot = free
+                s.live[slot] = record
+            } else {
+                slot = s.live.count
+                s.live.append(record)
+            }
             var c = s.counts[record.kind.index] ?? LedgerCounts()
             c.live += 1
             c.liveBytes += record.size
             c.created += 1
             c.peak = max(c.peak, c.live)
             s.counts[record.kind.index] = c
+            return slot
         }
     }
 
-    /// Releases the record at `address`; releasing an unknown address is a programming error.
-    public func release(address: UInt) {
+    /// Releases the record in `slot`; releasing a slot twice is a programming error.
+    public func release(slot: Int) {
         state.withLock { s in
-            guard let record = s.live.removeValue(forKey: address) else {
-                preconditionFailure("ledger release of an unknown record")
-            }
+            guard let record = s.live[slot] else { preconditionFailure("ledger release of a released record") }
+            s.live[slot] = nil
+            s.freeSlots.append(slot)
             s.counts[record.kind.index]!.live -= 1
             s.counts[record.kind.index]!.liveBytes -= record.size
             s.counts[record.kind.index]!.released += 1
@@ -177,7 +187,7 @@ public final class Ledger: Sendable {
     public func snapshot(includeRecords: Bool = true) -> LedgerSnapshot {
         state.withLock { s in
             let records = includeRecords
-                ? s.live.values.sorted { ($0.kind, $0.address) < ($1.kind, $1.address) } : []
+                ? s.live.compactMap { $0 }.sorted { ($0.kind, $0.address) < ($1.kind, $1.address) } : []
             var counts: [LedgerKind: LedgerCounts] = [:]
             for kind in LedgerKind.allCases { counts[kind] = s.counts[kind.index] }
             return LedgerSnapshot(counts: counts, records: records)
@@ -221,14 +231,16 @@ public final class Ledger: Sendable {
 public final class LedgerEntry: Sendable {
     public let kind: LedgerKind
     private let ledger: Ledger
+    /// Set once, in `init` (the record needs this object's address first); read in `deinit`.
+    nonisolated(unsafe) private var slot = -1
 
     public init(_ kind: LedgerKind, size: Int, owner: String, ledger: Ledger = .shared) {
         self.kind = kind
         self.ledger = ledger
-        ledger.register(LedgerRecord(address: address, size: size, owner: owner, kind: kind))
+        slot = ledger.register(LedgerRecord(address: address, size: size, owner: owner, kind: kind))
     }
 
-    deinit { ledger.release(address: address) }
+    deinit { ledger.release(slot: slot) }
 
     private var address: UInt { UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()) }
 }
