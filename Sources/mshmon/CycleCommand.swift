@@ -37,6 +37,8 @@ struct Cycle: AsyncParsableCommand {
         discussion: """
         Each cycle connects, subscribes the topics, publishes --publish messages, disconnects (waiting until the socket is closed), waits --settle ms and samples the process: heap (mallinfo2), fds, our TCP sockets and the client's owner ledger. After the warm-up cycles every series gets a robust slope and a trend test; the last line is the verdict.
 
+        SUBSCRIBE and PUBLISH go right behind CONNECT, in one write (MQTT 3.1.1 §3.1.4 allows it): a cycle waits for one round trip, not three. The broker answers in order, so each phase still ends at its own acknowledgement; a refused CONNECT fails the cycle with the broker's return code.
+
         Exit status: 0 no leak, 3 leak found, 2 usage error, 1 runtime error (e.g. the broker cannot be reached on the first connect). SIGINT/SIGTERM stop after the current cycle with the verdict over the completed cycles.
 
         Examples:
