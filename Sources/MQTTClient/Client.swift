@@ -466,14 +466,16 @@ public final class MQTTClient: @unchecked Sendable {
             // Corked, DISCONNECT and FIN leave in one segment: the broker (which closes on
             // DISCONNECT) cannot send its FIN first and take the TIME_WAIT off us.
             try? channel.syncOptions?.setOption(.tcpOption(.init(rawValue: CInt(TCP_CORK))), value: 1)
-            // Written, half-closed, then flushed: NIO writes DISCONNECT and sends FIN back to
-            // back, before the broker can close on DISCONNECT.
-            let wrote = c.writeOutgoing()
+            c.flushOutgoing()
+            // Usually the socket took every byte: closing it now sends them, then FIN (the
+            // kernel puts FIN on the corked segment). No half-close, no promise.
+            if (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) == 0 {
+                return channel.close(promise: nil)
+            }
+            // Writes left pending (a broker slow to read): FIN after them, then close; the
+            // command timeout bounds the wait.
             let flushed = eventLoop.makePromise(of: Void.self)
             channel.close(mode: .output, promise: flushed)
-            if wrote { channel.flush() }
-            // Usually the socket took every byte and the half-close is done already; only
-            // writes left pending need the deadline.
             var pending = true
             var deadline: Scheduled<Void>?
             flushed.futureResult.assumeIsolated().whenComplete { _ in
