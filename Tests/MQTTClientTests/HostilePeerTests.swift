@@ -7,8 +7,10 @@ import Glibc
 import Ledger
 import MQTTClient
 import MQTTPacket
+import NIOCore
 import Probes
 import TestSupport
+import Synchronization
 import Testing
 
 /// Accepts one connection, reads the CONNECT, writes `reply`, then holds the socket for `hold` seconds.
@@ -43,6 +45,53 @@ final class RawPeer: @unchecked Sendable {
             close(fd)
         }
     }
+
+    deinit { close(listener) }
+}
+
+/// Accepts one connection, answers CONNECT with CONNACK, reads nothing for `pause` seconds,
+/// then reads to EOF: what arrived after the CONNECT, in `received` once `done`.
+final class SlowReader: @unchecked Sendable {
+    let port: UInt16
+    private let listener: Int32
+    private let state = Mutex<(received: [UInt8], done: Bool)>(([], false))
+
+    init(pause: Double) throws {
+        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listenerFD = listener
+        let ok = withUnsafeMutablePointer(to: &a) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listenerFD, $0, len) == 0 && listen(listenerFD, 4) == 0 && getsockname(listenerFD, $0, &len) == 0
+            }
+        }
+        try #require(ok)
+        port = UInt16(bigEndian: a.sin_port)
+        Thread.detach { [self] in
+            let fd = accept(listenerFD, nil, nil)
+            guard fd >= 0 else { return }
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            let connect = read(fd, &buffer, buffer.count)
+            let connack: [UInt8] = [0x20, 0x02, 0x00, 0x00]
+            _ = connack.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            usleep(UInt32(pause * 1_000_000))
+            var got = connect > 0 ? Array(buffer[..<connect]) : []
+            while true {
+                let n = read(fd, &buffer, buffer.count)
+                if n <= 0 { break }
+                got += buffer[..<n]
+            }
+            close(fd)
+            // The CONNECT came alone (the client waits for CONNACK before publishing).
+            let afterConnect = got.count > 1 ? Array(got.dropFirst(2 + Int(got[1]))) : []
+            self.state.withLock { $0 = (afterConnect, true) }
+        }
+    }
+
+    var result: (received: [UInt8], done: Bool) { state.withLock { $0 } }
 
     deinit { close(listener) }
 }
@@ -100,6 +149,32 @@ struct HostilePeerTests {
 
     @Test func connackThatNeverComesInTimeIsATimeout() async throws {
         try await run(reply: [], expect: .timeout("CONNACK", milliseconds: 500), timeoutMs: 500)
+    }
+
+    @Test func disconnectWaitsForWritesABrokerSlowToReadHasNotTakenYet() async throws {
+        // 8 MB of QoS 0 publishes, more than the sockets buffer, to a broker that reads
+        // nothing for half a second: DISCONNECT must follow the last of them, not drop them.
+        let peer = try SlowReader(pause: 0.5)
+        let ledger = Ledger()
+        var config = ClientConfiguration(clientID: "t-slow")
+        config.port = Int(peer.port)
+        config.reconnect = false
+        let client = MQTTClient(configuration: config, ledger: ledger)
+        try await client.connect()
+        let count = 4_000
+        let message = Publish(topic: "slow", payload: ByteBuffer(repeating: 7, count: 2048))
+        let size = try Packet.publish(message).encodedSize()
+        let (published, disconnected) = try await client.eventLoop.submit {
+            (client.publish(Array(repeating: message, count: count)), client.disconnectFuture())
+        }.get()
+        try await published.get()
+        try await disconnected.get()
+        #expect(await waitUntil(10) { peer.result.done })
+        let received = peer.result.received
+        #expect(received.count == count * size + 2, "\(received.count) bytes, expected \(count * size + 2)")
+        #expect(received.suffix(2) == [0xE0, 0x00], "DISCONNECT last")
+        let live = ledger.snapshot().counts.filter { $0.key.isPerConnection && $0.value.live != 0 }
+        #expect(live.isEmpty, "leaked: \(live)")
     }
 
     @Test func oversizedPacketIsRefusedBeforeBuffering() async throws {
