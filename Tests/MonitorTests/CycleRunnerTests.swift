@@ -1,0 +1,78 @@
+// The cycle runner against a real mosquitto: what a cycle puts on the wire and in what order
+// (SUBSCRIBE and PUBLISH behind CONNECT, before CONNACK), its phases, and that a refused
+// CONNECT fails the cycle and leaves no record behind.
+
+import Ledger
+import MQTTClient
+import MQTTPacket
+import NIOCore
+import Monitor
+import Synchronization
+import TestSupport
+import Testing
+
+/// The packet types a client sent and received, in order ("out CONNECT", "in CONNACK", …).
+final class Traffic: Sendable {
+    private let lines = Mutex<[String]>([])
+    init(_ client: MQTTClient) {
+        client.addEventListener { [self] event in
+            switch event {
+            case .packetSent(let type, _, _): lines.withLock { $0.append("out \(type)") }
+            case .packetReceived(let type, _, _): lines.withLock { $0.append("in \(type)") }
+            default: break
+            }
+        }
+    }
+    var all: [String] { lines.withLock { $0 } }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(1)))
+struct CycleRunnerTests {
+    func runner(_ broker: Mosquitto, _ configure: (inout ClientConfiguration) -> Void = { _ in }) -> (CycleRunner, Ledger, Traffic) {
+        let ledger = Ledger()
+        var config = ClientConfiguration(clientID: "t-runner")
+        config.port = Int(broker.port)
+        config.reconnect = false
+        configure(&config)
+        let client = MQTTClient(configuration: config, ledger: ledger)
+        var options = CycleOptions(topics: [.init("dev/cmd", qos: .atLeastOnce), .init("dev/cfg/#", qos: .atLeastOnce)],
+                                   publishTopic: "dev/up")
+        options.sample = false
+        return (CycleRunner(client: client, options: options, log: EventLog()), ledger, Traffic(client))
+    }
+
+    @Test func aCycleSendsSubscribeAndPublishBehindConnectAndEndsEachPhaseAtItsAck() async throws {
+        let broker = try Mosquitto()
+        let (runner, ledger, traffic) = runner(broker)
+        let sample = try await runner.run(1, throwOnConnectFailure: true).get()
+        #expect(sample.error == nil)
+        #expect(Set(sample.phases.keys) == ["connect", "subscribe", "publish", "disconnect"])
+        #expect(sample.phases.values.allSatisfy { $0 >= 0 })
+        // One round trip: all three requests are out before CONNACK comes back.
+        #expect(traffic.all == ["out CONNECT", "out SUBSCRIBE", "out PUBLISH",
+                                "in CONNACK", "in SUBACK", "in PUBACK", "out DISCONNECT"])
+        let held = ledger.snapshot()
+        #expect(LedgerKind.allCases.filter(\.isPerConnection).allSatisfy { held.live($0) == 0 })
+    }
+
+    @Test func aRefusedConnectFailsTheCycleAndLeavesNoRecord() async throws {
+        let setup = try Mosquitto()
+        let passwd = try setup.passwordFile(user: "device", password: "right")
+        setup.stop()
+        let broker = try Mosquitto(extraConfig: ["allow_anonymous false", "password_file \(passwd)"])
+        let (runner, ledger, traffic) = runner(broker) {
+            $0.session.username = "device"
+            $0.session.password = ByteBuffer(string: "wrong")
+        }
+        let sample = try await runner.run(2).get()
+        #expect(sample.error == String(describing: MQTTError.connectionRefused(.notAuthorized)))
+        #expect(sample.phases["connect"] == nil && sample.phases["disconnect"] == nil)
+        #expect(Array(traffic.all.prefix(4)) == ["out CONNECT", "out SUBSCRIBE", "out PUBLISH", "in CONNACK"])
+        // The first cycle of a run fails outright instead: a run needs its broker.
+        await #expect(throws: MQTTError.connectionRefused(.notAuthorized)) {
+            try await runner.run(1, throwOnConnectFailure: true).get()
+        }
+        let held = ledger.snapshot()
+        #expect(LedgerKind.allCases.filter(\.isPerConnection).allSatisfy { held.live($0) == 0 })
+    }
+}
