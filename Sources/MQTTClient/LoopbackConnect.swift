@@ -26,24 +26,16 @@ public enum LoopbackConnect {
         guard isLoopback(address) else { return .notAtOnce }
         let fd = socket(CInt(address.protocol.rawValue), CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return .notAtOnce }
-        let rc = address.withSockAddr { sa, size in connect(fd, sa, socklen_t(size)) }
-        if rc != 0 && errno != EINPROGRESS {
+        // Asked a second time, the kernel answers 0 once established, EALREADY while the SYN
+        // waits (a full accept backlog: that rare case, on this host only, starts over with
+        // NIO's connect), or the connection's error. One call, where poll and SO_ERROR were two.
+        for attempt in 0..<2 {
+            if address.withSockAddr({ sa, size in connect(fd, sa, socklen_t(size)) }) == 0 { break }
             let e = errno
+            if attempt == 0 && e == EINPROGRESS { continue }
+            if e == EISCONN { break }
             close(fd)
-            return .failed(IOError(errnoCode: e, reason: "connect"))
-        }
-        // Writable with no error: established. A full accept backlog leaves the SYN unanswered
-        // for a while; that rare case (on this host only) starts over with NIO's connect.
-        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-        guard poll(&p, 1, 0) == 1 else {
-            close(fd)
-            return .notAtOnce
-        }
-        var soError: CInt = 0
-        var length = socklen_t(MemoryLayout<CInt>.size)
-        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &length) != 0 || soError != 0 {
-            close(fd)
-            return .failed(IOError(errnoCode: soError != 0 ? soError : errno, reason: "connect"))
+            return e == EALREADY ? .notAtOnce : .failed(IOError(errnoCode: e, reason: "connect"))
         }
         return .connected(fd)
     }
