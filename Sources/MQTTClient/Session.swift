@@ -105,6 +105,9 @@ public struct Session {
     private var connectRequest: RequestID?
     /// In-flight records of an earlier connection, resent in their order once CONNACK comes.
     private var resendOnConnack: [UInt16] = []
+    /// Publishes sent behind CONNECT, before its CONNACK: a broker that refuses the CONNECT
+    /// discards them ([MQTT-3.1.4-5]), so they fail with the refusal, kept session or not.
+    private var sentBeforeConnack: [UInt16] = []
     private var connectSentAt: NIODeadline?
     private var lastSent: NIODeadline = .uptimeNanoseconds(0)
     private var pingSentAt: NIODeadline?
@@ -216,6 +219,7 @@ public struct Session {
         state = .disconnected
         pingSentAt = nil
         resendOnConnack.removeAll()
+        sentBeforeConnack.removeAll(keepingCapacity: true)  // lost before CONNACK: the broker may have them, kept in flight
         var actions: [SessionAction] = []
         if let request = connectRequest {
             connectRequest = nil
@@ -266,10 +270,16 @@ public struct Session {
             connectRequest = nil
             connectSentAt = nil
             guard ack.returnCode == .accepted else {
-                var actions: [SessionAction] = [.close(.connectionRefused(ack.returnCode))]
-                if let request { actions.insert(.complete(request, .failure(.connectionRefused(ack.returnCode))), at: 0) }
-                return actions
+                let refused = MQTTError.connectionRefused(ack.returnCode)
+                var actions: [SessionAction] = []
+                if let request { actions.append(.complete(request, .failure(refused))) }
+                for id in sentBeforeConnack {
+                    if let r = outbound.removeValue(forKey: id)?.request { actions.append(.complete(r, .failure(refused))) }
+                }
+                sentBeforeConnack.removeAll(keepingCapacity: true)
+                return actions + [.close(refused)]
             }
+            sentBeforeConnack.removeAll(keepingCapacity: true)
             state = .connected
             var actions: [SessionAction] = []
             if let request { actions.append(.complete(request, .success(.connected(ack)))) }
@@ -405,6 +415,7 @@ public struct Session {
         var m = message
         m.packetID = allocatePacketID()
         outbound[m.packetID!] = AckRecord(kind: .publish(m), request: request, sentAt: now, entry: ackEntry())
+        if state == .connecting { sentBeforeConnack.append(m.packetID!) }
         return [send(.publish(m), now)]
     }
 

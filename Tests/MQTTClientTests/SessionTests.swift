@@ -186,14 +186,44 @@ struct SessionTests {
         _ = s.connect(request: 1, now: at(0))
         _ = s.subscribe([.init("a")], request: 2, now: at(0)) { _ in }
         _ = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 3, now: at(0))
+        // CONNECT and the publish behind it fail with the refusal; the subscribe, which
+        // belongs to the connection, when it closes.
         let refused = s.receive(.connack(ConnAck(returnCode: .notAuthorized)), now: at(1))
-        #expect(refused.completed.map(\.0) == [1] && refused.closeReason == .some(.connectionRefused(.notAuthorized)))
+        #expect(refused.completed.map(\.0) == [1, 3] && refused.closeReason == .some(.connectionRefused(.notAuthorized)))
         let closed = s.connectionClosed(error: .connectionRefused(.notAuthorized), now: at(2))
         #expect(closed.completed.map(\.0) == [2] && closed.completed.first?.1 == .failure(.connectionRefused(.notAuthorized)))
-        // The driver ends a clean session that will not reconnect: the publish fails too.
-        let dropped = s.dropSession(reason: .connectionRefused(.notAuthorized))
-        #expect(dropped.completed.map(\.0) == [3])
+        #expect(s.dropSession(reason: .connectionRefused(.notAuthorized)).completed.isEmpty)
         #expect(ledger.snapshot().live(.ackRecord) == 0 && ledger.snapshot().live(.messageHandler) == 0)
+    }
+
+    @Test func aRefusedConnectFailsThePublishesBehindItEvenWhenTheSessionIsKept() {
+        let ledger = Ledger()
+        var c = SessionConfiguration(clientID: "c")
+        c.cleanSession = false
+        var s = Session(configuration: c, ledger: ledger)
+        _ = s.connect(request: 1, now: at(0))
+        #expect(s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 2, now: at(0)).sent.count == 1)
+        // The broker discarded it with the CONNECT ([MQTT-3.1.4-5]): nothing to resend later.
+        let refused = s.receive(.connack(ConnAck(returnCode: .notAuthorized)), now: at(1))
+        #expect(refused.completed.map(\.0) == [1, 2])
+        #expect(refused.completed.allSatisfy { $0.1 == .failure(.connectionRefused(.notAuthorized)) })
+        _ = s.connectionClosed(error: .connectionRefused(.notAuthorized), now: at(2))
+        #expect(s.inflightCount == 0 && ledger.snapshot().live(.ackRecord) == 0)
+        _ = s.connect(request: 3, now: at(10))
+        #expect(s.receive(.connack(ConnAck(sessionPresent: true)), now: at(11)).sent.isEmpty)
+    }
+
+    @Test func publishesSentBehindAConnectLostBeforeConnackAreResent() {
+        var c = SessionConfiguration(clientID: "c")
+        c.cleanSession = false
+        var s = Session(configuration: c, ledger: Ledger())
+        _ = s.connect(request: 1, now: at(0))
+        _ = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 2, now: at(0))
+        // The broker may have taken it before the connection broke: in flight, resent with DUP.
+        _ = s.connectionClosed(error: .connectionClosedByPeer, now: at(1))
+        _ = s.connect(request: 3, now: at(10))
+        let resumed = s.receive(.connack(ConnAck(sessionPresent: true)), now: at(11))
+        #expect(resumed.sent == [.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce, dup: true, packetID: 1))])
     }
 
     @Test func afterAReconnectNewRequestsWaitForTheResends() {

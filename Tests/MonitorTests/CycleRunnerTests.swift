@@ -55,7 +55,8 @@ struct CycleRunnerTests {
         #expect(LedgerKind.allCases.filter(\.isPerConnection).allSatisfy { held.live($0) == 0 })
     }
 
-    @Test func aRefusedConnectFailsTheCycleAndLeavesNoRecord() async throws {
+    @Test(arguments: [true, false])
+    func aRefusedConnectFailsTheCycleAndLeavesNoRecord(cleanSession: Bool) async throws {
         let setup = try Mosquitto()
         let passwd = try setup.passwordFile(user: "device", password: "right")
         setup.stop()
@@ -63,6 +64,7 @@ struct CycleRunnerTests {
         let (runner, ledger, traffic) = runner(broker) {
             $0.session.username = "device"
             $0.session.password = ByteBuffer(string: "wrong")
+            $0.session.cleanSession = cleanSession  // kept or not, the publish behind CONNECT fails with it
         }
         let sample = try await runner.run(2).get()
         #expect(sample.error == String(describing: MQTTError.connectionRefused(.notAuthorized)))
