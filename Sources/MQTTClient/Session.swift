@@ -105,6 +105,18 @@ public struct Session {
     private var connectRequest: RequestID?
     /// In-flight records of an earlier connection, resent in their order once CONNACK comes.
     private var resendOnConnack: [UInt16] = []
+    /// Subscribes and unsubscribes made while connecting when they could not go at once
+    /// (`sendsNow`): sent once CONNACK comes, after what must go first.
+    private var heldForConnack: [HeldRequest] = []
+    private enum HeldRequest {
+        case subscribe([Subscribe.Filter], RequestID, @Sendable (Publish) -> Void)
+        case unsubscribe([String], RequestID)
+        var request: RequestID {
+            switch self {
+            case .subscribe(_, let r, _), .unsubscribe(_, let r): r
+            }
+        }
+    }
     /// Publishes sent behind CONNECT, before its CONNACK: a broker that refuses the CONNECT
     /// discards them ([MQTT-3.1.4-5]), so they fail with the refusal, kept session or not.
     private var sentBeforeConnack: [UInt16] = []
@@ -181,7 +193,11 @@ public struct Session {
         } catch {
             return [.complete(request, .failure(.invalidRequest(String(describing: error))))]
         }
-        guard sendsNow else { return [.complete(request, .failure(.notConnected))] }
+        guard state == .connected || state == .connecting else { return [.complete(request, .failure(.notConnected))] }
+        guard sendsNow else {
+            heldForConnack.append(.subscribe(filters, request, callback))
+            return []
+        }
         let id = allocatePacketID()
         let s = Subscribe(packetID: id, filters: filters)
         let handlers = filters.map { MessageHandler(filter: $0.topicFilter, qos: $0.qos, ledger: ledger, callback: callback) }
@@ -196,7 +212,11 @@ public struct Session {
         } catch {
             return [.complete(request, .failure(.invalidRequest(String(describing: error))))]
         }
-        guard sendsNow else { return [.complete(request, .failure(.notConnected))] }
+        guard state == .connected || state == .connecting else { return [.complete(request, .failure(.notConnected))] }
+        guard sendsNow else {
+            heldForConnack.append(.unsubscribe(filters, request))
+            return []
+        }
         let id = allocatePacketID()
         let u = Unsubscribe(packetID: id, topicFilters: filters)
         outbound[id] = AckRecord(kind: .unsubscribe(u), request: request, sentAt: now, entry: ackEntry())
@@ -225,7 +245,9 @@ public struct Session {
             connectRequest = nil
             actions.append(.complete(request, .failure(error ?? .connectionClosedByPeer)))
         }
-        // Subscribe/unsubscribe belong to the connection: fail them now.
+        // Subscribe/unsubscribe belong to the connection: fail them now, held ones too.
+        for held in heldForConnack { actions.append(.complete(held.request, .failure(error ?? .sessionEnded))) }
+        heldForConnack.removeAll(keepingCapacity: true)
         for (id, record) in outbound {
             switch record.kind {
             case .subscribe, .unsubscribe:
@@ -456,8 +478,9 @@ public struct Session {
         }
     }
 
-    /// After CONNACK: resend what was in flight on the earlier connection (DUP), resubscribe
-    /// when the broker has no session, then fill the in-flight window from the queue.
+    /// After CONNACK: resubscribe when the broker has no session, resend what was in flight on
+    /// the earlier connection (DUP), send the subscribes held while connecting, then fill the
+    /// in-flight window from the queue.
     private mutating func resumeAfterConnect(sessionPresent: Bool, now: NIODeadline) -> [SessionAction] {
         var actions: [SessionAction] = []
         if !sessionPresent {
@@ -475,6 +498,14 @@ public struct Session {
             actions.append(send(outbound[id]!.packet, now))
         }
         resendOnConnack.removeAll()
+        let held = heldForConnack
+        heldForConnack = []
+        for request in held {
+            switch request {
+            case .subscribe(let filters, let r, let callback): actions += subscribe(filters, request: r, now: now, callback: callback)
+            case .unsubscribe(let filters, let r): actions += unsubscribe(filters, request: r, now: now)
+            }
+        }
         return actions + fillWindow(now: now)
     }
 

@@ -247,11 +247,37 @@ struct SessionTests {
         _ = s.publish(Publish(topic: "a/1", payload: ByteBuffer(), qos: .atLeastOnce), request: 3, now: at(2))
         #expect(s.connect(request: 4, now: at(10)).sent.map(\.type) == [.connect])
         // Made while connecting: a broker that lost the session must get the subscription
-        // back before a publish that may be meant for it.
-        #expect(s.subscribe([.init("b")], request: 5, now: at(10)) { _ in }.completed.first?.1 == .failure(.notConnected))
+        // back before a publish that may be meant for it; a new subscribe waits for it too.
+        #expect(s.subscribe([.init("b")], request: 5, now: at(10)) { _ in }.isEmpty)
         #expect(s.publish(Publish(topic: "a/2", payload: ByteBuffer(), qos: .atLeastOnce), request: 6, now: at(10)).isEmpty)
         let resumed = s.receive(.connack(ConnAck(sessionPresent: false)), now: at(11))
-        #expect(resumed.sent.map { if case .publish(let p) = $0 { p.topic } else { "\($0.type)" } } == ["SUBSCRIBE", "a/1", "a/2"])
+        let sent = resumed.sent.map { p -> String in
+            switch p {
+            case .publish(let m): m.topic
+            case .subscribe(let sub): "SUBSCRIBE " + sub.filters.map(\.topicFilter).joined(separator: " ")
+            default: "\(p.type)"
+            }
+        }
+        #expect(sent == ["SUBSCRIBE a/#", "SUBSCRIBE b", "a/1", "a/2"])
+        guard case .subscribe(let renewed)? = resumed.sent.first, case .subscribe(let added)? = resumed.sent.dropFirst().first else { return }
+        _ = s.receive(.suback(SubAck(packetID: renewed.packetID, returnCodes: [.granted(.atLeastOnce)])), now: at(12))
+        #expect(s.receive(.suback(SubAck(packetID: added.packetID, returnCodes: [.granted(.atMostOnce)])), now: at(12)).completed.map(\.0) == [5])
+        #expect(s.subscriptions.keys.sorted() == ["a/#", "b"])
+    }
+
+    @Test func subscribesHeldForConnackFailWithTheConnection() {
+        let ledger = Ledger()
+        var s = connectedSession({ $0.cleanSession = false }, ledger: ledger)
+        _ = s.subscribe([.init("a")], request: 2, now: at(0)) { _ in }
+        _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atMostOnce)])), now: at(0))
+        _ = s.connectionClosed(error: .connectionClosedByPeer, now: at(1))
+        _ = s.connect(request: 3, now: at(10))
+        #expect(s.subscribe([.init("b")], request: 4, now: at(10)) { _ in }.isEmpty)
+        #expect(s.unsubscribe(["a"], request: 5, now: at(10)).isEmpty)
+        let closed = s.connectionClosed(error: .timeout("CONNACK", milliseconds: 4000), now: at(20))
+        #expect(closed.completed.map(\.0) == [3, 4, 5])
+        #expect(closed.completed.allSatisfy { $0.1 == .failure(.timeout("CONNACK", milliseconds: 4000)) })
+        #expect(ledger.snapshot().live(.messageHandler) == 1, "only the kept subscription's handler")
     }
 
     @Test func publishesBeyondTheInflightWindowWaitInOrder() {

@@ -55,6 +55,20 @@ struct CycleRunnerTests {
         #expect(LedgerKind.allCases.filter(\.isPerConnection).allSatisfy { held.live($0) == 0 })
     }
 
+    @Test func cyclesOfAKeptSessionAllSucceed() async throws {
+        // From the second cycle the session holds subscriptions the broker may have lost: the
+        // cycle's SUBSCRIBE then waits for CONNACK (and any renewal) instead of going behind CONNECT.
+        let broker = try Mosquitto()
+        let (runner, ledger, traffic) = runner(broker) { $0.session.cleanSession = false }
+        for n in 1...3 {
+            let sample = try await runner.run(n, throwOnConnectFailure: n == 1).get()
+            #expect(sample.error == nil, "cycle \(n)")
+            #expect(Set(sample.phases.keys) == ["connect", "subscribe", "publish", "disconnect"], "cycle \(n)")
+        }
+        #expect(traffic.all.filter { $0 == "in SUBACK" }.count == 3)
+        #expect(ledger.snapshot().live(.messageHandler) == 2, "the kept session's two subscriptions")
+    }
+
     @Test(arguments: [true, false])
     func aRefusedConnectFailsTheCycleAndLeavesNoRecord(cleanSession: Bool) async throws {
         let setup = try Mosquitto()
