@@ -391,8 +391,15 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     fileprivate func readComplete(generation gen: Int) {
-        guard gen == connection?.generation else { return }
-        flush()
+        guard let c = connection, gen == c.generation else { return }
+        if writesHeld == 0 && c.writeOutgoing() {
+            c.channel.flush()  // what we send carries the ACK of what came
+        } else if session.inflightCount > 0 {
+            // Nothing to send, acks still to come: acknowledge now. A broker without
+            // TCP_NODELAY (mosquitto's default) holds its next small reply until our ACK,
+            // which the kernel would delay up to 40 ms: a kept session's SUBACK then PUBACK.
+            try? c.channel.syncOptions?.setOption(.tcpOption(.init(rawValue: CInt(TCP_QUICKACK))), value: 1)
+        }
     }
 
     fileprivate func failed(_ error: MQTTError, generation gen: Int) {

@@ -457,7 +457,12 @@ public struct Session {
             queuedHead += 1
             actions += startPublish(message, request: request, now: now)
         }
-        if queuedHead > 1024 && queuedHead * 2 > queued.count {
+        if queuedHead == queued.count {
+            // Drained: start over in the same storage, so a queue used once per connection
+            // (a kept session's publishes made while connecting) does not creep up the heap.
+            queued.removeAll(keepingCapacity: true)
+            queuedHead = 0
+        } else if queuedHead > 1024 && queuedHead * 2 > queued.count {
             queued.removeFirst(queuedHead)
             queuedHead = 0
         }

@@ -13,6 +13,14 @@ check "200 cycles exit 0" [ $rc = 0 ]
 check "200 cycles: last line says no leak" grep -q '^verdict: no leak over 200 cycles' <<<"$(tail -n 1 <<<"$out")"
 check "a line per cycle" [ "$(grep -c '^cycle ' <<<"$out")" = 200 ]
 
+# A kept session: from the second cycle SUBSCRIBE waits for CONNACK, then PUBLISH follows it
+# at once. mosquitto (no TCP_NODELAY) must not hold the PUBACK 40 ms waiting for our ACK, and
+# the publish queue used once per connection must not creep up the heap.
+out=$("$MSHMON" cycle $B -n 200 --settle 0 --no-clean-session --quiet 2>&1); rc=$?
+check "--no-clean-session: 200 cycles, no leak" grep -q '^0:verdict: no leak over 200 cycles' <<<"$rc:$(tail -n 1 <<<"$out")"
+rate=$(sed -n 's/^mshmon_cycles_rate: \([0-9]*\).*/\1/p' <<<"$out")
+check "--no-clean-session: no 40 ms stall per cycle (${rate:-?} cycles/s)" [ "${rate:-0}" -gt 100 ]
+
 out=$("$MSHMON" cycle $B -n 30 --inject-leak socket-race --quiet 2>&1); rc=$?
 check "socket-race exits 3" [ $rc = 3 ]
 check "socket-race names fds and CLOSE_WAIT" grep -q '^verdict: LEAK fds +1.00/cycle (socket, CLOSE_WAIT +1.00/cycle)' <<<"$out"
