@@ -220,6 +220,9 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// How many connections were ever recorded (the ring keeps only the newest).
+    public var connectionsRecorded: Int { state.withLock { $0.recorded } }
+
     /// The connections in the ring, oldest first.
     public var connections: [ConnectionRecord] {
         state.withLock { s in Array(s.ring[s.ringNext...] + s.ring[..<s.ringNext]) }

@@ -157,11 +157,16 @@ public struct LeakJudge: Sendable {
 
     /// `samples` are the cycles' snapshots after warm-up, in order; `cycles` counts every
     /// cycle run; `duration` is the run's wall time in seconds.
-    public func verdict(samples: [Snapshot], cycles: Int, failedCycles: Int, duration: Double, measured: Bool = true) -> Verdict {
-        verdict(points: samples.map(SeriesPoint.init), cycles: cycles, failedCycles: failedCycles, duration: duration, measured: measured)
+    public func verdict(samples: [Snapshot], cycles: Int, failedCycles: Int, duration: Double, measured: Bool = true,
+                        connections: Int? = nil) -> Verdict {
+        verdict(points: samples.map(SeriesPoint.init), cycles: cycles, failedCycles: failedCycles, duration: duration,
+                measured: measured, connections: connections)
     }
 
-    public func verdict(points: [SeriesPoint], cycles: Int, failedCycles: Int, duration: Double, measured: Bool = true) -> Verdict {
+    /// `connections`: how many the client opened in the run, cycles and any made by hand (the
+    /// dashboard's connect key); nil: one per cycle. Each may leave a TIME_WAIT.
+    public func verdict(points: [SeriesPoint], cycles: Int, failedCycles: Int, duration: Double, measured: Bool = true,
+                        connections: Int? = nil) -> Verdict {
         var v = Verdict(cycles: cycles, analysed: points.count, failedCycles: failedCycles, measured: measured,
                         leaks: [], steps: [], owners: [:], timeWait: 0, timeWaitExpected: 0)
         guard measured, points.count >= Verdict.minimumSamples else { return v }
@@ -224,8 +229,9 @@ public struct LeakJudge: Sendable {
         // Client-side TIME_WAIT: at most one per connection closed in the last lifetime.
         let twIndex = TCPState.allCases.firstIndex(of: .TIME_WAIT)!
         v.timeWait = Int(points.last!.sockets[twIndex])
-        let rate = duration > 0 ? Double(cycles) / duration : Double(cycles)
-        v.timeWaitExpected = Int((min(Double(cycles), rate * timeWaitLifetime)).rounded(.up))
+        let opened = Double(max(connections ?? cycles, cycles))
+        let rate = duration > 0 ? opened / duration : opened
+        v.timeWaitExpected = Int((min(opened, rate * timeWaitLifetime)).rounded(.up))
         if Double(v.timeWait) > Double(v.timeWaitExpected) * 1.5 + 5 {
             let tw = points.map { Double($0.sockets[twIndex]) }
             v.leaks.append(SeriesFinding(name: "sockets TIME_WAIT", kind: .leak, slope: TrendStats.theilSen(tw),

@@ -51,6 +51,9 @@ public final class Dashboard: @unchecked Sendable {
     /// The verdict's last 2,048 cycles (its slopes thin any window to 600 points).
     private var window = SeriesWindow(capacity: 2_048)
     private var firstCycleStart: Double?
+    /// The ledger's connection count when the dashboard started: connections made by hand
+    /// leave TIME_WAITs too, which the verdict must expect.
+    private var connectionsBefore = 0
     /// When the verdict was last worked out. Past `verdictEveryCycleUpTo` points it is worked
     /// out at most twice a second while cycling (its pairwise slopes are O(n²) in the window);
     /// before that, every cycle, so a leak shows at the cycle that proves it.
@@ -82,6 +85,7 @@ public final class Dashboard: @unchecked Sendable {
         self.log = log
         self.options = options
         sampler = runner.sampler
+        connectionsBefore = runner.sampler.ledger?.connectionsRecorded ?? 0
         state.broker = broker
         state.refreshMs = options.refreshMs
         state.injectLeak = client.configuration.injectLeak?.rawValue
@@ -334,8 +338,9 @@ public final class Dashboard: @unchecked Sendable {
                 let busy = state.auto || pendingCycles > 0
                 if !busy || window.count <= Self.verdictEveryCycleUpTo || now - verdictAt >= 0.5 {
                     verdictAt = now
+                    let connections = sampler.ledger.map { $0.connectionsRecorded - connectionsBefore }
                     state.verdict = LeakJudge().verdict(points: window.points, cycles: state.cycles, failedCycles: state.failedCycles,
-                                                        duration: now - (firstCycleStart ?? now)).line
+                                                        duration: now - (firstCycleStart ?? now), connections: connections).line
                 }
                 state.status = CycleRunner.summary(sample)
                 if pendingCycles > 0 {

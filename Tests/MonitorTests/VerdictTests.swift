@@ -96,6 +96,15 @@ struct VerdictTests {
         #expect(v.line == "verdict: no leak over 100 cycles (TIME_WAIT 60, expected ≤ 60)")
     }
 
+    @Test func connectionsMadeByHandAreExpectedToLeaveTimeWaitsToo() {
+        // 100 cycles at 1/s plus 2 connections made with the dashboard's connect key.
+        let tw = (0..<100).map { min($0 + 3, 62) }
+        let v = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, failedCycles: 0, duration: 100, connections: 102)
+        #expect(v.line == "verdict: no leak over 100 cycles (TIME_WAIT 62, expected ≤ 62)")
+        let cyclesOnly = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, failedCycles: 0, duration: 100)
+        #expect(cyclesOnly.line == "verdict: no leak over 100 cycles (TIME_WAIT 62, expected ≤ 60)")
+    }
+
     @Test func timeWaitBeyondWhatTheLifetimeExplainsIsFlagged() {
         let tw = (0..<100).map { 2 * $0 + 1 }
         let v = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, failedCycles: 0, duration: 1_000)
