@@ -654,7 +654,7 @@ public final class MQTTClient: @unchecked Sendable {
         switch address {
         case .v4(let a)?:
             // From the bytes: `ipAddress` goes through inet_ntop, i.e. sprintf, on every connect.
-            return Endpoint(addressBytes: withUnsafeBytes(of: a.address.sin_addr) { Array($0) }, port: port)
+            return Endpoint(ipv4: a.address.sin_addr.s_addr, port: port)
         case .v6(let a)?:
             return Endpoint(addressBytes: withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }, port: port)
         default:

@@ -50,4 +50,23 @@ struct LedgerTests {
         #expect(Endpoint.text(mapped) == "192.168.1.20")
         #expect(Endpoint(addressBytes: [127, 0, 0, 1], port: 1883).description == "127.0.0.1:1883")
     }
+
+    @Test func ipv4TextIsInetNtops() {
+        // Every digit count in every position, then a spread of addresses.
+        var addresses: [UInt32] = [0, 0xFFFF_FFFF, 0x7F00_0001, 0x0A09_6463, 0x6364_090A, 0xC0A8_0114]
+        var x: UInt32 = 0x9E37_79B9
+        for _ in 0..<2_000 {
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5
+            addresses.append(x)
+        }
+        for host in addresses {
+            var a = in_addr(s_addr: host.bigEndian)
+            var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+            inet_ntop(AF_INET, &a, &text, socklen_t(text.count))
+            let expected = String(cString: text)
+            let bytes = withUnsafeBytes(of: host.bigEndian) { Array($0) }
+            #expect(Endpoint(ipv4: host.bigEndian, port: 1).address == expected)
+            #expect(Endpoint.text(bytes) == expected)
+        }
+    }
 }
