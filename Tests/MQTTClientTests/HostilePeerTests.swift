@@ -10,15 +10,15 @@ import MQTTPacket
 import NIOCore
 import Probes
 import TestSupport
-import Synchronization
 import Testing
 
-/// Accepts one connection, reads the CONNECT, writes `reply`, then holds the socket for `hold` seconds.
+/// A socket listening on 127.0.0.1 that accepts one connection and hands it to `serve` on a
+/// thread of its own, closing it afterwards.
 final class RawPeer: @unchecked Sendable {
     let port: UInt16
     private let listener: Int32
 
-    init(reply: [UInt8], hold: Double = 10) throws {
+    init(serve: @escaping @Sendable (Int32) -> Void) throws {
         listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -37,42 +37,36 @@ final class RawPeer: @unchecked Sendable {
         Thread.detach {
             let fd = accept(listenerFD, nil, nil)
             guard fd >= 0 else { return }
+            serve(fd)
+            close(fd)
+        }
+    }
+
+    /// Reads the CONNECT, writes `reply`, then holds the socket for `hold` seconds.
+    convenience init(reply: [UInt8], hold: Double = 10) throws {
+        try self.init { fd in
             var buffer = [UInt8](repeating: 0, count: 512)
             _ = read(fd, &buffer, buffer.count)
             _ = reply.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             let end = monotonicSeconds() + hold
             while monotonicSeconds() < end && read(fd, &buffer, buffer.count) > 0 {}
-            close(fd)
         }
     }
 
     deinit { close(listener) }
 }
 
-/// Accepts one connection, answers CONNECT with CONNACK, reads nothing for `pause` seconds,
-/// then reads to EOF: what arrived after the CONNECT, in `received` once `done`.
-final class SlowReader: @unchecked Sendable {
-    let port: UInt16
-    private let listener: Int32
-    private let state = Mutex<(received: [UInt8], done: Bool)>(([], false))
+/// Answers CONNECT with CONNACK, reads nothing for `pause` seconds, then reads to EOF.
+final class SlowReader: Sendable {
+    private let peer: RawPeer
+    private let result = Inbox<[UInt8]>()
+    var port: UInt16 { peer.port }
+    /// What arrived after the CONNECT, once the client closed the connection.
+    var received: [UInt8]? { result.all.first }
 
     init(pause: Double) throws {
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listenerFD = listener
-        let ok = withUnsafeMutablePointer(to: &a) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listenerFD, $0, len) == 0 && listen(listenerFD, 4) == 0 && getsockname(listenerFD, $0, &len) == 0
-            }
-        }
-        try #require(ok)
-        port = UInt16(bigEndian: a.sin_port)
-        Thread.detach { [self] in
-            let fd = accept(listenerFD, nil, nil)
-            guard fd >= 0 else { return }
+        let result = self.result
+        peer = try RawPeer { fd in
             var buffer = [UInt8](repeating: 0, count: 65_536)
             let connect = read(fd, &buffer, buffer.count)
             let connack: [UInt8] = [0x20, 0x02, 0x00, 0x00]
@@ -84,16 +78,10 @@ final class SlowReader: @unchecked Sendable {
                 if n <= 0 { break }
                 got += buffer[..<n]
             }
-            close(fd)
             // The CONNECT came alone (the client waits for CONNACK before publishing).
-            let afterConnect = got.count > 1 ? Array(got.dropFirst(2 + Int(got[1]))) : []
-            self.state.withLock { $0 = (afterConnect, true) }
+            result.add(got.count > 1 ? Array(got.dropFirst(2 + Int(got[1]))) : [])
         }
     }
-
-    var result: (received: [UInt8], done: Bool) { state.withLock { $0 } }
-
-    deinit { close(listener) }
 }
 
 enum Thread {
@@ -169,8 +157,8 @@ struct HostilePeerTests {
         }.get()
         try await published.get()
         try await disconnected.get()
-        #expect(await waitUntil(10) { peer.result.done })
-        let received = peer.result.received
+        #expect(await waitUntil(10) { peer.received != nil })
+        let received = peer.received ?? []
         #expect(received.count == count * size + 2, "\(received.count) bytes, expected \(count * size + 2)")
         #expect(received.suffix(2) == [0xE0, 0x00], "DISCONNECT last")
         let live = ledger.snapshot().counts.filter { $0.key.isPerConnection && $0.value.live != 0 }
