@@ -280,7 +280,7 @@ public final class MQTTClient: @unchecked Sendable {
         let connecting: EventLoopFuture<any Channel>
         if let address = literalAddress {
             switch LoopbackConnect.attempt(address) {
-            case .connected(let fd): connecting = bootstrap.withConnectedSocket(fd)
+            case .connected(let fd): return openedSocket(fd, remote: address, generation: gen, request: request)
             case .failed(let error): connecting = eventLoop.makeFailedFuture(error)
             case .notAtOnce: connecting = bootstrap.connect(to: address)
             }
@@ -313,6 +313,44 @@ public final class MQTTClient: @unchecked Sendable {
         let now = NIODeadline.now()
         perform(session.connect(request: request, now: now), flush: false)
         runAfterOpen(now: now)
+    }
+
+    /// A broker on this host, connected within the call: CONNECT and the requests made with it
+    /// go out on the socket itself, and NIO takes the socket only after that first write
+    /// (`register`). The broker answers while NIO sets the channel up (~30 µs a connection
+    /// here), where it used to wait for it: a cycle of 240 µs took 185.
+    private func openedSocket(_ fd: CInt, remote: SocketAddress, generation gen: Int, request: RequestID) {
+        opening = false
+        let record = ConnectionRecord(local: Self.localEndpoint(fd), remote: Self.endpoint(remote))
+        ledger.recordConnection(record)
+        connection = Connection(descriptor: fd, generation: gen, record: record, ledger: ledger,
+                                maximumPacketSize: configuration.maximumPacketSize)
+        emit(.connectionOpened(record))
+        let now = NIODeadline.now()
+        perform(session.connect(request: request, now: now), flush: false)
+        runAfterOpen(now: now)  // the first write, then `register`, unless `batchingWrites` holds them
+    }
+
+    /// Hands a connection's socket to NIO, once, after its first flight went out on it. On the
+    /// event loop the channel is up when this returns.
+    private func register(_ c: Connection) {
+        guard let fd = c.takeDescriptor() else { return }
+        let gen = c.generation
+        bootstrap.withConnectedSocket(fd)
+            .hop(to: eventLoop)
+            .whenComplete { result in
+                let c = self.connection
+                switch result {
+                case .success(let channel):
+                    guard let c, c.generation == gen else { return channel.close(promise: nil) }
+                    c.attach(channel)
+                    if let close = c.closeOnAttach { return self.closeConnection(close.error) }
+                    c.flushOutgoing()  // what the socket did not take at once
+                case .failure(let error):
+                    guard let c, c.generation == gen else { return }
+                    self.handleClosed(c, error: c.closeReason ?? .connectionReset(Self.describe(error)))
+                }
+            }
     }
 
     /// Hands the requests made while the socket opened to the session: behind CONNECT when it
@@ -393,12 +431,12 @@ public final class MQTTClient: @unchecked Sendable {
     fileprivate func readComplete(generation gen: Int) {
         guard let c = connection, gen == c.generation else { return }
         if writesHeld == 0 && c.writeOutgoing() {
-            c.channel.flush()  // what we send carries the ACK of what came
+            c.channel?.flush()  // what we send carries the ACK of what came
         } else if session.inflightCount > 0 {
             // Nothing to send, acks still to come: acknowledge now. A broker without
             // TCP_NODELAY (mosquitto's default) holds its next small reply until our ACK,
             // which the kernel would delay up to 40 ms: a kept session's SUBACK then PUBACK.
-            try? c.channel.syncOptions?.setOption(.tcpOption(.init(rawValue: CInt(TCP_QUICKACK))), value: 1)
+            try? c.channel?.syncOptions?.setOption(.tcpOption(.init(rawValue: CInt(TCP_QUICKACK))), value: 1)
         }
     }
 
@@ -446,11 +484,19 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Hands the outgoing bytes to the socket, unless `batchingWrites` holds them.
     private func flush() {
-        if writesHeld == 0 { connection?.flushOutgoing() }
+        guard writesHeld == 0, let c = connection else { return }
+        c.flushOutgoing()
+        if c.channel == nil { register(c) }
     }
 
     private func closeConnection(_ error: MQTTError?) {
         guard let c = connection else { return }
+        if c.channel == nil {
+            // Still the raw socket: its first flight goes out and NIO takes it, then it closes.
+            c.flushOutgoing()
+            register(c)
+            guard c.channel != nil else { return c.closeOnAttach = .init(error: error) }
+        }
         if let error, !c.closeRequested {
             if c.closeReason == nil { c.closeReason = error }
             emit(.error(error))
@@ -469,7 +515,7 @@ public final class MQTTClient: @unchecked Sendable {
             // once, as libmosquitto does: the kernel finishes the handshake when the broker's
             // FIN comes. The client is the active closer, so the TIME_WAIT is ours, as on a
             // device. Writes a broker never reads get the command timeout.
-            let channel = c.channel
+            guard let channel = c.channel else { return }
             // Corked, DISCONNECT and FIN leave in one segment: the broker (which closes on
             // DISCONNECT) cannot send its FIN first and take the TIME_WAIT off us.
             try? channel.syncOptions?.setOption(.tcpOption(.init(rawValue: CInt(TCP_CORK))), value: 1)
@@ -494,7 +540,7 @@ public final class MQTTClient: @unchecked Sendable {
                 deadline = eventLoop.scheduleTask(in: configuration.session.commandTimeout) { channel.close(promise: nil) }
             }
         } else {
-            c.channel.close(promise: nil)  // an error, or the broker closed first: unsent bytes are dropped
+            c.channel?.close(promise: nil)  // an error, or the broker closed first: unsent bytes are dropped
         }
     }
 
@@ -649,6 +695,25 @@ public final class MQTTClient: @unchecked Sendable {
         return 64
     }
 
+    /// The local end of a connected socket, as the kernel bound it.
+    static func localEndpoint(_ fd: CInt) -> Endpoint {
+        var storage = sockaddr_storage()
+        var size = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) }
+        } == 0
+        switch ok ? CInt(storage.ss_family) : AF_UNSPEC {
+        case AF_INET:
+            let a = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }
+            return Endpoint(ipv4: a.sin_addr.s_addr, port: UInt16(bigEndian: a.sin_port))
+        case AF_INET6:
+            let a = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }
+            return Endpoint(addressBytes: withUnsafeBytes(of: a.sin6_addr) { Array($0) }, port: UInt16(bigEndian: a.sin6_port))
+        default:
+            return Endpoint(address: "?", port: 0)
+        }
+    }
+
     static func endpoint(_ address: SocketAddress?) -> Endpoint {
         let port = UInt16(clamping: address?.port ?? 0)
         switch address {
@@ -693,7 +758,15 @@ final class Batch {
 
 /// One open connection and the ledger records it owns.
 final class Connection {
-    let channel: any Channel
+    /// Nil while the socket is still the client's own: its first flight goes out on the
+    /// descriptor before NIO takes it (`MQTTClient.openedSocket`).
+    private(set) var channel: (any Channel)?
+    private var descriptor: CInt?
+    /// The raw socket took less than all of the first flight: NIO writes the rest.
+    private var rawWritesStopped = false
+    /// A close asked for before NIO had the socket (its error, nil for a requested one).
+    struct PendingClose { let error: MQTTError? }
+    var closeOnAttach: PendingClose?
     let generation: Int
     let record: ConnectionRecord
     var closeReason: MQTTError?
@@ -701,8 +774,13 @@ final class Connection {
     var closeRequested = false
     private var entries: [LedgerEntry]
 
-    init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {
+    convenience init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {
+        self.init(descriptor: nil, generation: generation, record: record, ledger: ledger, maximumPacketSize: maximumPacketSize)
         self.channel = channel
+    }
+
+    init(descriptor: CInt?, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {
+        self.descriptor = descriptor
         self.generation = generation
         self.record = record
         entries = [
@@ -714,16 +792,26 @@ final class Connection {
 
     func releaseRecords() { entries.removeAll() }
 
+    /// The descriptor, for NIO to take; nil once taken.
+    func takeDescriptor() -> CInt? {
+        defer { descriptor = nil }
+        return descriptor
+    }
+
+    func attach(_ channel: any Channel) { self.channel = channel }
+
     /// Encoded packets not yet handed to the channel: one write (and one iovec) for many
     /// small packets instead of one each.
     private var outgoing: ByteBuffer?
     /// Past this, the outgoing bytes go to the socket without waiting for the flush.
     static let outgoingChunk = 64 * 1024
+    /// NIO's channels allocate with a plain `ByteBufferAllocator` too.
+    private static let allocator = ByteBufferAllocator()
 
     /// Encodes `packet` after the outgoing bytes; returns its size. A packet that fails to
     /// encode writes nothing (`encode` validates first).
     func append(_ packet: Packet) throws(PacketError) -> Int {
-        if outgoing == nil { outgoing = channel.allocator.buffer(capacity: max(256, MQTTClient.capacityHint(packet))) }
+        if outgoing == nil { outgoing = Self.allocator.buffer(capacity: max(256, MQTTClient.capacityHint(packet))) }
         let before = outgoing!.readableBytes
         try packet.encode(into: &outgoing!)
         let size = outgoing!.readableBytes - before
@@ -734,7 +822,18 @@ final class Connection {
     /// Hands the outgoing bytes to the channel, unflushed; whether there were any.
     @discardableResult
     func writeOutgoing() -> Bool {
-        guard let bytes = outgoing, bytes.readableBytes > 0 else { return false }
+        guard var bytes = outgoing, bytes.readableBytes > 0 else { return false }
+        guard let channel else {
+            // The socket is still ours: straight to it. What it does not take (or an error,
+            // which NIO then meets and reports) waits for NIO, in order.
+            if let fd = descriptor, !rawWritesStopped {
+                let written = bytes.withUnsafeReadableBytes { send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
+                if written > 0 { bytes.moveReaderIndex(forwardBy: written) }
+                rawWritesStopped = bytes.readableBytes > 0
+                outgoing = rawWritesStopped ? bytes : nil
+            }
+            return false
+        }
         outgoing = nil
         // The pipeline's write is specialised for ByteBuffer; `Channel.write` is generic and
         // casts the value at run time on every call.
@@ -743,7 +842,7 @@ final class Connection {
     }
 
     func flushOutgoing() {
-        if writeOutgoing() { channel.flush() }
+        if writeOutgoing() { channel?.flush() }
     }
 }
 

@@ -14,7 +14,7 @@ import Glibc
 
 public enum LoopbackConnect {
     public enum Outcome {
-        /// Connected: the descriptor is NIO's to register.
+        /// Connected: the client writes its first flight on it, then NIO registers it.
         case connected(CInt)
         /// Refused or failed at once, as NIO's connect would have reported it.
         case failed(IOError)

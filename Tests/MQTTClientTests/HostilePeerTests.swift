@@ -78,7 +78,7 @@ final class SlowReader: Sendable {
                 if n <= 0 { break }
                 got += buffer[..<n]
             }
-            // The CONNECT came alone (the client waits for CONNACK before publishing).
+            // Everything after the CONNECT (which may have brought publishes along).
             result.add(got.count > 1 ? Array(got.dropFirst(2 + Int(got[1]))) : [])
         }
     }
@@ -160,6 +160,36 @@ struct HostilePeerTests {
         #expect(await waitUntil(10) { peer.received != nil })
         let received = peer.received ?? []
         #expect(received.count == count * size + 2, "\(received.count) bytes, expected \(count * size + 2)")
+        #expect(received.suffix(2) == [0xE0, 0x00], "DISCONNECT last")
+        let live = ledger.snapshot().counts.filter { $0.key.isPerConnection && $0.value.live != 0 }
+        #expect(live.isEmpty, "leaked: \(live)")
+    }
+
+    @Test func aFirstFlightLargerThanTheSocketTakesAtOnceArrivesWholeAndInOrder() async throws {
+        // Written behind CONNECT before NIO has the socket, 8 MB of QoS 0 publishes fill the
+        // socket first; NIO must write the rest, in order, and DISCONNECT after it.
+        let peer = try SlowReader(pause: 0.5)
+        let ledger = Ledger()
+        var config = ClientConfiguration(clientID: "t-first-flight")
+        config.port = Int(peer.port)
+        config.reconnect = false
+        let client = MQTTClient(configuration: config, ledger: ledger)
+        let messages = (0..<4_000).map { Publish(topic: "first", payload: ByteBuffer(repeating: UInt8($0 % 251), count: 2048)) }
+        var expected = ByteBuffer()
+        for m in messages { try Packet.publish(m).encode(into: &expected) }
+        let (connected, published) = try await client.eventLoop.submit {
+            client.batchingWrites { (client.connectFuture(), client.publish(messages)) }
+        }.get()
+        try await connected.get()
+        try await published.get()
+        try await client.disconnect()
+        #expect(await waitUntil(10) { peer.received != nil })
+        let received = peer.received ?? []
+        #expect(received.count == expected.readableBytes + 2, "\(received.count) bytes, expected \(expected.readableBytes + 2)")
+        let same = received.count == expected.readableBytes + 2 && received.withUnsafeBytes { r in
+            expected.withUnsafeReadableBytes { memcmp(r.baseAddress!, $0.baseAddress!, $0.count) == 0 }
+        }
+        #expect(same, "the publishes arrived out of order")
         #expect(received.suffix(2) == [0xE0, 0x00], "DISCONNECT last")
         let live = ledger.snapshot().counts.filter { $0.key.isPerConnection && $0.value.live != 0 }
         #expect(live.isEmpty, "leaked: \(live)")
