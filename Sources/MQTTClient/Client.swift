@@ -306,13 +306,8 @@ public final class MQTTClient: @unchecked Sendable {
             return
         }
         let record = ConnectionRecord(local: Self.endpoint(channel.localAddress), remote: Self.endpoint(channel.remoteAddress))
-        ledger.recordConnection(record)
-        connection = Connection(channel: channel, generation: gen, record: record, ledger: ledger,
-                                maximumPacketSize: configuration.maximumPacketSize)
-        emit(.connectionOpened(record))
-        let now = NIODeadline.now()
-        perform(session.connect(request: request, now: now), flush: false)
-        runAfterOpen(now: now)
+        begin(Connection(channel: channel, generation: gen, record: record, ledger: ledger,
+                         maximumPacketSize: configuration.maximumPacketSize), request: request)
     }
 
     /// A broker on this host, connected within the call: CONNECT and the requests made with it
@@ -322,13 +317,19 @@ public final class MQTTClient: @unchecked Sendable {
     private func openedSocket(_ fd: CInt, remote: SocketAddress, generation gen: Int, request: RequestID) {
         opening = false
         let record = ConnectionRecord(local: Self.localEndpoint(fd), remote: Self.endpoint(remote))
-        ledger.recordConnection(record)
-        connection = Connection(descriptor: fd, generation: gen, record: record, ledger: ledger,
-                                maximumPacketSize: configuration.maximumPacketSize)
-        emit(.connectionOpened(record))
+        // Its first write, then `register`, come with the first flush (`batchingWrites` holds it).
+        begin(Connection(descriptor: fd, generation: gen, record: record, ledger: ledger,
+                         maximumPacketSize: configuration.maximumPacketSize), request: request)
+    }
+
+    /// Records the new connection and sends CONNECT, then the requests made while it opened.
+    private func begin(_ c: Connection, request: RequestID) {
+        ledger.recordConnection(c.record)
+        connection = c
+        emit(.connectionOpened(c.record))
         let now = NIODeadline.now()
         perform(session.connect(request: request, now: now), flush: false)
-        runAfterOpen(now: now)  // the first write, then `register`, unless `batchingWrites` holds them
+        runAfterOpen(now: now)
     }
 
     /// Hands a connection's socket to NIO, once, after its first flight went out on it. On the
