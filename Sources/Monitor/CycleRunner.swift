@@ -125,28 +125,33 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
     }
 
     /// Runs cycles back to back on the event loop until `next` says stop, calling
-    /// `onSample` (on the event loop) after each. Fails only if the first connect fails.
+    /// `onSample` (on the event loop, in order, each before the future completes) after each.
+    /// Back to back, a cycle is reported once the next one's first flight is out: the broker
+    /// answers meanwhile. Fails only if the first connect fails.
     public func runAll(first: Int = 1, intervalMilliseconds: Int, next: @escaping @Sendable (Int) -> Bool,
                        onSample: @escaping @Sendable (CycleSample) -> Void) -> EventLoopFuture<Int> {
         let loop = client.eventLoop
         let promise = loop.makePromise(of: Int.self)
-        @Sendable func step(_ n: Int) {
-            guard next(n) else { return promise.succeed(n - first) }
+        @Sendable func step(_ n: Int, after previous: CycleSample?) {
+            guard next(n) else {
+                previous.map(onSample)
+                return promise.succeed(n - first)
+            }
+            // Only the first cycle fails the run, and it has no cycle before it to report.
             run(n, throwOnConnectFailure: n == first) { result in
                 switch result {
                 case .failure(let error):
                     promise.fail(error)
-                case .success(let sample):
+                case .success(let sample) where intervalMilliseconds > 0:
                     onSample(sample)
-                    if intervalMilliseconds > 0 {
-                        loop.scheduleTask(in: .milliseconds(Int64(intervalMilliseconds))) { step(n + 1) }
-                    } else {
-                        loop.execute { step(n + 1) }
-                    }
+                    loop.scheduleTask(in: .milliseconds(Int64(intervalMilliseconds))) { step(n + 1, after: nil) }
+                case .success(let sample):
+                    loop.execute { step(n + 1, after: sample) }
                 }
             }
+            previous.map(onSample)
         }
-        loop.execute { step(first) }
+        loop.execute { step(first, after: nil) }
         return promise.futureResult
     }
 

@@ -127,18 +127,17 @@ struct Cycle: AsyncParsableCommand {
         let tally = Tally(window: SeriesWindow(capacity: min(max((count ?? 4_096) - warmup, 1), 4_096)))
         let (count, duration, warmup, quiet, json, noSample) = (self.count, self.duration?.seconds, self.warmup, self.quiet, self.json, self.noSample)
         let finished = runner.runAll(intervalMilliseconds: interval, next: { n in
+            // The process after its first cycle, against the end, for `--no-sample` (no other
+            // figure then; the bench scripts read these lines beside the rate): taken before
+            // the second opens its socket. Not before the first: the runtime opens a
+            // descriptor of its own lazily around then.
+            if noSample && n == 2 { tally.firstCycle = (FDProbe.scan().count, HeapProbe.residentKilobytes()) }
             if StopSignals.caught != nil { return false }
             if let count { return n <= count }
             if let duration { return monotonicSeconds() - started < duration }
             return true
         }, onSample: { sample in
             tally.add(sample, warmup: warmup)
-            // The process after its first cycle, against the end, for `--no-sample` (no other
-            // figure then; the bench scripts read these lines beside the rate). Not before the
-            // first: the runtime opens a descriptor of its own lazily around then.
-            if noSample && tally.firstCycle == nil {
-                tally.firstCycle = (FDProbe.scan().count, HeapProbe.residentKilobytes())
-            }
             // Straight to fd 1, a whole line per write: `| tee` and log files see each cycle at once.
             if !quiet && !json { writeLine(1, CycleRunner.summary(sample)) }
         })

@@ -91,4 +91,25 @@ struct CycleRunnerTests {
         let held = ledger.snapshot()
         #expect(LedgerKind.allCases.filter(\.isPerConnection).allSatisfy { held.live($0) == 0 })
     }
+
+    @Test(arguments: [0, 5])
+    func runAllReportsEveryCycleInOrderBeforeItCompletes(intervalMilliseconds: Int) async throws {
+        // Back to back, a cycle is reported after the next one's first flight is out; the last
+        // one still before the run completes.
+        let broker = try Mosquitto()
+        let (runner, ledger, traffic) = runner(broker)
+        let reported = Mutex<[(cycle: Int, connectsSent: Int)]>([])
+        let done = try await runner.runAll(intervalMilliseconds: intervalMilliseconds, next: { $0 <= 5 }) { sample in
+            let connects = traffic.all.filter { $0 == "out CONNECT" }.count
+            reported.withLock { $0.append((sample.cycle, connects)) }
+        }.get()
+        #expect(done == 5)
+        let seen = reported.withLock { $0 }
+        #expect(seen.map(\.cycle) == [1, 2, 3, 4, 5])
+        // Cycles 1 to 4 are reported once the next CONNECT is out, unless paused between.
+        let expected = intervalMilliseconds == 0 ? [2, 3, 4, 5, 5] : [1, 2, 3, 4, 5]
+        #expect(seen.map(\.connectsSent) == expected)
+        let held = ledger.snapshot()
+        #expect(LedgerKind.allCases.filter(\.isPerConnection).allSatisfy { held.live($0) == 0 })
+    }
 }
