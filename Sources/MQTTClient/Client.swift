@@ -463,6 +463,9 @@ public final class MQTTClient: @unchecked Sendable {
                 do {
                     let size = try c.append(packet)
                     if !listeners.isEmpty { emit(.packetSent(packet.type, packetID: packet.packetID, size: size)) }
+                    // A first flight the socket cannot take whole: NIO takes the socket now and
+                    // queues the rest in chunks, as for any connection.
+                    if c.rawWritesStopped { register(c) }
                 } catch {
                     emit(.error(.invalidRequest(String(describing: error))))
                 }
@@ -764,7 +767,7 @@ final class Connection {
     private(set) var channel: (any Channel)?
     private var descriptor: CInt?
     /// The raw socket took less than all of the first flight: NIO writes the rest.
-    private var rawWritesStopped = false
+    private(set) var rawWritesStopped = false
     /// A close asked for before NIO had the socket (its error, nil for a requested one).
     struct PendingClose { let error: MQTTError? }
     var closeOnAttach: PendingClose?
@@ -799,7 +802,10 @@ final class Connection {
         return descriptor
     }
 
-    func attach(_ channel: any Channel) { self.channel = channel }
+    func attach(_ channel: any Channel) {
+        self.channel = channel
+        rawWritesStopped = false
+    }
 
     /// Encoded packets not yet handed to the channel: one write (and one iovec) for many
     /// small packets instead of one each.
