@@ -16,6 +16,9 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
     private var keepAlive: Scheduled<Void>?
     private var keepAliveSeconds: UInt16 = 0
     private var closedCleanly = false
+    /// A fault mode swallowed the CONNECT: what the client sent behind it (MQTT 3.1.1 §3.1.4
+    /// lets it) is swallowed too, not refused as packets before CONNECT.
+    private var mute = false
     private var counted = false
 
     init(broker: Broker) {
@@ -78,6 +81,7 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
     // MARK: packets
 
     private func handle(_ packet: Packet) {
+        if mute { return }
         switch packet {
         case .connect(let c):
             guard session == nil else { return protocolError("a second CONNECT") }
@@ -117,6 +121,7 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func connect(_ c: Connect) {
+        if fault == .noConnack || fault == .garbage { mute = true }
         if fault == .noConnack { return }
         if fault == .garbage {
             // A reserved packet type and a 5-byte remaining length: malformed twice over.

@@ -118,11 +118,22 @@ struct BrokerTests {
         }
     }
 
-    @Test func noConnackTimesOut() async throws {
+    @Test func noConnackTimesOutEvenWithRequestsBehindConnect() async throws {
         try await withBroker(.noConnack) { port in
             await #expect(throws: MQTTError.timeout("CONNACK", milliseconds: 300)) {
                 try await makeClient(port, "nc", timeoutMs: 300).connect()
             }
+            // SUBSCRIBE right behind the swallowed CONNECT is swallowed too, not refused as a
+            // packet before CONNECT (which would close the connection instead).
+            let c = makeClient(port, "nc2", timeoutMs: 300)
+            let connected = try await c.eventLoop.submit {
+                c.batchingWrites {
+                    let connected = c.connectFuture()
+                    c.subscribe([.init("a")], handler: { _ in }, then: { _ in })
+                    return connected
+                }
+            }.get()
+            await #expect(throws: MQTTError.timeout("CONNACK", milliseconds: 300)) { try await connected.get() }
         }
     }
 
