@@ -85,7 +85,7 @@ let package = Package(
             dependencies: ["TUI", "Probes", "Ledger", "MQTTClient", "Msh"]),
         .testTarget(
             name: "MonitorTests",
-            dependencies: ["Monitor", "MQTTClient", "MQTTPacket", "Probes", "Ledger", "ChildProcess", "TestSupport",
+            dependencies: ["Monitor", "MQTTClient", "MQTTBroker", "MQTTPacket", "Probes", "Ledger", "ChildProcess", "TestSupport",
                            .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "MQTTPacketTests",

@@ -36,8 +36,16 @@ int cp_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsign
 static volatile sig_atomic_t caught_signal = 0;
 static volatile sig_atomic_t signal_wake_fd = -1;
 
+static volatile sig_atomic_t stop_requests = 0;
+
 static void on_signal(int sig) {
     int saved = errno;
+    // A second SIGINT/SIGTERM stops at once, as if none were caught: the first one waits
+    // for the current cycle, which a broker that never answers can hold for long.
+    if ((sig == SIGINT || sig == SIGTERM) && stop_requests++ > 0) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
     caught_signal = sig;
     if (signal_wake_fd >= 0) {
         char b = (char)sig;

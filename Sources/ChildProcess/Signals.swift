@@ -10,7 +10,8 @@ import Glibc
 
 public enum StopSignals {
     /// Catches SIGINT, SIGTERM and `extra`; each one is recorded and, when `wakeFD` is given,
-    /// a byte is written to it (the write end of a non-blocking pipe the caller polls).
+    /// a byte is written to it (the write end of a non-blocking pipe the caller polls). A second
+    /// SIGINT or SIGTERM takes the default action: the process ends at once.
     public static func install(extra: [Int32] = [], wakeFD: Int32 = -1) {
         let sigs = [SIGINT, SIGTERM] + extra
         _ = sigs.withUnsafeBufferPointer { cp_catch_signals($0.baseAddress, Int32($0.count), wakeFD) }

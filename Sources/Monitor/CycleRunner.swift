@@ -68,19 +68,23 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
                         progress: progress, done)
         }
         @Sendable func answered<T>(_ phase: String, _ result: Result<T, MQTTError>) {
+            guard !progress.ended else { return }  // an answer after the cycle failed
             switch result {
-            case .success: progress.lap(phase)
-            case .failure(let error): if progress.failure == nil { progress.failure = error }
-            }
-            progress.waiting -= 1
-            guard progress.waiting == 0 else { return }
-            if let error = progress.failure {
-                if throwOnConnectFailure && progress.phases["connect"] == nil { return done(.failure(error)) }
-                return client.disconnect { finish(error) }
-            }
-            client.disconnect {
-                progress.lap("disconnect")
-                finish(nil)
+            case .success:
+                progress.lap(phase)
+                progress.waiting -= 1
+                guard progress.waiting == 0 else { return }
+                progress.ended = true
+                client.disconnect {
+                    progress.lap("disconnect")
+                    finish(nil)
+                }
+            case .failure(let error):
+                // The first failure ends the cycle: what is still awaited may never come (a
+                // connection lost after CONNACK keeps a QoS 1 publish for a reconnect).
+                progress.ended = true
+                let failsTheRun = throwOnConnectFailure && progress.phases["connect"] == nil
+                client.disconnect { failsTheRun ? done(.failure(error)) : finish(error) }
             }
         }
         // SUBSCRIBE and PUBLISH go right behind CONNECT (MQTT 3.1.1 §3.1.4), in one write: one
@@ -184,8 +188,8 @@ final class CycleProgress: @unchecked Sendable {
     private(set) var phases = [String: Double](minimumCapacity: 5)  // connect … settle: never rehashed
     private var last = monotonicSeconds()
     var waiting: Int
-    /// The first request that failed.
-    var failure: (any Error)?
+    /// Every answer came, or one failed: later answers are ignored.
+    var ended = false
 
     init(waiting: Int) { self.waiting = waiting }
 

@@ -39,7 +39,7 @@ struct Cycle: AsyncParsableCommand {
 
         SUBSCRIBE and PUBLISH go right behind CONNECT, in one write (MQTT 3.1.1 §3.1.4 allows it): a cycle waits for one round trip, not three. The broker answers in order, so each phase still ends at its own acknowledgement; a refused CONNECT fails the cycle with the broker's return code.
 
-        Exit status: 0 no leak, 3 leak found, 2 usage error, 1 runtime error (e.g. the broker cannot be reached on the first connect). SIGINT/SIGTERM stop after the current cycle with the verdict over the completed cycles.
+        Exit status: 0 no leak, 3 leak found, 2 usage error, 1 runtime error (e.g. the broker cannot be reached on the first connect). SIGINT/SIGTERM stop after the current cycle with the verdict over the completed cycles; a second one stops at once.
 
         Examples:
           mshmon cycle --broker mqtt://127.0.0.1:1883 -n 200
@@ -161,6 +161,7 @@ struct Cycle: AsyncParsableCommand {
                 if let rss = first.rss { writeLine(1, "mshmon_rss_before: \(rss) kB") }
                 if let rss = HeapProbe.residentKilobytes() { writeLine(1, "mshmon_rss_after: \(rss) kB") }
             }
+            writeLine(1, "mshmon_cycles_ok: \(done - failed) of \(done)")
             writeLine(1, "mshmon_cycles_rate: \(Verdict.format(elapsed > 0 ? Double(done) / elapsed : 0)) cycles/s")
             writeLine(1, verdict.line)
         } else {

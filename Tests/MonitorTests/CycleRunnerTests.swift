@@ -3,6 +3,7 @@
 // CONNECT fails the cycle and leaves no record behind.
 
 import Ledger
+import MQTTBroker
 import MQTTClient
 import MQTTPacket
 import NIOCore
@@ -111,5 +112,32 @@ struct CycleRunnerTests {
         #expect(seen.map(\.connectsSent) == expected)
         let held = ledger.snapshot()
         #expect(LedgerKind.allCases.filter(\.isPerConnection).allSatisfy { held.live($0) == 0 })
+    }
+
+    @Test(arguments: [true, false])
+    func aConnectionLostAfterConnackFailsTheCycleAtOnce(cleanSession: Bool) async throws {
+        // The broker closes right after CONNACK: the QoS 1 publish behind CONNECT stays in
+        // flight for a reconnect that would never deliver it, so the cycle must not wait for it.
+        var config = BrokerConfiguration()
+        config.port = 0
+        config.fault = .closeAfterConnack
+        config.log = { _ in }
+        let broker = Broker(configuration: config)
+        let port = try await broker.start()
+        let ledger = Ledger()
+        var client = ClientConfiguration(clientID: "t-lost")
+        client.port = port
+        client.session.cleanSession = cleanSession  // reconnect stays on, as in `mshmon cycle`
+        var options = CycleOptions(topics: [.init("dev/cmd", qos: .atLeastOnce)], publishTopic: "dev/up")
+        options.sample = false
+        let runner = CycleRunner(client: MQTTClient(configuration: client, ledger: ledger), options: options, log: EventLog())
+        for n in 1...2 {
+            let sample = try await runner.run(n).get()
+            // Closed with our requests unread, the broker's socket may answer with RST instead of FIN.
+            let lost = [MQTTError.connectionClosedByPeer, .connectionReset("connection reset by peer")].map { String(describing: $0) }
+            #expect(sample.error.map(lost.contains) == true, "cycle \(n): \(sample.error ?? "no error")")
+        }
+        try await broker.stop()
+        #expect(ledger.snapshot().live(.socket) == 0)
     }
 }

@@ -32,6 +32,7 @@ check "ack-handler names messageHandler" grep -q '^verdict: LEAK ledger messageH
 out=$("$MSHMON" cycle $B -n 50 --no-sample 2>&1); rc=$?
 check "--no-sample: exit 0, a timed line per cycle" [ "$rc:$(grep -cE '^cycle [0-9]+  [0-9.]+ ms$' <<<"$out")" = 0:50 ]
 check "--no-sample: the rate line" grep -qE '^mshmon_cycles_rate: [0-9.]+ cycles/s$' <<<"$out"
+check "--no-sample: the cycles that succeeded" grep -qx 'mshmon_cycles_ok: 50 of 50' <<<"$out"
 fd0=$(sed -n 's/^mshmon_fd_before: \([0-9]*\) fds$/\1/p' <<<"$out"); fd1=$(sed -n 's/^mshmon_fd_after: \([0-9]*\) fds$/\1/p' <<<"$out")
 check "--no-sample: fds before and after, equal ($fd0 -> $fd1)" [ -n "$fd0" -a "$fd0" = "$fd1" ]
 check "--no-sample: RSS before and after" grep -qE '^mshmon_rss_after: [0-9]+ kB$' <<<"$out"
@@ -125,6 +126,41 @@ check "SIGINT: exit 0 (no leak) (exit $rc)" [ $rc = 0 ]
 [ $rc = 0 ] || tail -n 3 "$I.out"
 check "SIGINT: verdict printed" grep -q '^verdict: no leak over' "$I.out"
 check "SIGINT: verdict appended to the export" grep -q 'verdict: no leak over' "$I.log"
+
+echo "cycle: every fault mode of the embedded broker ends, each with its symptom"
+# A connection lost after CONNACK fails the cycle at once (its QoS 1 publish would otherwise
+# wait for a reconnect); requests behind a swallowed CONNECT are swallowed with it.
+fault_run() {  # MODE N -> $WORK/fault.out, rc in $frc
+    timeout -s KILL 30 "$MSHMON" cycle -n "$2" --settle 0 --broker-fault "$1" > "$WORK/fault.out" 2>&1; frc=$?
+}
+fault_run close-after-connack 3
+check "close-after-connack: 3 failed cycles, exit 0 (exit $frc)" sh -c "[ $frc = 0 ] && grep -qx 'mshmon_cycles_ok: 0 of 3' '$WORK/fault.out' && grep -q 'FAILED: connection closed by the broker' '$WORK/fault.out'"
+fault_run reset 3
+check "reset: 3 failed cycles, exit 0 (exit $frc)" sh -c "[ $frc = 0 ] && grep -qx 'mshmon_cycles_ok: 0 of 3' '$WORK/fault.out' && grep -q 'FAILED: connection lost: connection reset by peer' '$WORK/fault.out'"
+fault_run no-suback 1
+check "no-suback: the subscribe times out, exit 0 (exit $frc)" sh -c "[ $frc = 0 ] && grep -q 'FAILED: no SUBACK within 4000 ms' '$WORK/fault.out'"
+fault_run no-connack 1
+check "no-connack: the first connect times out, exit 1 (exit $frc)" sh -c "[ $frc = 1 ] && grep -qx 'mshmon: no CONNACK within 4000 ms' '$WORK/fault.out'"
+fault_run garbage 1
+check "garbage: a protocol error, exit 1 (exit $frc)" sh -c "[ $frc = 1 ] && grep -q '^mshmon: protocol error: reserved control packet type 15' '$WORK/fault.out'"
+check "garbage: the broker takes what came behind CONNECT without a word" sh -c "! grep -q 'before CONNECT' '$WORK/fault.out'"
+for mode in no-pingresp slow:100; do
+    fault_run "$mode" 3
+    check "$mode: 3 cycles succeed (exit $frc)" sh -c "[ $frc = 0 ] && grep -qx 'mshmon_cycles_ok: 3 of 3' '$WORK/fault.out'"
+done
+
+echo "cycle: a second SIGINT stops at once"
+S=$WORK/second
+"$MSHMON" cycle -n 5 --broker-fault no-connack > "$S.out" 2>&1 &  # the first cycle waits 4 s
+RUN=$!
+PIDS+=("$RUN")
+sleep 1
+started=$(date +%s%N)
+kill -INT "$RUN"; sleep 0.3
+check "one SIGINT waits for the current cycle" kill -0 "$RUN"
+kill -INT "$RUN"; wait "$RUN"; rc=$?
+elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+check "the second ends it at once ($elapsed_ms ms, exit $rc)" sh -c "[ $rc = 130 ] && [ $elapsed_ms -lt 2500 ]"
 
 echo "cycle: the password never shows"
 SECRET="s3cr3t-$RANDOM-pw"
