@@ -29,6 +29,23 @@ func client(_ broker: Mosquitto, id: String, _ configure: (inout ClientConfigura
 
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct MosquittoTests {
+    @Test func aHostNameConnectsAgainAfterItsBrokerWasGone() async throws {
+        // "localhost" is resolved by NIO on the first connect; later connects reuse the
+        // address it reached, until one fails: then the name is resolved again.
+        let broker = try Mosquitto()
+        let c = client(broker, id: "t-name") { $0.host = "localhost" }
+        for _ in 0..<3 {
+            try await c.connect()
+            try await c.disconnect()
+        }
+        broker.stop()
+        await #expect(throws: MQTTError.self) { try await c.connect() }
+        try broker.start()
+        try await c.connect()
+        try await c.publish("name/up", payload: ByteBuffer(string: "x"), qos: .atLeastOnce)
+        try await c.disconnect()
+    }
+
     @Test func connectsAndDisconnects() async throws {
         let broker = try Mosquitto()
         let c = client(broker, id: "t-connect")

@@ -127,6 +127,9 @@ check "SIGINT: exit 0 (no leak) (exit $rc)" [ $rc = 0 ]
 check "SIGINT: verdict printed" grep -q '^verdict: no leak over' "$I.out"
 check "SIGINT: verdict appended to the export" grep -q 'verdict: no leak over' "$I.log"
 
+out=$("$MSHMON" cycle --broker "mqtt://localhost:$PORT" -n 300 --settle 2 --quiet 2>&1); rc=$?
+check "a host name: 300 cycles, no leak (NIO's resolver runs once, not per cycle)" grep -q '^0:verdict: no leak over 300 cycles' <<<"$rc:$(tail -n 1 <<<"$out")"
+
 echo "cycle: every fault mode of the embedded broker ends, each with its symptom"
 # A connection lost after CONNACK fails the cycle at once (its QoS 1 publish would otherwise
 # wait for a reconnect); requests behind a swallowed CONNECT are swallowed with it.
