@@ -121,11 +121,10 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func connect(_ c: Connect) {
-        if fault == .noConnack || fault == .garbage { mute = true }
-        if fault == .noConnack { return }
-        if fault == .garbage {
+        if fault == .noConnack || fault == .garbage {
+            mute = true
             // A reserved packet type and a 5-byte remaining length: malformed twice over.
-            write(ByteBuffer(bytes: [0xF0, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]))
+            if fault == .garbage { write(ByteBuffer(bytes: [0xF0, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F])) }
             return
         }
         if let passwords = broker.configuration.passwords {

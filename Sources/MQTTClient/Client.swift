@@ -335,9 +335,10 @@ public final class MQTTClient: @unchecked Sendable {
         runAfterOpen(now: now)
     }
 
-    /// Hands a connection's socket to NIO, once, after its first flight went out on it. On the
-    /// event loop the channel is up when this returns.
+    /// Writes what the connection holds on its own socket (its first flight), then hands the
+    /// socket to NIO, once. On the event loop the channel is up when this returns.
     private func register(_ c: Connection) {
+        c.flushOutgoing()
         guard let fd = c.takeDescriptor() else { return }
         let gen = c.generation
         bootstrap.withConnectedSocket(fd)
@@ -495,15 +496,13 @@ public final class MQTTClient: @unchecked Sendable {
     /// Hands the outgoing bytes to the socket, unless `batchingWrites` holds them.
     private func flush() {
         guard writesHeld == 0, let c = connection else { return }
-        c.flushOutgoing()
-        if c.channel == nil { register(c) }
+        if c.channel == nil { register(c) } else { c.flushOutgoing() }
     }
 
     private func closeConnection(_ error: MQTTError?) {
         guard let c = connection else { return }
         if c.channel == nil {
             // Still the raw socket: its first flight goes out and NIO takes it, then it closes.
-            c.flushOutgoing()
             register(c)
             guard c.channel != nil else { return c.closeOnAttach = .init(error: error) }
         }
@@ -712,15 +711,11 @@ public final class MQTTClient: @unchecked Sendable {
         let ok = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) }
         } == 0
+        // No host text: `endpoint` works from the address bytes.
         switch ok ? CInt(storage.ss_family) : AF_UNSPEC {
-        case AF_INET:
-            let a = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }
-            return Endpoint(ipv4: a.sin_addr.s_addr, port: UInt16(bigEndian: a.sin_port))
-        case AF_INET6:
-            let a = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }
-            return Endpoint(addressBytes: withUnsafeBytes(of: a.sin6_addr) { Array($0) }, port: UInt16(bigEndian: a.sin6_port))
-        default:
-            return Endpoint(address: "?", port: 0)
+        case AF_INET: return endpoint(SocketAddress(withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }, host: ""))
+        case AF_INET6: return endpoint(SocketAddress(withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }, host: ""))
+        default: return endpoint(nil)
         }
     }
 
