@@ -9,10 +9,19 @@ screen() { $T capture-pane -p -t main 2>/dev/null; }
 shows() { screen | grep -q -- "$1"; }
 wait_screen() { wait_for "${2:-10}" shows "$1"; }
 cleanup_tmux() { $T kill-server 2>/dev/null; }
+# Runs a shell command in a fresh 120x40 session "main". The server stays up with no session
+# (exit-empty off): killing the last session and starting the next at once otherwise races the
+# server's exit, and tmux says "server exited unexpectedly" (a CI run failed on it).
+main_session() {
+    $T kill-session -t main 2>/dev/null
+    $T new-session -d -s main -x 120 -y 40 "$1" ||
+        { sleep 0.5; $T new-session -d -s main -x 120 -y 40 "$1"; }
+    $T set -s exit-empty off
+}
 trap 'cleanup_tmux; cleanup' EXIT
 
 cd "$WORK"
-$T new-session -d -s main -x 120 -y 40 "'$MSHMON' --export '$WORK/live.jsonl'; echo EXITED \$?; sleep 60"
+main_session "'$MSHMON' --export '$WORK/live.jsonl'; echo EXITED \$?; sleep 60"
 check "panes appear: total memory" wait_screen 'total memory:'
 check "panes appear: fd type" wait_screen 'fd type'
 check "panes appear: Active PCB states" wait_screen 'Active PCB states:'
@@ -90,8 +99,7 @@ tic -o "$WORK/terminfo" "$WORK/terminfo/x16.src"
 # The SGR colour codes tmux has for the pane: 30–37/40–47 basic, 90–97/100–107 bright, 38;5 / 48;5 256.
 colours() { $T capture-pane -e -p -t main | grep -o $'\e\\[[0-9;]*m' | tr -d '\033[m' | tr ';' '\n' | grep -E '^(3[0-8]|4[0-8]|9[0-7]|10[0-7])$' | sort -u | tr '\n' ' '; }
 for term in xterm-16color vt100; do
-    $T kill-session -t main 2>/dev/null
-    $T new-session -d -s main -x 120 -y 40 "TERMINFO='$WORK/terminfo' TERM=$term '$MSHMON'; echo EXITED \$?; sleep 60"
+    main_session "TERMINFO='$WORK/terminfo' TERM=$term '$MSHMON'; echo EXITED \$?; sleep 60"
     check "TERM=$term: panes appear" wait_screen 'Active PCB states:'
     used=$(colours)
     if [ $term = vt100 ]; then
@@ -102,8 +110,7 @@ for term in xterm-16color vt100; do
     $T send-keys -t main q
     check "TERM=$term: q exits 0" wait_screen 'EXITED 0'
 done
-$T kill-session -t main 2>/dev/null
-$T new-session -d -s main -x 120 -y 40 "TERM=no-such-terminal '$MSHMON'; echo EXITED \$?; sleep 60"
+main_session "TERM=no-such-terminal '$MSHMON'; echo EXITED \$?; sleep 60"
 check "an unknown TERM is named in the error" wait_screen "unknown terminal type 'no-such-terminal'"
 check "... and exits 1" wait_screen 'EXITED 1'
 check "... leaving no embedded broker" wait_for 5 sh -c "! pgrep -f 'mshmon [b]roker --port 0' >/dev/null"
@@ -111,8 +118,7 @@ check "... leaving no embedded broker" wait_for 5 sh -c "! pgrep -f 'mshmon [b]r
 echo "dashboard: every exit path gives the terminal back; NO_COLOR; p publishes"
 alternate() { $T display -p -t main '#{alternate_on}'; }
 for how in C-c SIGTERM; do
-    $T kill-session -t main 2>/dev/null
-    $T new-session -d -s main -x 120 -y 40 "NO_COLOR=1 '$MSHMON'; echo EXITED \$?; sleep 60"
+    main_session "NO_COLOR=1 '$MSHMON'; echo EXITED \$?; sleep 60"
     check "$how run: panes appear" wait_screen 'Active PCB states:'
     check "$how run: curses holds the alternate screen" [ "$(alternate)" = 1 ]
     if [ $how = C-c ]; then
@@ -140,8 +146,7 @@ echo "dashboard: mouse (xterm X10 reports, as a terminal sends them)"
 mouse() { python3 -c "import sys; b,x,y,n=map(int,sys.argv[1:]); sys.stdout.write(('\x1b[M'+chr(32+b)+chr(33+x)+chr(33+y))*n)" "$@"; }
 click() { $T send-keys -t main -l "$(mouse 0 "$1" "$2" 1)$(mouse 3 "$1" "$2" 1)"; }
 for flag in "" --no-mouse; do
-    $T kill-session -t main 2>/dev/null
-    $T new-session -d -s main -x 120 -y 40 "'$MSHMON' $flag; echo EXITED \$?; sleep 60"
+    main_session "'$MSHMON' $flag; echo EXITED \$?; sleep 60"
     check "mouse $flag: panes appear" wait_screen 'Active PCB states:'
     # list_fd's title: its row (0-based) and column, from the screen.
     row=$(( $(screen | grep -n 'msh />list_fd' | head -n 1 | cut -d: -f1) - 1 ))
@@ -164,8 +169,7 @@ done
 
 echo "dashboard: --export-dir"
 mkdir -p "$WORK/exports"
-$T kill-session -t main 2>/dev/null
-$T new-session -d -s main -x 120 -y 40 "'$MSHMON' --export-dir '$WORK/exports'; echo EXITED \$?; sleep 60"
+main_session "'$MSHMON' --export-dir '$WORK/exports'; echo EXITED \$?; sleep 60"
 check "--export-dir: panes appear" wait_screen 'Active PCB states:'
 $T send-keys -t main e
 check "e: the status names the folder" wait_screen "exported $WORK/exports/mshmon-"
@@ -177,8 +181,7 @@ check "a missing --export-dir is a usage error before anything starts (exit $cod
     sh -c "[ $code = 2 ] && echo '$out' | grep -q 'export-dir .*no such folder'"
 
 echo "dashboard: injected leak"
-$T kill-session -t main 2>/dev/null
-$T new-session -d -s main -x 120 -y 40 "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"
+main_session "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"
 check "red banner for the injected leak" wait_screen 'LEAK INJECTED ON PURPOSE: socket-race'
 $T send-keys -t main ']' ']' ']' ']' ']' ']' ']' ']' ']' ']' a
 check "CLOSE_WAIT rows pile up" wait_for 30 sh -c "[ \$($T capture-pane -p -t main | grep -c 'state: CLOSE_WAIT') -ge 3 ]"
