@@ -37,10 +37,10 @@ check "c: an ESTABLISHED row to the broker's port" wait_screen "<==> 127.0.0.1:$
 check "c: header says connected" wait_screen 'client connected'
 $T send-keys -t main d
 check "d: a TIME_WAIT row of ours" wait_screen "<==> 127.0.0.1:$PORT .*state: TIME_WAIT"
-check "d: no ESTABLISHED row left" wait_for 5 sh -c "! $T capture-pane -p -t main | grep -q 'state: ESTABLISHED'"
+check "d: no ESTABLISHED row left" wait_for 5 sh -c "! $T capture-pane -p -t main 2>/dev/null | grep -q 'state: ESTABLISHED'"
 
 $T send-keys -t main ']' ']' ']' a
-check "a: the cycle count passes 10" wait_for 30 sh -c "$T capture-pane -p -t main | grep -Eq 'cycles (1[1-9]|[2-9][0-9])'"
+check "a: the cycle count passes 10" wait_for 30 sh -c "$T capture-pane -p -t main 2>/dev/null | grep -Eq 'cycles (1[1-9]|[2-9][0-9])'"
 check "a no-leak verdict in the header once past the warm-up" wait_for 40 shows '^verdict: no leak over' ||
     screen | head -n 3 | sed 's/^/       /'
 tw=$(screen | sed -n 's/^verdict: .*TIME_WAIT \([0-9]*\), expected ≤ \([0-9]*\).*/\1 \2/p' | head -n 1)
@@ -71,7 +71,7 @@ check "Tab: the next pane takes focus" wait_screen 'msh />log ◂'
 $T send-keys -t main Tab Tab
 check "Tab: focus wraps to list_fd" wait_screen 'msh />list_fd ◂'
 $T send-keys -t main End
-check "End: list_fd scrolls to its last fds" wait_for 5 sh -c "! $T capture-pane -p -t main | grep -q ' 0 device '"
+check "End: list_fd scrolls to its last fds" wait_for 5 sh -c "! $T capture-pane -p -t main 2>/dev/null | grep -q ' 0 device '"
 $T send-keys -t main Home
 check "Home: back to fd 0" wait_screen ' 0 device '
 
@@ -155,12 +155,12 @@ for flag in "" --no-mouse; do
     if [ -z "$flag" ]; then
         check "a click in list_fd focuses it" wait_screen 'msh />list_fd ◂'
         $T send-keys -t main -l "$(mouse 65 $((col + 10)) $((row + 3)) 3)"
-        check "the wheel scrolls list_fd down" wait_for 5 sh -c "! $T capture-pane -p -t main | grep -q ' 0 device '"
+        check "the wheel scrolls list_fd down" wait_for 5 sh -c "! $T capture-pane -p -t main 2>/dev/null | grep -q ' 0 device '"
         $T send-keys -t main -l "$(mouse 64 $((col + 10)) $((row + 3)) 3)"
         check "... and back up" wait_screen ' 0 device '
     else
         sleep 1
-        check "--no-mouse: a click focuses nothing" sh -c "! $T capture-pane -p -t main | grep -q 'msh />list_fd ◂'"
+        check "--no-mouse: a click focuses nothing" sh -c "! $T capture-pane -p -t main 2>/dev/null | grep -q 'msh />list_fd ◂'"
         check "--no-mouse: still running" shows 'Active PCB states:'
     fi
     $T send-keys -t main q
@@ -184,7 +184,7 @@ echo "dashboard: injected leak"
 main_session "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"
 check "red banner for the injected leak" wait_screen 'LEAK INJECTED ON PURPOSE: socket-race'
 $T send-keys -t main ']' ']' ']' ']' ']' ']' ']' ']' ']' ']' a
-check "CLOSE_WAIT rows pile up" wait_for 30 sh -c "[ \$($T capture-pane -p -t main | grep -c 'state: CLOSE_WAIT') -ge 3 ]"
+check "CLOSE_WAIT rows pile up" wait_for 30 sh -c "[ \$($T capture-pane -p -t main 2>/dev/null | grep -c 'state: CLOSE_WAIT') -ge 3 ]"
 check "the header verdict turns to LEAK within 20 cycles" wait_for 40 shows '^verdict: LEAK fds'
 cycles=$(screen | sed -n 's/.*cycles \([0-9]*\).*/\1/p' | head -n 1)
 check "... at cycle $cycles (≤ 20 needed)" [ "${cycles:-99}" -le 20 ]
@@ -198,10 +198,10 @@ echo "dashboard: fast auto-cycling, no export"
 F="tmux -L $S-fast"
 $F new-session -d -s fast -x 120 -y 40 "'$MSHMON'; sleep 30"
 fast() { $F capture-pane -p -t fast 2>/dev/null; }
-wait_for 10 sh -c "$F capture-pane -p -t fast | grep -q 'client idle'"
+wait_for 10 sh -c "$F capture-pane -p -t fast 2>/dev/null | grep -q 'client idle'"
 $F send-keys -t fast ']' ']' ']' ']' a
-check "fast: the cycle count passes 60" wait_for 60 sh -c "$F capture-pane -p -t fast | grep -Eq 'cycles ([6-9][0-9]|[1-9][0-9][0-9])'"
-check "fast: no leak in the header past cycle 60, TIME_WAIT rows piling up" sh -c "$F capture-pane -p -t fast | grep -q '^verdict: no leak over'" ||
+check "fast: the cycle count passes 60" wait_for 60 sh -c "$F capture-pane -p -t fast 2>/dev/null | grep -Eq 'cycles ([6-9][0-9]|[1-9][0-9][0-9])'"
+check "fast: no leak in the header past cycle 60, TIME_WAIT rows piling up" sh -c "$F capture-pane -p -t fast 2>/dev/null | grep -q '^verdict: no leak over'" ||
     fast | head -n 3 | sed 's/^/       /'
 $F send-keys -t fast q
 sleep 1
