@@ -115,10 +115,9 @@ public struct Endpoint: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// Dotted IPv4, or IPv6 text; `::ffff:a.b.c.d` is shown as the IPv4 address.
     public static func text(_ bytes: [UInt8]) -> String {
-        if bytes.count == 4 {
-            return dotted(UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3]))
+        if bytes.count == 4 || isIPv4Mapped(bytes) {
+            return dotted(bytes.suffix(4).reduce(0) { $0 << 8 | UInt32($1) })
         }
-        if isIPv4Mapped(bytes) { return text(Array(bytes[12...])) }
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         _ = bytes.withUnsafeBytes { raw in inet_ntop(AF_INET6, raw.baseAddress, &text, socklen_t(text.count)) }
         return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

@@ -135,8 +135,10 @@ public enum TCPProbe {
     /// An endpoint from the kernel's 16-byte address field (IPv4 in its first 4 bytes).
     static func endpoint(_ address: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8),
                          port: UInt16, ipv6: Bool) -> Endpoint {
-        let bytes = withUnsafeBytes(of: address) { Array($0.prefix(ipv6 ? 16 : 4)) }
-        return Endpoint(addressBytes: bytes, port: port)
+        withUnsafeBytes(of: address) { raw in
+            // IPv4 straight from its 4 bytes, as `sin_addr.s_addr` holds them: no array per endpoint.
+            ipv6 ? Endpoint(addressBytes: Array(raw), port: port) : Endpoint(ipv4: raw.loadUnaligned(as: UInt32.self), port: port)
+        }
     }
 
     /// A row from what the kernel reported; nil for an unknown state code.
@@ -257,8 +259,12 @@ public enum TCPProbe {
         guard let colon = s.firstIndex(of: 58), colon == (ipv6 ? 32 : 8),
             let port = hex(UnsafeBufferPointer(rebasing: s[(colon + 1)...])), port <= 0xFFFF
         else { return nil }
-        var bytes = [UInt8](repeating: 0, count: ipv6 ? 16 : 4)
-        for word in 0..<(colon / 8) {
+        guard ipv6 else {
+            // The word is `sin_addr.s_addr` printed as a number: what Endpoint(ipv4:) takes.
+            return hex(UnsafeBufferPointer(rebasing: s[..<8])).map { Endpoint(ipv4: UInt32(truncatingIfNeeded: $0), port: UInt16(port)) }
+        }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for word in 0..<4 {
             guard let w = hex(UnsafeBufferPointer(rebasing: s[(word * 8)..<(word * 8 + 8)])) else { return nil }
             // The kernel prints each 32-bit word as it lies in memory (little-endian hosts).
             let value = UInt32(w).littleEndian
