@@ -30,7 +30,8 @@ let package = Package(
             ],
             path: "Benchmarks/ProbesBench",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
-        // Not a Benchmark target: a peer for ../shared/bench/bench_cycles.sh (see its header).
+        // Not a Benchmark target (the plugin runs every executable under Benchmarks/, so it lives in
+        // Peers/): a peer for ../shared/bench/bench_cycles.sh (see its header).
         .executableTarget(
             name: "NIOCycleFloor",
             dependencies: [
@@ -38,6 +39,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            path: "Benchmarks/NIOCycleFloor"),
+            path: "Peers/NIOCycleFloor"),
     ]
 )

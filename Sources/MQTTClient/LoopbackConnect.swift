@@ -3,7 +3,7 @@
 // socket is handed to NIO already connected, which spares NIO's connect machinery per
 // connection (a timeout task, a wait for EPOLLOUT, two epoll changes, a getsockopt): ~15 % of
 // a connect/disconnect cycle. Anything else goes through NIO's connect as before.
-// Public for Benchmarks/NIOCycleFloor, which measures NIO alone with the same shortcut.
+// Public for Benchmarks/Peers/NIOCycleFloor, which measures NIO alone with the same shortcut.
 
 import Ledger
 import NIOCore
