@@ -105,15 +105,16 @@ public struct Session {
     private var connectRequest: RequestID?
     /// In-flight records of an earlier connection, resent in their order once CONNACK comes.
     private var resendOnConnack: [UInt16] = []
-    /// Subscribes and unsubscribes made while connecting when they could not go at once
-    /// (`sendsNow`): sent once CONNACK comes, after what must go first.
+    /// Subscribes, unsubscribes and QoS 0 publishes made while connecting when they could not
+    /// go at once (`sendsNow`): sent in their order once CONNACK comes, after what must go first.
     private var heldForConnack: [HeldRequest] = []
     private enum HeldRequest {
         case subscribe([Subscribe.Filter], RequestID, @Sendable (Publish) -> Void)
         case unsubscribe([String], RequestID)
+        case publish(Publish, RequestID)
         var request: RequestID {
             switch self {
-            case .subscribe(_, let r, _), .unsubscribe(_, let r): r
+            case .subscribe(_, let r, _), .unsubscribe(_, let r), .publish(_, let r): r
             }
         }
     }
@@ -172,8 +173,12 @@ public struct Session {
         message.packetID = nil
         if let problem = Self.validate(message) { return [.complete(request, .failure(problem))] }
         if message.qos == .atMostOnce {
-            guard sendsNow else { return [.complete(request, .failure(.notConnected))] }
-            return [send(.publish(message), now), .complete(request, .success(.done))]
+            if sendsNow { return [send(.publish(message), now), .complete(request, .success(.done))] }
+            // Connecting with a kept session's subscriptions or resends to go first: the
+            // message goes behind them at CONNACK (a QoS 0 message has no later connection).
+            guard state == .connecting else { return [.complete(request, .failure(.notConnected))] }
+            heldForConnack.append(.publish(message, request))
+            return []
         }
         // QoS 1/2 wait in the queue for a free in-flight slot, or for the next connection
         // (the driver only calls this while it wants to be connected).
@@ -245,7 +250,8 @@ public struct Session {
             connectRequest = nil
             actions.append(.complete(request, .failure(error ?? .connectionClosedByPeer)))
         }
-        // Subscribe/unsubscribe belong to the connection: fail them now, held ones too.
+        // Subscribe/unsubscribe belong to the connection: fail them now, held ones (and held
+        // QoS 0 publishes) too.
         for held in heldForConnack { actions.append(.complete(held.request, .failure(error ?? .sessionEnded))) }
         heldForConnack.removeAll(keepingCapacity: true)
         for (id, record) in outbound {
@@ -509,6 +515,7 @@ public struct Session {
             switch request {
             case .subscribe(let filters, let r, let callback): actions += subscribe(filters, request: r, now: now, callback: callback)
             case .unsubscribe(let filters, let r): actions += unsubscribe(filters, request: r, now: now)
+            case .publish(let message, let r): actions += publish(message, request: r, now: now)
             }
         }
         return actions + fillWindow(now: now)

@@ -61,7 +61,7 @@ public struct MshShell: Sendable {
             MshRender.listThread(ctx.sample(false).threads)
         },
         MshCommand("memtrace", "dump memory trace information",
-                   detail: "One line per live record of the MQTT client's owner ledger:\n[address - size] owner kind, then live/created/released/peak per kind.\n") { ctx, _ in
+                   detail: "One line per live record of the MQTT client's owner ledger:\n[address - size] owner kind, then live/created/released/peak per kind.\nAfter a disconnect every per-connection kind is back at its baseline, except that a\nkept session (--no-clean-session) keeps one messageHandler per subscription: by design,\nthe broker keeps the subscriptions too, and they are not counted as a leak.\n") { ctx, _ in
             MshRender.memtrace(ctx.sample(false).ledger ?? LedgerSnapshot())
         },
     ]

@@ -265,6 +265,29 @@ struct SessionTests {
         #expect(s.subscriptions.keys.sorted() == ["a/#", "b"])
     }
 
+    @Test func aQoS0PublishMadeWhileAKeptSessionReconnectsGoesBehindItsSubscriptions() {
+        var s = connectedSession { $0.cleanSession = false }
+        _ = s.subscribe([.init("a/#")], request: 2, now: at(0)) { _ in }
+        _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atMostOnce)])), now: at(0))
+        _ = s.disconnect(now: at(1))
+        _ = s.connectionClosed(error: nil, now: at(1))
+        _ = s.connect(request: 3, now: at(10))
+        // Issue 14.1: this failed at once with "not connected", ending every cycle after the first.
+        #expect(s.publish(Publish(topic: "a/0", payload: ByteBuffer(), qos: .atMostOnce), request: 4, now: at(10)).isEmpty)
+        let resumed = s.receive(.connack(ConnAck(sessionPresent: false)), now: at(11))
+        #expect(resumed.sent.map(\.type) == [.subscribe, .publish])
+        #expect(resumed.completed.map(\.0) == [3, 4])
+        #expect(resumed.completed.allSatisfy { (try? $0.1.get()) != nil })
+        // Held and then the connection lost before CONNACK: it fails with the connection.
+        _ = s.connectionClosed(error: .connectionClosedByPeer, now: at(12))
+        _ = s.connect(request: 5, now: at(20))
+        #expect(s.publish(Publish(topic: "a/1", payload: ByteBuffer(), qos: .atMostOnce), request: 6, now: at(20)).isEmpty)
+        let lost = s.connectionClosed(error: .timeout("CONNACK", milliseconds: 4000), now: at(30))
+        #expect(lost.completed.map(\.0) == [5, 6])
+        // Made while disconnected, a QoS 0 publish still fails at once.
+        #expect(s.publish(Publish(topic: "a/2", payload: ByteBuffer(), qos: .atMostOnce), request: 7, now: at(31)).completed.map { $0.1 } == [.failure(.notConnected)])
+    }
+
     @Test func subscribesHeldForConnackFailWithTheConnection() {
         let ledger = Ledger()
         var s = connectedSession({ $0.cleanSession = false }, ledger: ledger)

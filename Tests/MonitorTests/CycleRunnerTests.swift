@@ -70,6 +70,41 @@ struct CycleRunnerTests {
         #expect(ledger.snapshot().live(.messageHandler) == 2, "the kept session's two subscriptions")
     }
 
+    /// Issue 14.1: with a kept session and QoS 0, every cycle after the first failed "not
+    /// connected" (the QoS 0 publish made while reconnecting was refused instead of held).
+    @Test(arguments: [QoS.atMostOnce, .atLeastOnce, .exactlyOnce], [true, false])
+    func everyQoSCyclesCleanlyWithACleanOrAKeptSessionOnBothBrokers(qos: QoS, cleanSession: Bool) async throws {
+        let mosquitto = try Mosquitto()
+        defer { mosquitto.stop() }
+        var config = BrokerConfiguration()
+        config.port = 0
+        config.log = { _ in }
+        let embedded = Broker(configuration: config)
+        let embeddedPort = try await embedded.start()
+        for (name, port) in [("mosquitto", Int(mosquitto.port)), ("embedded", embeddedPort)] {
+            let ledger = Ledger()
+            var client = ClientConfiguration(clientID: "t-matrix-\(qos.rawValue)-\(cleanSession)")
+            client.port = port
+            client.session.cleanSession = cleanSession
+            var options = CycleOptions(topics: [.init("dev/cmd", qos: qos), .init("dev/cfg/#", qos: qos)], publishTopic: "dev/up")
+            options.qos = qos
+            options.sample = false
+            let runner = CycleRunner(client: MQTTClient(configuration: client, ledger: ledger), options: options, log: EventLog())
+            for n in 1...5 {
+                let sample = try await runner.run(n, throwOnConnectFailure: n == 1).get()
+                #expect(sample.error == nil, "\(name) QoS \(qos.rawValue) clean \(cleanSession): cycle \(n)")
+                #expect(Set(sample.phases.keys) == ["connect", "subscribe", "publish", "disconnect"], "\(name) cycle \(n)")
+            }
+            let held = ledger.snapshot()
+            // A kept session keeps its two handlers between connections, by design (`help free`).
+            let handlers = cleanSession ? 0 : 2
+            #expect(held.live(.messageHandler) == handlers, "\(name) QoS \(qos.rawValue) clean \(cleanSession)")
+            #expect(LedgerKind.allCases.filter { $0.isPerConnection && $0 != .messageHandler }.allSatisfy { held.live($0) == 0 },
+                    "\(name) QoS \(qos.rawValue) clean \(cleanSession)")
+        }
+        try await embedded.stop()
+    }
+
     @Test(arguments: [true, false])
     func aRefusedConnectFailsTheCycleAndLeavesNoRecord(cleanSession: Bool) async throws {
         let setup = try Mosquitto()
