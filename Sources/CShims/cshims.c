@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <unistd.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/inet_diag.h>
@@ -73,6 +74,46 @@ int cp_catch_signals(const int *sigs, int count, int wake_fd) {
 }
 
 int cp_caught_signal(void) { return caught_signal; }
+
+static volatile sig_atomic_t resized = 0;
+static volatile sig_atomic_t resize_wake_fd = -1;
+
+static void on_resize(int sig) {
+    (void)sig;
+    int saved = errno;
+    resized = 1;
+    if (resize_wake_fd >= 0) {
+        char b = 'W';
+        ssize_t ignored = write(resize_wake_fd, &b, 1);
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+int cp_catch_resize(int wake_fd) {
+    resize_wake_fd = wake_fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_resize;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGWINCH, &sa, NULL) != 0) return -errno;
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    sigaddset(&unblock, SIGWINCH);
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+    return 0;
+}
+
+int cp_take_resize(int fd, int *rows, int *cols) {
+    if (!resized) return 0;
+    resized = 0;
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_row == 0 || ws.ws_col == 0) return 0;
+    *rows = ws.ws_row;
+    *cols = ws.ws_col;
+    return 1;
+}
 
 static void fill_socket(cp_tcp_socket *s, const struct inet_diag_msg *m) {
     memset(s, 0, sizeof(*s));

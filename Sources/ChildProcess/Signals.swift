@@ -41,3 +41,17 @@ public enum StopSignals {
         }
     }
 }
+
+/// SIGWINCH for the dashboard: caught whichever thread the kernel hands it to, so a resize
+/// wakes the terminal thread's poll at once instead of at the next refresh tick.
+public enum ResizeSignal {
+    /// Catches SIGWINCH (after curses is set up: this replaces its handler), writing a byte to
+    /// `wakeFD` (the write end of a non-blocking pipe the caller polls) on each one.
+    public static func install(wakeFD: Int32) { _ = cp_catch_resize(wakeFD) }
+
+    /// The terminal's new size when it was resized since the last call.
+    public static func take(fd: Int32 = 1) -> (rows: Int32, columns: Int32)? {
+        var rows: Int32 = 0, columns: Int32 = 0
+        return cp_take_resize(fd, &rows, &columns) == 1 ? (rows, columns) : nil
+    }
+}

@@ -27,8 +27,46 @@ public enum BrokerFault: Sendable, Hashable, CustomStringConvertible {
     case slow(Int)
     /// Answer CONNECT with malformed bytes.
     case garbage
+    /// Refuse (SUBACK 0x80) a requested filter equal to or matched by one of these (`#`
+    /// refuses every subscription): a client that installs its handler before SUBACK and
+    /// forgets it on a refusal leaks a handler per cycle.
+    case denySubscribe([String])
+
+    /// The modes as `--fault` / `--broker-fault` take them, for help and errors.
+    public static let usage = "none, close-after-connack, no-connack, no-suback, no-pingresp, reset, slow:MS, garbage, deny-subscribe:FILTER[,FILTER…]"
+
+    /// Several `--fault` values in one: deny-subscribe lists add up; any other mode may be
+    /// given once (besides none), and not beside deny-subscribe. Nil when they conflict.
+    public static func combining(_ faults: [BrokerFault]) -> BrokerFault? {
+        var filters: [String] = []
+        var other: BrokerFault?
+        for f in faults {
+            switch f {
+            case .none: continue
+            case .denySubscribe(let more): filters += more
+            default:
+                if other != nil && other != f { return nil }
+                other = f
+            }
+        }
+        if let other { return filters.isEmpty ? other : nil }
+        return filters.isEmpty ? BrokerFault.none : .denySubscribe(filters)
+    }
+
+    /// Whether SUBSCRIBE to `filter` is answered 0x80.
+    public func deniesSubscription(to filter: String) -> Bool {
+        guard case .denySubscribe(let patterns) = self else { return false }
+        // `#` alone refuses everything, $-topics too (a wildcard would not match those, [MQTT-4.7.2-1]).
+        return patterns.contains { $0 == "#" || $0 == filter || Topic.matches(name: filter, filter: $0) }
+    }
 
     public init?(_ text: String) {
+        if text.hasPrefix("deny-subscribe:") {
+            let filters = text.dropFirst("deny-subscribe:".count).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard !filters.isEmpty, filters.allSatisfy({ (try? Topic.validateFilter($0)) != nil }) else { return nil }
+            self = .denySubscribe(filters)
+            return
+        }
         switch text {
         case "none": self = .none
         case "close-after-connack": self = .closeAfterConnack
@@ -53,6 +91,7 @@ public enum BrokerFault: Sendable, Hashable, CustomStringConvertible {
         case .reset: "reset"
         case .slow(let ms): "slow:\(ms)"
         case .garbage: "garbage"
+        case .denySubscribe(let filters): "deny-subscribe:" + filters.joined(separator: ",")
         }
     }
 }

@@ -138,6 +138,9 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
             clientID = broker.assignClientID()
         }
         keepAliveSeconds = c.keepAlive
+        // From now on 1.5 × keepalive without a packet closes the connection ([MQTT-3.1.2-24]),
+        // publishing the will. (channelRead armed the timer before this CONNECT set it.)
+        armKeepAlive(seconds: c.keepAlive == 0 ? nil : Double(c.keepAlive) * 1.5)
         will = c.will.map { Publish(topic: $0.topic, payload: $0.payload, qos: $0.qos, retain: $0.retain) }
 
         var present = false
@@ -197,12 +200,14 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
 
     private func subscribe(_ s: Subscribe) {
         guard let session else { return }
-        for f in s.filters { session.subscriptions[f.topicFilter] = f.qos }
+        let denied = s.filters.map { fault.deniesSubscription(to: $0.topicFilter) }
+        for (f, no) in zip(s.filters, denied) where !no { session.subscriptions[f.topicFilter] = f.qos }
         if fault != .noSuback {
-            send(.suback(SubAck(packetID: s.packetID, returnCodes: s.filters.map { .granted($0.qos) })))
+            let codes: [SubAck.ReturnCode] = zip(s.filters, denied).map { f, no in no ? .failure : .granted(f.qos) }
+            send(.suback(SubAck(packetID: s.packetID, returnCodes: codes)))
         }
         // Retained messages matching the new filters.
-        for f in s.filters {
+        for (f, no) in zip(s.filters, denied) where !no {
             for (topic, message) in broker.retained.sorted(by: { $0.key < $1.key }) where Topic.matches(name: topic, filter: f.topicFilter) {
                 var m = message
                 m.qos = min(m.qos, f.qos)

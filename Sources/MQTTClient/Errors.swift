@@ -22,6 +22,8 @@ public enum MQTTError: Error, Sendable, Hashable, CustomStringConvertible {
     case sessionEnded
     /// A request with an invalid argument (e.g. an invalid topic filter).
     case invalidRequest(String)
+    /// The broker refused these filters of a SUBSCRIBE (SUBACK return code 0x80).
+    case subscriptionRefused([String])
 
     public var description: String {
         switch self {
@@ -35,6 +37,7 @@ public enum MQTTError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notConnected: "not connected"
         case .sessionEnded: "request dropped: the session ended"
         case .invalidRequest(let what): "invalid request: \(what)"
+        case .subscriptionRefused(let filters): "subscription refused by the broker: SUBACK 0x80 for \(filters.joined(separator: ", "))"
         }
     }
 }

@@ -62,7 +62,6 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
         let progress = CycleProgress(waiting: options.topics.isEmpty ? 2 : 3)  // CONNACK, SUBACK, the publishes' acks
         let options = self.options
         let client = self.client
-        let log = self.log
         @Sendable func finish(_ error: (any Error)?) {
             self.finish(CycleSample(cycle: number, start: start, phases: progress.phases, error: error.map { String(describing: $0) }),
                         progress: progress, done)
@@ -94,8 +93,11 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
             client.connect { answered("connect", $0) }
             if !options.topics.isEmpty {
                 client.subscribe(options.topics, handler: { _ in }) { result in
+                    // A filter the broker refused (0x80) fails the cycle: the device would not
+                    // get its commands. The session installs no handler for it.
                     if case .success(let codes) = result, codes.contains(.failure) {
-                        log.append(.note(time: wallClockSeconds(), "SUBACK refused \(codes.filter { $0 == .failure }.count) filter(s)"))
+                        let refused = zip(options.topics, codes).filter { $0.1 == .failure }.map(\.0.topicFilter)
+                        return answered("subscribe", Result<[SubAck.ReturnCode], MQTTError>.failure(.subscriptionRefused(refused)))
                     }
                     answered("subscribe", result)
                 }

@@ -55,6 +55,9 @@ public enum LogEntry: Sendable {
     case sample(CycleSample)
     case verdict(time: Double, Verdict)
     case note(time: Double, String)
+    /// A sample taken outside any cycle, at export time: every export holds the process as
+    /// it was when it was written, even before the first cycle.
+    case snapshot(Snapshot)
 }
 
 /// The session log: each entry handed to every exporter as it happens; nothing is kept in

@@ -145,17 +145,24 @@ enum TranscriptFormat {
             if let e = c.error { s += " FAILED: \(escaped(e))" }
             s += "\n"
             if let snap = c.snapshot {
-                s += MshShell.prompt + "free\n" + MshRender.free(snap.heap)
-                s += MshShell.prompt + "list_fd\n" + MshRender.listFD(snap.fds)
-                s += MshShell.prompt + "netstat\n" + MshRender.netstat(snap.tcp)
-                if let ledger = snap.ledger, ledger.counts.values.contains(where: { $0.live > 0 }) {
-                    s += MshShell.prompt + "memtrace\n" + MshRender.memtrace(ledger)
-                }
+                let live = snap.ledger?.counts.values.contains(where: { $0.live > 0 }) ?? false
+                s += msh(snap, memtrace: live)
             }
             return s
         case .verdict(let t, let v):
             return "[\(timestamp(t))] \(v.line)\n"
+        case .snapshot(let snap):
+            return "[\(timestamp(snap.time))] at export\n" + msh(snap, memtrace: true)
         }
+    }
+
+    /// The panes' commands and their output, as msh prints them.
+    static func msh(_ snap: Snapshot, memtrace: Bool) -> String {
+        var s = MshShell.prompt + "free\n" + MshRender.free(snap.heap)
+        s += MshShell.prompt + "list_fd\n" + MshRender.listFD(snap.fds)
+        s += MshShell.prompt + "netstat\n" + MshRender.netstat(snap.tcp)
+        if memtrace { s += MshShell.prompt + "memtrace\n" + MshRender.memtrace(snap.ledger ?? LedgerSnapshot()) }
+        return s
     }
 
     static func ms(_ v: Double) -> String { Verdict.format(v) }
@@ -171,20 +178,23 @@ enum CSVFormat {
 
     static var header: String { (["time", "cycle"] + measures + ["error"]).joined(separator: ",") + "\r\n" }
 
+    /// A row per cycle, and one per export-time sample (its cycle field empty).
     static func render(_ entry: LogEntry, withHeader: Bool) -> String {
-        guard case .sample(let c) = entry else { return "" }
-        var fields = [timestamp(c.snapshot?.time ?? c.start), "\(c.cycle)"]
-        if let s = c.snapshot {
-            let byState = s.ourSocketsByState
-            fields += ["\(s.heap.total)", "\(s.heap.used)", "\(s.heap.maximum)", "\(s.fds.count)", "\(s.threads.count)"]
-            fields += states.map { "\(byState[$0] ?? 0)" }
-            fields += kinds.map { "\(s.ledger?.live($0) ?? 0)" }
-        } else {
-            // Not sampled (--no-sample): the cycle is still there, its measures empty.
-            fields += Array(repeating: "", count: measures.count)
+        let fields: [String]
+        switch entry {
+        case .sample(let c): fields = [timestamp(c.snapshot?.time ?? c.start), "\(c.cycle)"] + measured(c.snapshot) + [quote(c.error ?? "")]
+        case .snapshot(let s): fields = [timestamp(s.time), ""] + measured(s) + [""]
+        default: return ""
         }
-        fields.append(quote(c.error ?? ""))
         return (withHeader ? header : "") + fields.joined(separator: ",") + "\r\n"
+    }
+
+    /// The `measures` columns of a sample; empty fields when not sampled (--no-sample).
+    static func measured(_ snapshot: Snapshot?) -> [String] {
+        guard let s = snapshot else { return Array(repeating: "", count: measures.count) }
+        let byState = s.ourSocketsByState
+        return ["\(s.heap.total)", "\(s.heap.used)", "\(s.heap.maximum)", "\(s.fds.count)", "\(s.threads.count)"]
+            + states.map { "\(byState[$0] ?? 0)" } + kinds.map { "\(s.ledger?.live($0) ?? 0)" }
     }
 
     /// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
@@ -213,6 +223,14 @@ enum JSONLFormat {
         var verdict: String?
         var leak: Bool?
         var leaks: [SeriesFinding]?
+
+        mutating func measure(_ s: Snapshot) {
+            heap = s.heap
+            fds = s.fds.count
+            threads = s.threads.count
+            sockets = Dictionary(uniqueKeysWithValues: s.ourSocketsByState.map { ($0.key.rawValue, $0.value) })
+            ledger = Dictionary(uniqueKeysWithValues: LedgerKind.allCases.map { ($0.rawValue, s.ledger?.live($0) ?? 0) })
+        }
     }
 
     static func render(_ entry: LogEntry) -> String {
@@ -226,19 +244,16 @@ enum JSONLFormat {
             line = Line(type: "note", time: t, event: text)
         case .sample(let c):
             line = Line(type: "sample", time: c.snapshot?.time ?? c.start, cycle: c.cycle, phases: c.phases, error: c.error)
-            if let s = c.snapshot {
-                line.heap = s.heap
-                line.fds = s.fds.count
-                line.threads = s.threads.count
-                line.sockets = Dictionary(uniqueKeysWithValues: s.ourSocketsByState.map { ($0.key.rawValue, $0.value) })
-                line.ledger = Dictionary(uniqueKeysWithValues: LedgerKind.allCases.map { ($0.rawValue, s.ledger?.live($0) ?? 0) })
-            }
+            if let s = c.snapshot { line.measure(s) }
             if let d = c.delta {
                 line.opened = d.fdsOpened.map { "\($0.fd) \($0.path)" }
                 line.closed = d.fdsClosed.map { "\($0.fd) \($0.path)" }
             }
         case .verdict(let t, let v):
             line = Line(type: "verdict", time: t, verdict: v.line, leak: v.isLeak, leaks: v.leaks)
+        case .snapshot(let s):
+            line = Line(type: "snapshot", time: s.time)
+            line.measure(s)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -97,7 +97,7 @@ public struct SeriesFinding: Sendable, Hashable, Codable {
 public struct Verdict: Sendable, Hashable, Codable {
     public var cycles: Int
     public var analysed: Int
-    public var failedCycles: Int
+    public var failures: CycleFailures
     public var measured: Bool
     public var leaks: [SeriesFinding]
     public var steps: [SeriesFinding]
@@ -107,15 +107,16 @@ public struct Verdict: Sendable, Hashable, Codable {
     public var timeWaitExpected: Int
 
     public var isLeak: Bool { !leaks.isEmpty }
+    public var failedCycles: Int { failures.total }
 
-    /// `verdict: no leak over 200 cycles` or `verdict: LEAK fds +1.00/cycle (socket, CLOSE_WAIT +1.00/cycle); …`.
+    /// `verdict: no leak over 200 cycles` or `verdict: LEAK fds +1.00/cycle (socket, CLOSE_WAIT +1.00/cycle); …`,
+    /// with `; 3 of 200 cycles failed: <the most frequent cause>` when cycles failed.
     public var line: String {
-        var failed = failedCycles > 0 ? " (\(failedCycles) failed)" : ""
+        let failed = failures.summary(of: cycles).map { "; " + $0 } ?? ""
         if !measured { return "verdict: nothing measured over \(cycles) cycles (--no-sample)\(failed)" }
         if analysed < Verdict.minimumSamples {
             return "verdict: too few cycles to judge (\(analysed) after warm-up, need \(Verdict.minimumSamples))\(failed)"
         }
-        if failedCycles > 0 { failed = "; \(failedCycles) failed cycles" }
         guard isLeak else {
             var notes: [String] = []
             if !steps.isEmpty { notes.append("steps: " + steps.map { "\($0.name) +\(Self.format($0.rise)) once" }.joined(separator: ", ")) }
@@ -157,17 +158,17 @@ public struct LeakJudge: Sendable {
 
     /// `samples` are the cycles' snapshots after warm-up, in order; `cycles` counts every
     /// cycle run; `duration` is the run's wall time in seconds.
-    public func verdict(samples: [Snapshot], cycles: Int, failedCycles: Int, duration: Double, measured: Bool = true,
-                        connections: Int? = nil) -> Verdict {
-        verdict(points: samples.map(SeriesPoint.init), cycles: cycles, failedCycles: failedCycles, duration: duration,
+    public func verdict(samples: [Snapshot], cycles: Int, failures: CycleFailures = CycleFailures(), duration: Double,
+                        measured: Bool = true, connections: Int? = nil) -> Verdict {
+        verdict(points: samples.map(SeriesPoint.init), cycles: cycles, failures: failures, duration: duration,
                 measured: measured, connections: connections)
     }
 
     /// `connections`: how many the client opened in the run, cycles and any made by hand (the
     /// dashboard's connect key); nil: one per cycle. Each may leave a TIME_WAIT.
-    public func verdict(points: [SeriesPoint], cycles: Int, failedCycles: Int, duration: Double, measured: Bool = true,
-                        connections: Int? = nil) -> Verdict {
-        var v = Verdict(cycles: cycles, analysed: points.count, failedCycles: failedCycles, measured: measured,
+    public func verdict(points: [SeriesPoint], cycles: Int, failures: CycleFailures = CycleFailures(), duration: Double,
+                        measured: Bool = true, connections: Int? = nil) -> Verdict {
+        var v = Verdict(cycles: cycles, analysed: points.count, failures: failures, measured: measured,
                         leaks: [], steps: [], owners: [:], timeWait: 0, timeWaitExpected: 0)
         guard measured, points.count >= Verdict.minimumSamples else { return v }
 

@@ -48,8 +48,9 @@ public final class Dashboard: @unchecked Sendable {
     private var pipeFDs: [Int32] = [-1, -1]
     private let quitRequested = Atomic<Bool>(false)
     private var cycling = false
-    /// The verdict's last 2,048 cycles (its slopes thin any window to 600 points).
-    private var window = SeriesWindow(capacity: 2_048)
+    /// The run: the verdict's last 2,048 cycles after warm-up (its slopes thin any window to
+    /// 600 points), failures by cause.
+    private var tally: RunTally
     private var firstCycleStart: Double?
     /// The ledger's connection count when the dashboard started: connections made by hand
     /// leave TIME_WAITs too, which the verdict must expect.
@@ -70,7 +71,7 @@ public final class Dashboard: @unchecked Sendable {
         MshCommand("connect", "connect the client to the broker") { _, _ in "" },
         MshCommand("disconnect", "disconnect the client") { _, _ in "" },
         MshCommand("cycle", "cycle N: run N cycles (default 1)") { _, _ in "" },
-        MshCommand("export", "export [PATH]: write the session (.log, .csv or .jsonl)") { _, _ in "" },
+        MshCommand("export", "export [PATH]: write the session (.log, .csv or .jsonl; all three without PATH)") { _, _ in "" },
         MshCommand("clear", "clear the log pane") { _, _ in "" },
     ]
 
@@ -84,6 +85,7 @@ public final class Dashboard: @unchecked Sendable {
         self.runner = runner
         self.log = log
         self.options = options
+        tally = RunTally(warmup: options.warmup, capacity: 2_048)
         sampler = runner.sampler
         connectionsBefore = runner.sampler.ledger?.connectionsRecorded ?? 0
         state.broker = broker
@@ -119,6 +121,7 @@ public final class Dashboard: @unchecked Sendable {
         curs_set(0)
         nodelay(cn_stdscr(), true)
         if options.mouse { cn_enable_mouse() }
+        ResizeSignal.install(wakeFD: pipeFDs[1])
         let color = options.color && has_colors() && getenv("NO_COLOR") == nil
         if color {
             start_color()
@@ -135,6 +138,12 @@ public final class Dashboard: @unchecked Sendable {
         resample()
         var grid = Grid(width: 0, height: 0)
         while !quitRequested.load(ordering: .relaxed) && StopSignals.caught == nil {
+            if let size = ResizeSignal.take() {
+                // The new size from the terminal itself; the whole screen is drawn afresh.
+                resizeterm(size.rows, size.columns)
+                clear()
+                grid = Grid(width: 0, height: 0)
+            }
             let (next, regions) = View.renderWithRegions(state, width: Int(cn_getmaxx(cn_stdscr())), height: Int(cn_getmaxy(cn_stdscr())))
             paneRegions = regions
             if next != grid {
@@ -145,7 +154,6 @@ public final class Dashboard: @unchecked Sendable {
             let ready = poll(&fds, 2, Int32(state.refreshMs))
             if ready == 0 { resample() }
             if ready > 0 && fds[1].revents != 0 { drainMessages() }
-            // Always: a resize interrupts poll (EINTR) and arrives as KEY_RESIZE from getch.
             readKeys()
         }
         try? client.disconnectFuture().wait()
@@ -271,10 +279,10 @@ public final class Dashboard: @unchecked Sendable {
         case "export":
             if words.count > 1 {
                 let path = words[1]
-                let ext = path.split(separator: ".").last.map(String.init) ?? ""
                 do {
-                    guard ["log", "csv"].contains(ext) else { throw ExportError.unknownExtension(path) }
-                    try copyAtomically(from: spool + "." + ext, to: path)
+                    let format = try ExportFormat(path: path)
+                    sampleForExport()
+                    try copyAtomically(from: spool + "." + format.rawValue, to: path)
                     appendLog("exported \(path)")
                 } catch {
                     appendLog("export failed: \(error)")
@@ -323,7 +331,8 @@ public final class Dashboard: @unchecked Sendable {
                 cycling = false
                 if firstCycleStart == nil { firstCycleStart = sample.start }
                 state.cycles = sample.cycle
-                if sample.error != nil { state.failedCycles += 1 }
+                tally.add(sample)
+                state.failedCycles = tally.failures.total
                 if let full = sample.snapshot {
                     let snap = Self.forDisplay(full)
                     state.beforeLastCycle = state.lastCycle
@@ -332,14 +341,13 @@ public final class Dashboard: @unchecked Sendable {
                     state.heapSeries.append(snap.heap.used)
                     state.fdSeries.append(snap.fds.count)
                     if state.heapSeries.count > 1_000 { state.heapSeries.removeFirst(); state.fdSeries.removeFirst() }
-                    if sample.cycle > options.warmup { window.append(SeriesPoint(full)) }
                 }
                 let now = wallClockSeconds()
                 let busy = state.auto || pendingCycles > 0
-                if !busy || window.count <= Self.verdictEveryCycleUpTo || now - verdictAt >= 0.5 {
+                if !busy || tally.window.count <= Self.verdictEveryCycleUpTo || now - verdictAt >= 0.5 {
                     verdictAt = now
                     let connections = sampler.ledger.map { $0.connectionsRecorded - connectionsBefore }
-                    state.verdict = LeakJudge().verdict(points: window.points, cycles: state.cycles, failedCycles: state.failedCycles,
+                    state.verdict = tally.verdict(cycles: state.cycles,
                                                         duration: now - (firstCycleStart ?? now), connections: connections).line
                 }
                 state.status = CycleRunner.summary(sample)
@@ -386,6 +394,12 @@ public final class Dashboard: @unchecked Sendable {
     /// TIME_WAIT rows kept for the screen: more than a netstat pane shows.
     static let timeWaitKept = 40
 
+    /// Adds a sample of the process now to the session, so every export holds one (taken at
+    /// export time, as the panes show it), even before the first cycle.
+    private func sampleForExport() {
+        log.append(.snapshot(sampler.sample()))
+    }
+
     private func exportSession() {
         var t = time_t(wallClockSeconds())
         var tm = Glibc.tm()
@@ -394,9 +408,9 @@ public final class Dashboard: @unchecked Sendable {
         let stamp = "\(tm.tm_year + 1900)\(two(tm.tm_mon + 1))\(two(tm.tm_mday))-\(two(tm.tm_hour))\(two(tm.tm_min))\(two(tm.tm_sec))"
         let base = options.exportDirectory + "/mshmon-" + stamp
         do {
-            try copyAtomically(from: spool + ".log", to: base + ".log")
-            try copyAtomically(from: spool + ".csv", to: base + ".csv")
-            state.status = "exported \(base).log and \(base).csv"
+            sampleForExport()
+            for format in ExportFormat.allCases { try copyAtomically(from: spool + "." + format.rawValue, to: base + "." + format.rawValue) }
+            state.status = "exported \(base).log, .csv and .jsonl"
         } catch {
             state.status = "export failed: \(error)"
         }

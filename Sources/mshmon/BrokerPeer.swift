@@ -1,5 +1,5 @@
 // The peer a run talks to: the broker given with --broker, or the embedded broker started as
-// a child process on 127.0.0.1 (its sockets live in the child, so the probes see only the
+// a child process on 127.0.0.1 or --broker-bind (its sockets live in the child, so the probes see only the
 // client's). The child is stopped and reaped on every exit path, and dies with us
 // (PR_SET_PDEATHSIG) if we are killed.
 
@@ -13,34 +13,38 @@ final class BrokerPeer: @unchecked Sendable, CustomStringConvertible {
     let host: String
     let port: Int
     let child: ChildProcess?
-    let fault: String?
+    let faults: [String]
+    /// Where the embedded broker listens (`--broker-bind`); the client connects to `host`.
+    let bind: String?
 
-    private init(host: String, port: Int, child: ChildProcess?, fault: String?) {
+    private init(host: String, port: Int, child: ChildProcess?, faults: [String] = [], bind: String? = nil) {
         self.host = host
         self.port = port
         self.child = child
-        self.fault = fault
+        self.faults = faults
+        self.bind = bind
     }
 
-    /// The given broker, or a freshly started embedded one (`fault` passed to it).
-    static func start(_ url: BrokerURL?, fault: String? = nil) async throws -> BrokerPeer {
-        if let url { return BrokerPeer(host: url.host, port: url.port, child: nil, fault: nil) }
+    /// The given broker, or a freshly started embedded one listening on `bind` (`faults`
+    /// passed to it). With a wildcard `bind` (0.0.0.0, ::) the client connects over loopback.
+    static func start(_ url: BrokerURL?, faults: [String] = [], bind: String = "127.0.0.1") async throws -> BrokerPeer {
+        if let url { return BrokerPeer(host: url.host, port: url.port, child: nil) }
         let me = selfExecutable()
-        var arguments = ["broker", "--port", "0", "--die-with-parent"]
-        if let fault { arguments += ["--fault", fault] }
+        var arguments = ["broker", "--port", "0", "--bind", bind, "--die-with-parent"]
+        for fault in faults { arguments += ["--fault", fault] }
         let child: ChildProcess
         do {
             child = try ChildProcess(path: me, arguments: arguments, captureOutput: true)
         } catch {
             throw RuntimeError("cannot start the embedded broker: \(error)")
         }
-        guard let line = child.readLine(timeout: 10), line.hasPrefix("listening on 127.0.0.1:"),
-            let port = Int(line.dropFirst("listening on 127.0.0.1:".count))
-        else {
+        let expected = "listening on " + hostPort(bind, 0).dropLast()  // "listening on [::1]:"
+        guard let line = child.readLine(timeout: 10), line.hasPrefix(expected), let port = Int(line.dropFirst(expected.count)) else {
             child.stop()
-            throw RuntimeError("the embedded broker did not start (no \"listening on\" line within 10 s)")
+            throw RuntimeError("the embedded broker did not start on \(bind) (no \"listening on\" line within 10 s)")
         }
-        let peer = BrokerPeer(host: "127.0.0.1", port: port, child: child, fault: fault)
+        let host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind
+        let peer = BrokerPeer(host: host, port: port, child: child, faults: faults, bind: bind)
         activePeer = peer
         return peer
     }
@@ -52,9 +56,10 @@ final class BrokerPeer: @unchecked Sendable, CustomStringConvertible {
     }
 
     var description: String {
-        let url = "mqtt://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        let url = "mqtt://" + hostPort(host, port)
         guard child != nil else { return url }
-        return "embedded broker \(url)" + (fault.map { " (fault \($0))" } ?? "")
+        let listening = bind.map { $0 == host ? "" : " listening on \(hostPort($0, port))" } ?? ""
+        return "embedded broker \(url)\(listening)" + (faults.isEmpty ? "" : " (fault \(faults.joined(separator: " ")))")
     }
 
     /// The running embedded broker, so a fatal exit path can still stop it.

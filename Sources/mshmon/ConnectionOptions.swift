@@ -42,7 +42,7 @@ struct BrokerURL: ExpressibleByArgument, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    var description: String { "mqtt://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+    var description: String { "mqtt://" + hostPort(host, port) }
 
     static func parse(_ text: String) throws -> BrokerURL {
         guard let url = BrokerURL(argument: text) else {
@@ -68,8 +68,11 @@ struct ConnectionOptions: ParsableArguments {
             transform: BrokerURL.parse)
     var broker: BrokerURL?
 
-    @Option(help: ArgumentHelp("Fault mode of the embedded broker (see mshmon broker --help); not with --broker.", valueName: "mode"))
-    var brokerFault: String?
+    @Option(help: ArgumentHelp("Fault mode of the embedded broker, repeatable (see mshmon broker --help); not with --broker. A fault that makes cycles fail makes `cycle` exit 4 unless --allow-failures covers it.", valueName: "mode"))
+    var brokerFault: [String] = []
+
+    @Option(help: ArgumentHelp("Address the embedded broker listens on (default 127.0.0.1; 0.0.0.0 or :: for a device on the bench network); not with --broker.", valueName: "address"))
+    var brokerBind: String?
 
     @Option(name: [.customShort("i"), .long], help: "Client identifier (default: mshmon-PID).")
     var clientID: String?
@@ -114,9 +117,22 @@ struct ConnectionOptions: ParsableArguments {
             do { try Topic.validateName(w) } catch { throw ValidationError("invalid --will-topic \(w): \(error)") }
         }
         if passwordFile != nil && username == nil { throw ValidationError("--password-file needs --username") }
-        if let f = brokerFault {
+        if !brokerFault.isEmpty {
             if broker != nil { throw ValidationError("--broker-fault applies to the embedded broker, not to --broker") }
-            if MQTTBroker.BrokerFault(f) == nil { throw ValidationError("unknown --broker-fault \(f) (see mshmon broker --help)") }
+            var faults: [MQTTBroker.BrokerFault] = []
+            for f in brokerFault {
+                guard let fault = MQTTBroker.BrokerFault(f) else {
+                    throw ValidationError("unknown --broker-fault \(f) (one of: \(MQTTBroker.BrokerFault.usage))")
+                }
+                faults.append(fault)
+            }
+            if MQTTBroker.BrokerFault.combining(faults) == nil {
+                throw ValidationError("--broker-fault modes conflict: \(brokerFault.joined(separator: ", ")) (only deny-subscribe lists add up)")
+            }
+        }
+        if let bind = brokerBind {
+            if broker != nil { throw ValidationError("--broker-bind applies to the embedded broker, not to --broker") }
+            if !isIPAddress(bind) { throw ValidationError("--broker-bind must be an IPv4 or IPv6 address (got \(bind))") }
         }
     }
 
@@ -154,6 +170,13 @@ struct ConnectionOptions: ParsableArguments {
         }
         if let env = getenv("MSHMON_PASSWORD") { return String(cString: env) }
         return nil
+    }
+}
+
+extension ConnectionOptions {
+    /// The peer these options name: `--broker`, or the embedded broker with its faults and address.
+    func startPeer() async throws -> BrokerPeer {
+        try await BrokerPeer.start(broker, faults: brokerFault, bind: brokerBind ?? "127.0.0.1")
     }
 }
 

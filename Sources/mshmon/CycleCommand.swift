@@ -1,5 +1,5 @@
 // `mshmon cycle`: the device scenario headless, for CI. N cycles (or a duration), a line per
-// cycle, the verdict last; exit 0 no leak, 3 leak, 2 usage error, 1 runtime error.
+// cycle, the verdict last; exit 0 clean, 3 leak, 4 cycles failed, 2 usage error, 1 runtime error.
 
 import ArgumentParser
 import ChildProcess
@@ -39,12 +39,21 @@ struct Cycle: AsyncParsableCommand {
 
         SUBSCRIBE and PUBLISH go right behind CONNECT, in one write (MQTT 3.1.1 §3.1.4 allows it): a cycle waits for one round trip, not three. The broker answers in order, so each phase still ends at its own acknowledgement; a refused CONNECT fails the cycle with the broker's return code.
 
-        Exit status: 0 no leak, 3 leak found, 2 usage error, 1 runtime error (e.g. the broker cannot be reached on the first connect). SIGINT/SIGTERM stop after the current cycle with the verdict over the completed cycles; a second one stops at once.
+        A cycle fails at its first failed request: a refused CONNECT, a subscription the broker refuses (SUBACK 0x80), a missing answer, a lost connection, a protocol error. The verdict line names how many failed and the most frequent cause; --json carries every cause with its count.
+
+        Exit status:
+          0  every cycle completed (or the failures are within --allow-failures) and no leak was found
+          3  a leak was found (whatever else happened)
+          4  cycles failed beyond --allow-failures and no leak was found (--broker-fault modes too: a fault that makes cycles fail exits 4 unless allowed)
+          2  usage error
+          1  the run could not start (e.g. the broker cannot be reached on the first connect)
+        SIGINT/SIGTERM stop after the current cycle with the verdict over the completed cycles; a second one stops at once.
 
         Examples:
           mshmon cycle --broker mqtt://127.0.0.1:1883 -n 200
           mshmon cycle --broker mqtt://127.0.0.1:1883 -n 30 --inject-leak socket-race
           mshmon cycle --broker mqtt://broker.lan:1883 --duration 8h --export run.log
+          mshmon cycle --broker mqtt://127.0.0.1:1883 --duration 10m --allow-failures 5%   # across broker restarts
         """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -76,6 +85,10 @@ struct Cycle: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Stream the session to a file: .log (msh transcript), .csv or .jsonl. Repeatable.", valueName: "path"))
     var export: [String] = []
 
+    @Option(help: ArgumentHelp("Failed cycles tolerated before the run exits 4: a count (5) or a share of the cycles run (10%).",
+                               valueName: "n|p%"))
+    var allowFailures: FailureAllowanceArgument = FailureAllowanceArgument(.none)
+
     @Flag(help: "Do not sample the process per cycle (to time the client alone): only its fds and RSS after the first cycle and at the end are printed; the verdict then measures nothing.")
     var noSample = false
 
@@ -102,7 +115,7 @@ struct Cycle: AsyncParsableCommand {
         for path in export where !canCreate(path) {
             throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
         }
-        let peer = try await BrokerPeer.start(connection.broker, fault: connection.brokerFault)
+        let peer = try await connection.startPeer()
         defer { peer.stop() }
         let config = try connection.clientConfiguration(host: peer.host, port: peer.port)
         let client = MQTTClient(configuration: config)
@@ -124,7 +137,7 @@ struct Cycle: AsyncParsableCommand {
         StopSignals.install()
         let started = monotonicSeconds()
         // Allocated once: the verdict's window must not grow the heap it measures.
-        let tally = Tally(window: SeriesWindow(capacity: min(max((count ?? 4_096) - warmup, 1), 4_096)))
+        let tally = Tally(RunTally(warmup: warmup, capacity: min(max((count ?? 4_096) - warmup, 1), 4_096)))
         let (count, duration, warmup, quiet, json, noSample) = (self.count, self.duration?.seconds, self.warmup, self.quiet, self.json, self.noSample)
         let finished = runner.runAll(intervalMilliseconds: interval, next: { n in
             // The process after its first cycle, against the end, for `--no-sample` (no other
@@ -137,7 +150,7 @@ struct Cycle: AsyncParsableCommand {
             if let duration { return monotonicSeconds() - started < duration }
             return true
         }, onSample: { sample in
-            tally.add(sample, warmup: warmup)
+            tally.run.add(sample)
             // Straight to fd 1, a whole line per write: `| tee` and log files see each cycle at once.
             if !quiet && !json { writeLine(1, CycleRunner.summary(sample)) }
         })
@@ -147,12 +160,11 @@ struct Cycle: AsyncParsableCommand {
         } catch {
             throw RuntimeError("\(error)")
         }
-        let (window, failed) = (tally.window, tally.failed)
         let elapsed = monotonicSeconds() - started
         var judge = LeakJudge()
         judge.heapThreshold = heapThreshold
-        let verdict = judge.verdict(points: window.points, cycles: done, failedCycles: failed, duration: elapsed,
-                                          measured: !noSample)
+        let verdict = tally.run.verdict(judge, cycles: done, duration: elapsed, measured: !noSample)
+        let failed = verdict.failedCycles
         log.append(.verdict(time: wallClockSeconds(), verdict))
         if !json {
             if let first = tally.firstCycle {
@@ -167,7 +179,8 @@ struct Cycle: AsyncParsableCommand {
         } else {
             writeLine(1, report(verdict, elapsed: elapsed))
         }
-        if verdict.isLeak { throw ExitCode(3) }
+        let status = RunExitStatus(verdict, allowing: allowFailures.value)
+        if status != .clean { throw ExitCode(status.rawValue) }
     }
 
     func report(_ v: Verdict, elapsed: Double) -> String {
@@ -177,6 +190,10 @@ struct Cycle: AsyncParsableCommand {
             var cycles: Int
             var analysed: Int
             var failedCycles: Int
+            var allowedFailures: String
+            /// Failed cycles by cause, most frequent first.
+            var failures: [CycleFailures.Cause]
+            var exitStatus: Int32
             var seconds: Double
             var cyclesPerSecond: Double
             var leaks: [SeriesFinding]
@@ -187,27 +204,34 @@ struct Cycle: AsyncParsableCommand {
             var injectLeak: String?
         }
         let r = Report(verdict: v.line, leak: v.isLeak, cycles: v.cycles, analysed: v.analysed, failedCycles: v.failedCycles,
-                       seconds: elapsed, cyclesPerSecond: elapsed > 0 ? Double(v.cycles) / elapsed : 0, leaks: v.leaks,
+                       allowedFailures: allowFailures.value.description, failures: v.failures.causes,
+                       exitStatus: RunExitStatus(v, allowing: allowFailures.value).rawValue, seconds: elapsed, cyclesPerSecond: elapsed > 0 ? Double(v.cycles) / elapsed : 0, leaks: v.leaks,
                        steps: v.steps, owners: v.owners, timeWait: v.timeWait, timeWaitExpected: v.timeWaitExpected,
                        injectLeak: connection.injectLeak?.rawValue)
         let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: (try? e.encode(r)) ?? Data(), as: UTF8.self)
     }
 }
 
-/// What the run keeps of its samples (touched on the client's event loop only).
+/// `--allow-failures 5` or `10%`.
+struct FailureAllowanceArgument: ExpressibleByArgument {
+    var value: FailureAllowance
+    init(_ value: FailureAllowance) { self.value = value }
+    init?(argument: String) {
+        guard let v = FailureAllowance(argument) else { return nil }
+        value = v
+    }
+    var defaultValueDescription: String { value.description }
+}
+
+/// What the run keeps of its samples (touched on the client's event loop only, then read
+/// once the run is over).
 final class Tally: @unchecked Sendable {
-    var window: SeriesWindow
-    var failed = 0
+    var run: RunTally
     /// Descriptors and RSS (kB) after the first cycle (`--no-sample` only).
     var firstCycle: (fds: Int, rss: Int?)?
-    init(window: SeriesWindow) { self.window = window }
-
-    func add(_ sample: CycleSample, warmup: Int) {
-        if sample.error != nil { failed += 1 }
-        if let snap = sample.snapshot, sample.cycle > warmup { window.append(SeriesPoint(snap)) }
-    }
+    init(_ run: RunTally) { self.run = run }
 }
 
 /// The command line as typed, minus anything that could be a secret (there is none: the

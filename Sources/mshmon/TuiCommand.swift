@@ -57,26 +57,22 @@ struct Tui: AsyncParsableCommand {
         for path in export where !canCreate(path) {
             throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
         }
-        let peer = try await BrokerPeer.start(connection.broker, fault: connection.brokerFault)
+        let peer = try await connection.startPeer()
         defer { peer.stop() }
         var config = try connection.clientConfiguration(host: peer.host, port: peer.port)
         config.reconnect = false
         let client = MQTTClient(configuration: config)
-        let log = try makeSessionLog(exports: export, peer: peer, config: config)
-        // A spool of the whole session for the export key, removed on exit.
+        // A spool of the whole session in every format for the export key, removed on exit.
         var template = Array("/tmp/mshmon-session-XXXXXX".utf8CString)
         guard let dir = mkdtemp(&template) else { throw RuntimeError("cannot create a spool folder in /tmp") }
         let spoolDir = String(cString: dir)
         let spool = spoolDir + "/session"
+        let spooled = ExportFormat.allCases.map { spool + "." + $0.rawValue }
         defer {
-            unlink(spool + ".log")
-            unlink(spool + ".csv")
+            for path in spooled { unlink(path) }
             rmdir(spoolDir)
         }
-        do {
-            log.attach(try StreamingExport(path: spool + ".log"))
-            log.attach(try StreamingExport(path: spool + ".csv"))
-        } catch { throw RuntimeError(error.description) }
+        let log = try makeSessionLog(exports: export + spooled, peer: peer, config: config)
         var options = CycleOptions(topics: connection.filters, publishTopic: "mshmon/\(config.session.clientID)/up")
         options.qos = connection.qos
         options.settleMilliseconds = settle

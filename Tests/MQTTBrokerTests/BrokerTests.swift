@@ -9,6 +9,9 @@ import NIOCore
 import Probes
 import Synchronization
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class Box<T: Sendable>: Sendable {
     private let items = Mutex<[T]>([])
@@ -192,9 +195,113 @@ struct BrokerTests {
     }
 
     @Test func faultModesParseFromTheirNames() {
-        for text in ["none", "close-after-connack", "no-connack", "no-suback", "no-pingresp", "reset", "slow:250", "garbage"] {
+        for text in ["none", "close-after-connack", "no-connack", "no-suback", "no-pingresp", "reset", "slow:250", "garbage",
+                     "deny-subscribe:#", "deny-subscribe:dev/cmd,dev/+/x"] {
             #expect(BrokerFault(text)?.description == text)
         }
         #expect(BrokerFault("slow:x") == nil && BrokerFault("explode") == nil)
+        #expect(BrokerFault("deny-subscribe:") == nil && BrokerFault("deny-subscribe:a/#/b") == nil && BrokerFault("deny-subscribe:a,,b") == nil)
+        #expect(BrokerFault.combining([.denySubscribe(["a"]), .none, .denySubscribe(["b"])]) == .denySubscribe(["a", "b"]))
+        #expect(BrokerFault.combining([.reset, .reset]) == .reset && BrokerFault.combining([]) == BrokerFault.none)
+        #expect(BrokerFault.combining([.reset, .garbage]) == nil && BrokerFault.combining([.reset, .denySubscribe(["a"])]) == nil)
     }
+
+    /// paho.mqtt.testing's test_subscribe_failure: a refused filter is answered 0x80, the
+    /// others granted, and nothing is delivered for the refused one.
+    @Test func denySubscribeAnswersFailureForMatchingFiltersOnly() async throws {
+        try await withBroker(.denySubscribe(["test/nosubscribe", "dev/#"])) { port in
+            let ledger = Ledger()
+            var config = ClientConfiguration(clientID: "deny")
+            config.port = port
+            config.reconnect = false
+            let c = MQTTClient(configuration: config, ledger: ledger)
+            let got = Box<String>()
+            try await c.connect()
+            let codes = try await c.subscribe([.init("test/nosubscribe", qos: .atLeastOnce), .init("dev/cmd"), .init("ok/#", qos: .atLeastOnce)]) {
+                got.add($0.topic)
+            }
+            #expect(codes == [.failure, .failure, .granted(.atLeastOnce)])
+            try await c.publish("test/nosubscribe", payload: ByteBuffer(string: "x"), qos: .atLeastOnce)
+            try await c.publish("dev/cmd", payload: ByteBuffer(string: "x"), qos: .atLeastOnce)
+            try await c.publish("ok/marker", payload: ByteBuffer(string: "x"), qos: .atLeastOnce)
+            #expect(await waitFor { got.all.contains("ok/marker") })
+            #expect(got.all == ["ok/marker"], "nothing for the refused filters")
+            #expect(ledger.snapshot().live(.messageHandler) == 1, "no handler kept for a refused filter")
+            try await c.disconnect()
+        }
+        try await withBroker(.denySubscribe(["#"])) { port in
+            let c = makeClient(port, "deny-all")
+            try await c.connect()
+            #expect(try await c.subscribe([.init("a"), .init("b/+/c"), .init("$SYS/x")]) { _ in } == [.failure, .failure, .failure])
+            try await c.disconnect()
+        }
+    }
+
+    /// Issue 14.5 ([MQTT-3.1.2-24], §3.1.2.5): a client silent for 1.5 × its keepalive is
+    /// disconnected by the broker, which publishes its will; never after a DISCONNECT.
+    @Test(arguments: [false, true])
+    func aSilentClientsWillIsPublishedWhenItsKeepaliveExpires(disconnectFirst: Bool) async throws {
+        try await withBroker { port in
+            let watcher = makeClient(port, "watcher")
+            let got = Box<String>()
+            try await watcher.connect()
+            _ = try await watcher.subscribe([.init("will/#", qos: .atLeastOnce)]) { got.add($0.topic) }
+            let will = Connect.Will(topic: "will/silent", payload: ByteBuffer(string: "gone"), qos: .atLeastOnce)
+            var packets: [Packet] = [.connect(Connect(clientID: "silent", cleanSession: true, keepAlive: 1, will: will))]
+            if disconnectFirst { packets.append(.disconnect) }
+            let raw = try RawMQTTSocket(port: port, sending: packets)
+            defer { raw.close() }
+            let start = ContinuousClock.now
+            // The broker closes the silent connection: after 1.5 s, or 1 s after DISCONNECT.
+            #expect(raw.waitForEOF(seconds: 4), "the broker never closed the silent connection")
+            let closedAfter = ContinuousClock.now - start
+            #expect(closedAfter >= .milliseconds(900) && closedAfter < .seconds(2), "closed after \(closedAfter)")
+            if disconnectFirst {
+                // A marker routed after the close: had the will gone out, it would be first.
+                try await watcher.publish("will/marker", payload: ByteBuffer(string: "m"), qos: .atLeastOnce)
+                #expect(await waitFor { got.all.contains("will/marker") })
+                #expect(got.all == ["will/marker"], "no will after DISCONNECT")
+            } else {
+                #expect(await waitFor(2) { got.all == ["will/silent"] }, "will within 2 s, got \(got.all)")
+            }
+            try await watcher.disconnect()
+        }
+    }
+}
+
+/// A client on a plain socket: writes the given packets at once, then reads only to see the
+/// connection end (a client that goes silent, as a hung device does).
+final class RawMQTTSocket: @unchecked Sendable {  // used by one test task at a time
+    let fd: Int32
+
+    init(port: Int, sending packets: [Packet]) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        a.sin_port = UInt16(port).bigEndian
+        let ok = withUnsafePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard ok else { throw MQTTError.cannotConnect(host: "127.0.0.1", port: port, reason: "connect failed") }
+        var bytes = ByteBuffer()
+        for p in packets { try p.encode(into: &bytes) }
+        let sent = bytes.withUnsafeReadableBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        guard sent == bytes.readableBytes else { throw MQTTError.connectionReset("short write") }
+    }
+
+    /// Reads (and drops) what the broker sends until EOF or an error; false if the connection
+    /// is still open after `seconds`.
+    func waitForEOF(seconds: Double) -> Bool {
+        let end = monotonicSeconds() + seconds
+        var buffer = [UInt8](repeating: 0, count: 512)
+        while true {
+            let left = Int32(max(0, (end - monotonicSeconds()) * 1000))
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, left) > 0 else { return false }
+            if recv(fd, &buffer, buffer.count, 0) <= 0 { return true }
+        }
+    }
+
+    func close() { _ = Glibc.close(fd) }
 }

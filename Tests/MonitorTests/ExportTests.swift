@@ -49,6 +49,25 @@ struct ExportTests {
         #expect(csv[2].hasSuffix(",timed out"))
     }
 
+    /// Issue 14.3: a sample taken at export time is in every format, before any cycle too.
+    @Test func anExportTimeSampleIsInEveryFormat() throws {
+        let dir = tempDir()
+        let log = EventLog()
+        for format in ExportFormat.allCases { log.attach(try StreamingExport(path: "\(dir)/run.\(format.rawValue)")) }
+        var snap = Snapshot(time: 5, heap: HeapSample(total: 10, used: 7, maximum: 9))
+        snap.fds = [FDRow(fd: 3, type: .socket, path: "socket:[42]")]
+        log.append(.snapshot(snap))
+        let transcript = read("\(dir)/run.log")
+        #expect(transcript.contains(" at export\nmsh />free\ntotal memory: 10\nused memory : 7\nmaximum allocated memory: 9\nmsh />list_fd\n"))
+        #expect(transcript.contains("\nmsh />netstat\nActive PCB states:\n") && transcript.contains("\nmsh />memtrace\n"))
+        let csv = read("\(dir)/run.csv").split(separator: "\r\n", omittingEmptySubsequences: false)
+        #expect(csv.count == 3 && csv[0].hasPrefix("time,cycle,total,used,maximum,fds"), "header, the row, final CRLF: \(csv)")
+        #expect(csv[1].split(separator: ",", omittingEmptySubsequences: false).count == csv[0].split(separator: ",").count)
+        #expect(csv[1].contains(",,10,7,9,1,"), "no cycle number; the measures: \(csv[1])")
+        let jsonl = read("\(dir)/run.jsonl")
+        #expect(jsonl.contains("\"type\":\"snapshot\"") && jsonl.contains("\"fds\":1"))
+    }
+
     @Test func atomicCopyReplacesTheTargetWhole() throws {
         let dir = tempDir()
         let log = EventLog()

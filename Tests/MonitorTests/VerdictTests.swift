@@ -38,13 +38,13 @@ struct VerdictTests {
     @Test func flatWithNoiseIsNoLeak() {
         var r = SplitMix64(state: 1)
         let heap = (0..<100).map { _ in 100_000 + Int(r.next() % 2_000) - 1_000 }
-        let v = judge.verdict(samples: snapshots(fds: Array(repeating: 12, count: 100), heap: heap), cycles: 100, failedCycles: 0, duration: 10)
+        let v = judge.verdict(samples: snapshots(fds: Array(repeating: 12, count: 100), heap: heap), cycles: 100, duration: 10)
         #expect(!v.isLeak, "\(v.line)")
         #expect(v.line == "verdict: no leak over 100 cycles")
     }
 
     @Test func oneFDPerCycleIsALeakNamingItsOwner() {
-        let v = judge.verdict(samples: snapshots(fds: (0..<30).map { 8 + $0 }, closeWait: (0..<30).map { $0 }), cycles: 30, failedCycles: 0, duration: 3)
+        let v = judge.verdict(samples: snapshots(fds: (0..<30).map { 8 + $0 }, closeWait: (0..<30).map { $0 }), cycles: 30, duration: 3)
         #expect(v.isLeak)
         #expect(v.line == "verdict: LEAK fds +1.00/cycle (socket, CLOSE_WAIT +1.00/cycle)")
     }
@@ -52,7 +52,7 @@ struct VerdictTests {
     @Test func fortyBytesPerCycleUnderNoiseIsAHeapLeak() {
         var r = SplitMix64(state: 7)
         let heap = (0..<200).map { 100_000 + 40 * $0 + Int(r.next() % 600) - 300 }
-        let v = judge.verdict(samples: snapshots(heap: heap), cycles: 200, failedCycles: 0, duration: 20)
+        let v = judge.verdict(samples: snapshots(heap: heap), cycles: 200, duration: 20)
         #expect(v.leaks.map(\.name) == ["heap"])
         let slope = v.leaks.first?.slope ?? 0
         #expect(slope > 35 && slope < 45)
@@ -64,26 +64,26 @@ struct VerdictTests {
         heap[25] = 900_000
         var fds = Array(repeating: 10, count: 50)
         fds[30] = 11
-        let v = judge.verdict(samples: snapshots(fds: fds, heap: heap), cycles: 50, failedCycles: 0, duration: 5)
+        let v = judge.verdict(samples: snapshots(fds: fds, heap: heap), cycles: 50, duration: 5)
         #expect(!v.isLeak, "\(v.line)")
     }
 
     @Test func stepUpOnceThenFlatIsAStepNotALeak() {
         let handlers = (0..<60).map { $0 < 20 ? 2 : 6 }
         let heap = (0..<60).map { $0 < 20 ? 100_000 : 164_000 }
-        let v = judge.verdict(samples: snapshots(heap: heap, handlers: handlers), cycles: 60, failedCycles: 0, duration: 6)
+        let v = judge.verdict(samples: snapshots(heap: heap, handlers: handlers), cycles: 60, duration: 6)
         #expect(!v.isLeak, "\(v.line)")
         #expect(v.steps.map(\.name) == ["ledger messageHandler"])
         #expect(v.line.contains("steps: ledger messageHandler +4.00 once"))
     }
 
     @Test func twoHandlersPerCycleIsALedgerLeak() {
-        let v = judge.verdict(samples: snapshots(handlers: (0..<28).map { 2 * $0 }), cycles: 30, failedCycles: 0, duration: 3)
+        let v = judge.verdict(samples: snapshots(handlers: (0..<28).map { 2 * $0 }), cycles: 30, duration: 3)
         #expect(v.line == "verdict: LEAK ledger messageHandler +2.00/cycle")
     }
 
     @Test func slowLeakOfOnePerTenCyclesIsCaught() {
-        let v = judge.verdict(samples: snapshots(fds: (0..<100).map { 8 + $0 / 10 }), cycles: 100, failedCycles: 0, duration: 10)
+        let v = judge.verdict(samples: snapshots(fds: (0..<100).map { 8 + $0 / 10 }), cycles: 100, duration: 10)
         #expect(v.isLeak)
         #expect(v.leaks.first.map { $0.slope > 0.05 && $0.slope < 0.15 } == true)
     }
@@ -91,7 +91,7 @@ struct VerdictTests {
     @Test func expectedTimeWaitIsReportedNotFlagged() {
         // 1 cycle/s: every connection's TIME_WAIT lives 60 s, so up to 60 are expected.
         let tw = (0..<100).map { min($0 + 1, 60) }
-        let v = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, failedCycles: 0, duration: 100)
+        let v = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, duration: 100)
         #expect(!v.isLeak)
         #expect(v.line == "verdict: no leak over 100 cycles (TIME_WAIT 60, expected ≤ 60)")
     }
@@ -99,26 +99,67 @@ struct VerdictTests {
     @Test func connectionsMadeByHandAreExpectedToLeaveTimeWaitsToo() {
         // 100 cycles at 1/s plus 2 connections made with the dashboard's connect key.
         let tw = (0..<100).map { min($0 + 3, 62) }
-        let v = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, failedCycles: 0, duration: 100, connections: 102)
+        let v = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, duration: 100, connections: 102)
         #expect(v.line == "verdict: no leak over 100 cycles (TIME_WAIT 62, expected ≤ 62)")
-        let cyclesOnly = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, failedCycles: 0, duration: 100)
+        let cyclesOnly = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, duration: 100)
         #expect(cyclesOnly.line == "verdict: no leak over 100 cycles (TIME_WAIT 62, expected ≤ 60)")
     }
 
     @Test func timeWaitBeyondWhatTheLifetimeExplainsIsFlagged() {
         let tw = (0..<100).map { 2 * $0 + 1 }
-        let v = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, failedCycles: 0, duration: 1_000)
+        let v = judge.verdict(samples: snapshots(timeWait: tw), cycles: 100, duration: 1_000)
         #expect(v.leaks.map(\.name) == ["sockets TIME_WAIT"])
     }
 
     @Test func tooFewCyclesSaysSo() {
-        let v = judge.verdict(samples: snapshots(fds: [1, 2, 3]), cycles: 3, failedCycles: 0, duration: 1)
+        let v = judge.verdict(samples: snapshots(fds: [1, 2, 3]), cycles: 3, duration: 1)
         #expect(!v.isLeak && v.line.hasPrefix("verdict: too few cycles"))
     }
 
-    @Test func failedCyclesAreReported() {
-        let v = judge.verdict(samples: snapshots(fds: Array(repeating: 9, count: 20)), cycles: 20, failedCycles: 3, duration: 2)
-        #expect(v.line == "verdict: no leak over 20 cycles; 3 failed cycles")
+    @Test func failedCyclesAreReportedWithTheirMostFrequentCause() {
+        let failures = CycleFailures([("no SUBACK within 4000 ms", 1), ("connection closed by the broker", 2)])
+        let v = judge.verdict(samples: snapshots(fds: Array(repeating: 9, count: 20)), cycles: 20, failures: failures, duration: 2)
+        #expect(v.line == "verdict: no leak over 20 cycles; 3 of 20 cycles failed: connection closed by the broker (and 1 other cause)")
+        #expect(v.failures.causes.map(\.count) == [2, 1])
+        #expect(RunExitStatus(v) == .cyclesFailed)
+        #expect(RunExitStatus(v, allowing: .count(3)) == .clean)
+        #expect(RunExitStatus(v, allowing: .count(2)) == .cyclesFailed)
+        #expect(RunExitStatus(v, allowing: .percent(15)) == .clean)
+        #expect(RunExitStatus(v, allowing: .percent(10)) == .cyclesFailed)
+    }
+
+    @Test func tooFewCyclesToJudgeStillNamesTheFailures() {
+        // Issue 14.2: every cycle failed, nothing measured after warm-up: this exited 0.
+        let cause = "protocol error: SUBACK return code 0x3 is not 0x00, 0x01, 0x02 or 0x80 [MQTT-3.9.3-2]"
+        let v = judge.verdict(samples: [], cycles: 3, failures: CycleFailures([(cause, 3)]), duration: 1)
+        #expect(v.line == "verdict: too few cycles to judge (0 after warm-up, need 5); 3 of 3 cycles failed: " + cause)
+        #expect(RunExitStatus(v) == .cyclesFailed)
+    }
+
+    @Test func aLeakWinsOverFailedCycles() {
+        let v = judge.verdict(samples: snapshots(fds: (0..<30).map { 8 + $0 }), cycles: 30,
+                              failures: CycleFailures([("no CONNACK within 4000 ms", 30)]), duration: 3)
+        #expect(v.isLeak && RunExitStatus(v) == .leak)
+        #expect(v.line.hasSuffix("; 30 of 30 cycles failed: no CONNACK within 4000 ms"))
+        let clean = judge.verdict(samples: snapshots(fds: Array(repeating: 9, count: 20)), cycles: 20, duration: 2)
+        #expect(RunExitStatus(clean) == .clean && clean.line == "verdict: no leak over 20 cycles")
+    }
+
+    @Test func failureAllowanceParsesCountsAndPercentages() {
+        #expect(FailureAllowance("5") == .count(5))
+        #expect(FailureAllowance("12.5%") == .percent(12.5))
+        #expect(FailureAllowance("0") == FailureAllowance.none)
+        for bad in ["-1", "101%", "x", "", "%", "5 %"] { #expect(FailureAllowance(bad) == nil, "\(bad)") }
+    }
+
+    @Test func theTallyKeepsPointsAfterWarmUpAndFailuresByCause() {
+        var tally = RunTally(warmup: 2, capacity: 10)
+        for n in 1...6 {
+            tally.add(CycleSample(cycle: n, start: 0, snapshot: snapshots(fds: [10])[0], error: n % 3 == 0 ? "no SUBACK within 4000 ms" : nil))
+        }
+        #expect(tally.cycles == 6 && tally.window.count == 4)
+        #expect(tally.failures.causes == [.init(cause: "no SUBACK within 4000 ms", count: 2)])
+        #expect(tally.verdict(duration: 1).failedCycles == 2)
     }
 
     @Test func theilSenIgnoresOutliers() {

@@ -4,13 +4,14 @@
 # and a malformed client that must not disturb the others.
 cd "$(dirname "$0")" && . ./lib.bash
 
-# start_broker [args...] -> BPORT, BPID
+# start_broker [args...] -> BPORT, BPID (BIND_SHOWN: how the listening line shows the address)
 start_broker() {
     "$MSHMON" broker --port 0 "$@" > "$WORK/broker.out" 2> "$WORK/broker.err" &
     BPID=$!
     PIDS+=("$BPID")
-    wait_for 10 grep -q '^listening on 127.0.0.1:' "$WORK/broker.out" || { echo "broker did not start"; cat "$WORK/broker.err"; return 1; }
-    BPORT=$(sed -n 's/^listening on 127.0.0.1://p' "$WORK/broker.out")
+    local shown=${BIND_SHOWN:-127.0.0.1}
+    wait_for 10 grep -qF "listening on $shown:" "$WORK/broker.out" || { echo "broker did not start"; cat "$WORK/broker.err"; return 1; }
+    BPORT=$(sed -n "s/^listening on .*://p" "$WORK/broker.out")
 }
 
 start_broker || exit 1
@@ -78,8 +79,64 @@ check "right password accepted" [ $rc = 0 ]
 kill -TERM "$BPID"; wait "$BPID"; rc=$?
 check "SIGTERM stops the broker with exit 0" [ $rc = 0 ]
 
+echo "broker: keepalive, refused subscriptions, listen address"
+start_broker || exit 1
+# A client that goes silent after CONNECT (keepalive 1, a will): closed after 1.5 s, will published.
+timeout 10 mosquitto_sub -p "$BPORT" -t 'will/#' -C 1 -W 8 -v > "$WORK/kawill.out" &
+SUB=$!
+sleep 0.3
+python3 - "$BPORT" <<'PY' && pass "a silent client is closed after 1.5 x keepalive" || fail "a silent client is closed after 1.5 x keepalive"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+will_topic, will_msg = b"will/silent", b"gone"
+vh = bytes([0, 4]) + b"MQTT" + bytes([4, 0x06, 0, 1])          # clean session + will, keepalive 1 s
+pl = bytes([0, 6]) + b"silent" + len(will_topic).to_bytes(2, "big") + will_topic + len(will_msg).to_bytes(2, "big") + will_msg
+s.sendall(bytes([0x10, len(vh) + len(pl)]) + vh + pl)
+s.settimeout(4)
+assert s.recv(4) == bytes([0x20, 2, 0, 0])
+t = time.monotonic()
+assert s.recv(16) == b"", "closed by the broker"
+assert 1.2 < time.monotonic() - t < 2.5, time.monotonic() - t
+PY
+wait "$SUB"
+check "the silent client's will is published" grep -q '^will/silent gone$' "$WORK/kawill.out"
+kill "$BPID"; wait "$BPID" 2>/dev/null
+
+start_broker --fault deny-subscribe:test/nosubscribe || exit 1
+python3 - "$BPORT" <<'PY' && pass "deny-subscribe: SUBACK 0x80 for the filter, 0x01 for another (paho test_subscribe_failure)" || fail "deny-subscribe: SUBACK 0x80 for the filter, 0x01 for another"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 0]))
+s.settimeout(3)
+assert s.recv(4) == bytes([0x20, 2, 0, 0])
+def f(t, q): return len(t).to_bytes(2, "big") + t + bytes([q])
+body = bytes([0, 7]) + f(b"test/nosubscribe", 1) + f(b"test/ok", 1)
+s.sendall(bytes([0x82, len(body)]) + body)
+assert s.recv(6) == bytes([0x90, 4, 0, 7, 0x80, 0x01])
+PY
+kill "$BPID"; wait "$BPID" 2>/dev/null
+
+for addr in 127.0.0.2 ::1; do
+    shown=$addr; case $addr in *:*) shown="[$addr]";; esac
+    if [ "$addr" = ::1 ] && ! python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+        fail "--bind ::1: this host has no ::1"; continue
+    fi
+    BIND_SHOWN=$shown start_broker --bind "$addr" || { fail "--bind $addr: the broker did not start"; continue; }
+    check "--bind $addr: the listening line shows it" grep -qxF "listening on $shown:$BPORT" "$WORK/broker.out"
+    got=$(timeout 10 mosquitto_sub -h "$addr" -p "$BPORT" -t b -C 1 -W 8 & sleep 0.4; mosquitto_pub -h "$addr" -p "$BPORT" -t b -m "via $addr"; wait)
+    check "--bind $addr: clients reach it there" [ "$got" = "via $addr" ]
+    check "--bind $addr: not on 127.0.0.1" sh -c "! mosquitto_pub -h 127.0.0.1 -p $BPORT -t b -m x 2>/dev/null"
+    kill "$BPID"; wait "$BPID" 2>/dev/null
+    out=$(timeout 60 "$MSHMON" cycle --broker-bind "$addr" -n 6 --settle 0 2>&1); rc=$?
+    check "cycle --broker-bind $addr: 6 cycles, exit 0 (exit $rc)" sh -c "[ $rc = 0 ] && grep -qx 'mshmon_cycles_ok: 6 of 6' <<'O'
+$out
+O"
+done
+"$MSHMON" broker --bind 300.1.1.1 > "$WORK/bind.out" 2>&1; rc=$?
+check "--bind with a bad address: usage error, one line" sh -c "[ $rc = 2 ] && [ \$(wc -l < '$WORK/bind.out') = 1 ]"
+
 "$MSHMON" broker --fault nonsense > "$WORK/fault.out" 2>&1; rc=$?
 check "an unknown fault mode is a usage error" sh -c "[ $rc = 2 ] && [ \$(wc -l < '$WORK/fault.out') = 1 ]"
-check "broker --help documents every fault mode" sh -c "'$MSHMON' broker --help | grep -c 'close-after-connack\|no-connack\|no-suback\|no-pingresp\|reset\|slow:MS\|garbage' | awk '{exit !(\$1 >= 7)}'"
+check "broker --help documents every fault mode" sh -c "'$MSHMON' broker --help | grep -c 'close-after-connack\|no-connack\|no-suback\|no-pingresp\|reset\|slow:MS\|garbage\|deny-subscribe:FILTER' | awk '{exit !(\$1 >= 8)}'"
 
 finish

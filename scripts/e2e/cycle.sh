@@ -81,9 +81,19 @@ kill "$MOSQ_PID"; wait "$MOSQ_PID" 2>/dev/null
 sleep 1
 start_mosquitto "$PORT"
 wait "$RUN"; rc=$?
-check "restart: exit 0" [ $rc = 0 ]
+check "restart: cycles failed and no leak: exit 4 (exit $rc)" [ $rc = 4 ]
 check "restart: failed cycles reported" grep -Eq 'FAILED: cannot connect' "$WORK/restart.out"
-check "restart: verdict no leak with failed cycles" grep -Eq '^verdict: no leak over 100 cycles.*[0-9]+ failed cycles' "$WORK/restart.out"
+check "restart: the verdict names the failures and their cause" grep -Eq '^verdict: no leak over 100 cycles.*; [0-9]+ of 100 cycles failed: cannot connect to 127.0.0.1:[0-9]+: connection refused' "$WORK/restart.out"
+# The same across a restart with the failures allowed: exit 0.
+"$MSHMON" cycle $B -n 100 --interval 30 --settle 10 --allow-failures 50% > "$WORK/restart2.out" 2>&1 &
+RUN=$!
+PIDS+=("$RUN")
+wait_for 10 grep -q '^cycle 20 ' "$WORK/restart2.out"
+kill "$MOSQ_PID"; wait "$MOSQ_PID" 2>/dev/null
+sleep 1
+start_mosquitto "$PORT"
+wait "$RUN"; rc=$?
+check "restart with --allow-failures 50%: exit 0 (exit $rc; $(grep -c FAILED "$WORK/restart2.out") failed)" [ $rc = 0 ]
 
 echo "cycle: exports"
 E=$WORK/run
@@ -136,12 +146,35 @@ echo "cycle: every fault mode of the embedded broker ends, each with its symptom
 fault_run() {  # MODE N -> $WORK/fault.out, rc in $frc
     timeout -s KILL 30 "$MSHMON" cycle -n "$2" --settle 0 --broker-fault "$1" > "$WORK/fault.out" 2>&1; frc=$?
 }
+# Cycles that fail exit 4, with the cause in the verdict, unless --allow-failures covers them.
 fault_run close-after-connack 3
-check "close-after-connack: 3 failed cycles, exit 0 (exit $frc)" sh -c "[ $frc = 0 ] && grep -qx 'mshmon_cycles_ok: 0 of 3' '$WORK/fault.out' && grep -q 'FAILED: connection closed by the broker' '$WORK/fault.out'"
+check "close-after-connack: 3 failed cycles, exit 4 (exit $frc)" sh -c "[ $frc = 4 ] && grep -qx 'mshmon_cycles_ok: 0 of 3' '$WORK/fault.out' && grep -q 'FAILED: connection closed by the broker' '$WORK/fault.out'"
+check "close-after-connack: the verdict names the cause" grep -q '; 3 of 3 cycles failed: connection ' "$WORK/fault.out"
 fault_run reset 3
-check "reset: 3 failed cycles, exit 0 (exit $frc)" sh -c "[ $frc = 0 ] && grep -qx 'mshmon_cycles_ok: 0 of 3' '$WORK/fault.out' && grep -q 'FAILED: connection lost: connection reset by peer' '$WORK/fault.out'"
+check "reset: 3 failed cycles, exit 4 (exit $frc)" sh -c "[ $frc = 4 ] && grep -qx 'mshmon_cycles_ok: 0 of 3' '$WORK/fault.out' && grep -q 'FAILED: connection lost: connection reset by peer' '$WORK/fault.out'"
 fault_run no-suback 1
-check "no-suback: the subscribe times out, exit 0 (exit $frc)" sh -c "[ $frc = 0 ] && grep -q 'FAILED: no SUBACK within 4000 ms' '$WORK/fault.out'"
+check "no-suback: the subscribe times out, exit 4 (exit $frc)" sh -c "[ $frc = 4 ] && grep -q 'FAILED: no SUBACK within 4000 ms' '$WORK/fault.out'"
+fault_run 'deny-subscribe:#' 6
+check "deny-subscribe:#: every cycle fails, exit 4 (exit $frc)" [ $frc = 4 ]
+check "deny-subscribe:#: the verdict names the refusal" grep -Eq '^verdict: .*; 6 of 6 cycles failed: subscription refused by the broker: SUBACK 0x80 for ' "$WORK/fault.out"
+check "deny-subscribe:#: the handlers are back at baseline every cycle" [ "$(grep -c '^cycle [0-9].*ledger clean  FAILED' "$WORK/fault.out")" = 6 ]
+timeout -s KILL 30 "$MSHMON" cycle -n 3 --settle 0 --broker-fault 'deny-subscribe:#' --allow-failures 3 > "$WORK/fault.out" 2>&1; frc=$?
+check "--allow-failures 3 with 3 failed: exit 0 (exit $frc)" [ $frc = 0 ]
+timeout -s KILL 30 "$MSHMON" cycle -n 3 --settle 0 --broker-fault 'deny-subscribe:#' --allow-failures 2 --json > "$WORK/fault.out" 2>&1; frc=$?
+check "--json: exit 4, the failures by cause with counts" sh -c "[ $frc = 4 ] && tail -n 1 '$WORK/fault.out' | python3 -c 'import json,sys; r=json.load(sys.stdin); f=r[\"failures\"]; assert r[\"exitStatus\"]==4 and r[\"failedCycles\"]==3 and len(f)==1 and f[0][\"count\"]==3 and f[0][\"cause\"].startswith(\"subscription refused\"), r'"
+# A broker that breaks the protocol after CONNACK: each cycle is a protocol error, exit 4.
+for mode in suback-reserved garbage-after-connack; do
+    python3 ./hostile_broker.py "$mode" > "$WORK/hostile.out" 2>&1 &
+    HPID=$!; PIDS+=("$HPID")
+    wait_for 5 grep -q '^listening on' "$WORK/hostile.out"
+    HPORT=$(sed -n 's/^listening on 127.0.0.1://p' "$WORK/hostile.out")
+    timeout -s KILL 30 "$MSHMON" cycle --broker "mqtt://127.0.0.1:$HPORT" -n 3 --settle 0 > "$WORK/fault.out" 2>&1; frc=$?
+    kill "$HPID"; wait "$HPID" 2>/dev/null
+    check "$mode: exit 4 (exit $frc)" [ $frc = 4 ]
+    check "$mode: the verdict names the protocol error" grep -Eq '^verdict: too few cycles to judge .*; 3 of 3 cycles failed: protocol error: ' "$WORK/fault.out"
+    [ "$mode" = suback-reserved ] && check "$mode: the cause cites the spec clause" grep -q '^verdict: .*\[MQTT-3.9.3-2\]$' "$WORK/fault.out"
+done
+
 fault_run no-connack 1
 check "no-connack: the first connect times out, exit 1 (exit $frc)" sh -c "[ $frc = 1 ] && grep -qx 'mshmon: no CONNACK within 4000 ms' '$WORK/fault.out'"
 fault_run garbage 1

@@ -50,7 +50,7 @@ check "a again: auto off" wait_screen 'auto off'
 
 $T send-keys -t main e
 check "e: export status shown" wait_screen 'exported ./mshmon-'
-check "e: both export files exist, transcript holds msh />netstat" sh -c "ls '$WORK'/mshmon-*.csv >/dev/null && grep -q '^msh />netstat' '$WORK'/mshmon-*.log"
+check "e: the three export files exist, transcript holds msh />netstat" sh -c "ls '$WORK'/mshmon-*.csv '$WORK'/mshmon-*.jsonl >/dev/null && grep -q '^msh />netstat' '$WORK'/mshmon-*.log"
 
 $T send-keys -t main '?'
 check "?: help from the key table" wait_screen 'auto-cycle on/off'
@@ -171,14 +171,70 @@ echo "dashboard: --export-dir"
 mkdir -p "$WORK/exports"
 main_session "'$MSHMON' --export-dir '$WORK/exports'; echo EXITED \$?; sleep 60"
 check "--export-dir: panes appear" wait_screen 'Active PCB states:'
+# Connect and disconnect by hand, no cycle: the export still holds a sample taken at export
+# time, rendered as the panes show it (issue 14.3: the .log held only events, the .csv 0 bytes).
+$T send-keys -t main c
+check "c before exporting: connected" wait_screen 'client connected'
+$T send-keys -t main d
+check "d before exporting: disconnected" wait_screen 'client disconnected'
 $T send-keys -t main e
 check "e: the status names the folder" wait_screen "exported $WORK/exports/mshmon-"
-check "e: both files are in it" sh -c "ls '$WORK'/exports/mshmon-*.log '$WORK'/exports/mshmon-*.csv >/dev/null"
+X=$(ls "$WORK"/exports/mshmon-*.log 2>/dev/null | head -n 1); X=${X%.log}
+check "e: .log, .csv and .jsonl are in it" sh -c "[ -n '$X' ] && [ -s '$X.log' ] && [ -s '$X.csv' ] && [ -s '$X.jsonl' ]"
+for cmd in free list_fd netstat memtrace; do
+    check "e without a cycle: the .log holds msh />$cmd" grep -qx "msh />$cmd" "$X.log"
+done
+check "e without a cycle: the .log has the session header and the events" sh -c "grep -q '^# mshmon session log' '$X.log' && grep -q 'CONNECT out' '$X.log'"
+check "e without a cycle: the .csv is its header and the export-time row" python3 -c "
+import csv; rows = list(csv.reader(open('$X.csv', newline='')))
+assert rows[0][:4] == ['time', 'cycle', 'total', 'used'] and len(rows) == 2, rows
+assert rows[1][1] == '' and int(rows[1][3]) > 0 and len(rows[1]) == len(rows[0]), rows"
+check "e without a cycle: the .jsonl ends with the export-time sample" python3 -c "
+import json; lines = [json.loads(l) for l in open('$X.jsonl')]
+assert lines[0]['type'] == 'header' and lines[-1]['type'] == 'snapshot' and lines[-1]['fds'] > 0, lines[-1]"
+# The prompt's export takes every format of the one table (.jsonl failed there).
+for ext in log csv jsonl; do
+    $T send-keys -t main ':' "export $WORK/exports/prompt.$ext" Enter
+    check "prompt export .$ext: confirmed" wait_screen "exported $WORK/exports/prompt.$ext"
+    check "prompt export .$ext: written with the export-time sample" sh -c "case $ext in
+        log) grep -qx 'msh />memtrace' '$WORK/exports/prompt.log';;
+        csv) [ \$(grep -c . '$WORK/exports/prompt.csv') -ge 2 ];;
+        jsonl) tail -n 1 '$WORK/exports/prompt.jsonl' | grep -q '\"type\":\"snapshot\"';; esac"
+done
+$T send-keys -t main ':' "export $WORK/exports/prompt.txt" Enter
+check "prompt export .txt: refused" wait_screen "export failed: cannot export to"
+check "prompt export .txt: nothing written" [ ! -e "$WORK/exports/prompt.txt" ]
 $T send-keys -t main q
 check "--export-dir: q exits 0" wait_screen 'EXITED 0'
 out=$("$MSHMON" --export-dir "$WORK/no-such-folder" 2>&1); code=$?
 check "a missing --export-dir is a usage error before anything starts (exit $code: $out)" \
     sh -c "[ $code = 2 ] && echo '$out' | grep -q 'export-dir .*no such folder'"
+
+echo "dashboard: resize redraws at once"
+# Issue 14.4: with --refresh 5000 the screen kept its old layout, scrolled, until the next tick
+# (SIGWINCH went to another thread). Line 1 must be the header within 300 ms of each resize.
+main_session "'$MSHMON' --refresh 5000; echo EXITED \$?; sleep 60"
+check "resize: panes appear" wait_screen 'Active PCB states:'
+first_line_is_header() { [ "$($T capture-pane -p -t main 2>/dev/null | head -n 1 | cut -c 1-6)" = mshmon ]; }
+late=""
+for i in $(seq 1 20); do
+    if [ "$i" = 20 ]; then w=20; h=5; else w=$(( 20 + RANDOM % 181 )); h=$(( 5 + RANDOM % 56 )); fi
+    $T resize-window -t main -x "$w" -y "$h"
+    t0=$(date +%s%N)
+    ok=""
+    while [ $(( $(date +%s%N) - t0 )) -lt 300000000 ]; do
+        if first_line_is_header && [ "$($T capture-pane -p -t main | wc -l)" = "$h" ]; then ok=1; break; fi
+        sleep 0.02
+    done
+    [ -n "$ok" ] || late="$late ${w}x$h"
+done
+check "resize: line 1 is the header within 300 ms of each of 20 resizes, down to 20x5 (late:${late:- none})" [ -z "$late" ]
+check "resize: still running after the resizes" sh -c "! $T capture-pane -p -t main | grep -q EXITED"
+$T resize-window -t main -x 120 -y 40
+check "resize: back at 120x40, the panes again" wait_for 2 shows 'Active PCB states:'
+$T send-keys -t main q
+check "resize: q exits 0" wait_screen 'EXITED 0'
+check "resize: the terminal is restored (alternate screen off)" [ "$($T display -p -t main '#{alternate_on}')" = 0 ]
 
 echo "dashboard: injected leak"
 main_session "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"

@@ -74,4 +74,12 @@ int cp_catch_signals(const int *sigs, int count, int wake_fd);
 
 /// The last signal cp_catch_signals caught, 0 if none yet.
 int cp_caught_signal(void);
+
+/// Catches SIGWINCH (replacing curses' own handler): records it and writes one byte to
+/// `wake_fd`. The kernel may deliver it to any thread; the byte wakes the terminal thread's
+/// poll wherever it lands. Returns 0 or -errno.
+int cp_catch_resize(int wake_fd);
+
+/// 1 and the terminal's size (TIOCGWINSZ on `fd`) when a SIGWINCH came since the last call, else 0.
+int cp_take_resize(int fd, int *rows, int *cols);
 #endif
