@@ -187,8 +187,8 @@ _mshmon() {
 _mshmon_tui() {
     repeating_flags=()
     non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-color --no-mouse -h --help)
-    repeating_options=(-t --topic --export)
-    non_repeating_options=(--broker --broker-fault -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --refresh --export-dir --settle)
+    repeating_options=(--broker-fault -t --topic --export)
+    non_repeating_options=(--broker --broker-bind -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --refresh --export-dir --settle)
     __mshmon_offer_flags_options 0
 
     # Offer option value completions
@@ -197,6 +197,9 @@ _mshmon_tui() {
         return
         ;;
     '--broker-fault')
+        return
+        ;;
+    '--broker-bind')
         return
         ;;
     '-i'|'--client-id')
@@ -253,8 +256,8 @@ _mshmon_tui() {
 _mshmon_cycle() {
     repeating_flags=()
     non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-sample --json --quiet -h --help)
-    repeating_options=(-t --topic --export)
-    non_repeating_options=(--broker --broker-fault -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold)
+    repeating_options=(--broker-fault -t --topic --export)
+    non_repeating_options=(--broker --broker-bind -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold --allow-failures)
     __mshmon_offer_flags_options 0
 
     # Offer option value completions
@@ -263,6 +266,9 @@ _mshmon_cycle() {
         return
         ;;
     '--broker-fault')
+        return
+        ;;
+    '--broker-bind')
         return
         ;;
     '-i'|'--client-id')
@@ -328,19 +334,25 @@ _mshmon_cycle() {
     '--export')
         return
         ;;
+    '--allow-failures')
+        return
+        ;;
     esac
 }
 
 _mshmon_broker() {
     repeating_flags=()
     non_repeating_flags=(-h --help)
-    repeating_options=()
-    non_repeating_options=(--port --fault --password-file --max-packet-size --max-connections --max-queued)
+    repeating_options=(--fault)
+    non_repeating_options=(--port --bind --password-file --max-packet-size --max-connections --max-queued)
     __mshmon_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--port')
+        return
+        ;;
+    '--bind')
         return
         ;;
     '--fault')

@@ -51,7 +51,7 @@ _mshmon() {
         local -ar subcommands=(
             'tui:The dashboard (the default): live free / list_fd / netstat panes, cycles on a key, a verdict.'
             'cycle:Run connect / subscribe / publish / disconnect cycles headless and judge whether anything leaks.'
-            'broker:Run the embedded MQTT 3.1.1 broker on 127.0.0.1 (the default peer of mshmon and mshmon cycle).'
+            'broker:Run the embedded MQTT 3.1.1 broker (the default peer of mshmon and mshmon cycle).'
             'free:Heap of this process: total, used and maximum allocated memory (mallinfo2).'
             'list_fd:Open file descriptors of this process (/proc/self/fd).'
             'netstat:TCP sockets in lwIP'\''s list_tcps form: this process'\''s, or with --all every socket of the namespace.'
@@ -80,7 +80,8 @@ _mshmon_tui() {
     local -ar ___inject_leak=('socket-race' 'ack-handler')
     local -ar arg_specs=(
         '--broker[The broker, as mqtt\://HOST\:PORT (IPv6\: mqtt\://\[\:\:1\]\:1883). Default\: start the embedded broker.]:url:'
-        '--broker-fault[Fault mode of the embedded broker (see mshmon broker --help); not with --broker.]:mode:'
+        '*--broker-fault[Fault mode of the embedded broker, repeatable (see mshmon broker --help); not with --broker. A fault that makes cycles fail makes `cycle` exit 4 unless --allow-failures covers it.]:mode:'
+        '--broker-bind[Address the embedded broker listens on (default 127.0.0.1; 0.0.0.0 or \:\: for a device on the bench network); not with --broker.]:address:'
         '(-i --client-id)'{-i,--client-id}'[Client identifier (default\: mshmon-PID).]:client-id:'
         '(-u --username)'{-u,--username}'[User name. The password comes from MSHMON_PASSWORD or --password-file.]:username:'
         '--password-file[A file whose first line is the password.]:path:'
@@ -115,7 +116,8 @@ _mshmon_cycle() {
     local -ar ___inject_leak=('socket-race' 'ack-handler')
     local -ar arg_specs=(
         '--broker[The broker, as mqtt\://HOST\:PORT (IPv6\: mqtt\://\[\:\:1\]\:1883). Default\: start the embedded broker.]:url:'
-        '--broker-fault[Fault mode of the embedded broker (see mshmon broker --help); not with --broker.]:mode:'
+        '*--broker-fault[Fault mode of the embedded broker, repeatable (see mshmon broker --help); not with --broker. A fault that makes cycles fail makes `cycle` exit 4 unless --allow-failures covers it.]:mode:'
+        '--broker-bind[Address the embedded broker listens on (default 127.0.0.1; 0.0.0.0 or \:\: for a device on the bench network); not with --broker.]:address:'
         '(-i --client-id)'{-i,--client-id}'[Client identifier (default\: mshmon-PID).]:client-id:'
         '(-u --username)'{-u,--username}'[User name. The password comes from MSHMON_PASSWORD or --password-file.]:username:'
         '--password-file[A file whose first line is the password.]:path:'
@@ -139,6 +141,7 @@ _mshmon_cycle() {
         '--warmup[Cycles left out of the verdict at the start.]:warmup:'
         '--heap-threshold[Heap growth per cycle below this is noise, in bytes.]:bytes:'
         '*--export[Stream the session to a file\: .log (msh transcript), .csv or .jsonl. Repeatable.]:path:'
+        '--allow-failures[Failed cycles tolerated before the run exits 4\: a count (5) or a share of the cycles run (10%).]:n|p%:'
         '--no-sample[Do not sample the process per cycle (to time the client alone)\: only its fds and RSS after the first cycle and at the end are printed; the verdict then measures nothing.]'
         '--json[Print the report as one JSON object instead of the verdict line.]'
         '--quiet[Print nothing per cycle, only the verdict.]'
@@ -152,8 +155,9 @@ _mshmon_cycle() {
 _mshmon_broker() {
     local -i ret=1
     local -ar arg_specs=(
-        '--port[TCP port on 127.0.0.1 (0\: any free port).]:port:'
-        '--fault[Misbehave on purpose\: none, close-after-connack, no-connack, no-suback, no-pingresp, reset, slow\:MS, garbage.]:mode:'
+        '--port[TCP port (0\: any free port).]:port:'
+        '--bind[Listen on this IPv4 or IPv6 address (0.0.0.0 or \:\: for every interface).]:address:'
+        '*--fault[Misbehave on purpose (repeatable)\: none, close-after-connack, no-connack, no-suback, no-pingresp, reset, slow\:MS, garbage, deny-subscribe\:FILTER\[,FILTER…\].]:mode:'
         '--password-file[mosquitto-style plain `user\:password` lines; without it anonymous clients are allowed.]:path:'
         '--max-packet-size[Largest packet accepted, in bytes.]:max-packet-size:'
         '--max-connections[Most connections at once.]:max-connections:'

@@ -8,6 +8,7 @@ OUT=$WORK/docs
 for f in mshmon.1 completions/mshmon.bash completions/mshmon.zsh completions/mshmon.fish; do
     check "Resources/$f is up to date" diff -q "../../Resources/$f" "$OUT/$f"
 done
-check "the man page documents mshmon cycle and its exit codes" grep -q 'Exit status: 0 no leak, 3 leak found' ../../Resources/mshmon.1
+check "the man page documents mshmon cycle and its exit codes" sh -c "grep -q '^  3  a leak was found' ../../Resources/mshmon.1 && grep -q '^  4  cycles failed beyond --allow-failures' ../../Resources/mshmon.1"
+check "the man page documents --allow-failures, --broker-bind, --bind and deny-subscribe" sh -c "grep -q 'Fl -allow-failures Ar' ../../Resources/mshmon.1 && grep -q 'Fl -broker-bind Ar' ../../Resources/mshmon.1 && grep -q 'Fl -bind Ar' ../../Resources/mshmon.1 && grep -q 'deny-subscribe:FILTER' ../../Resources/mshmon.1"
 check "bash completion offers the subcommands" grep -q 'cycle' ../../Resources/completions/mshmon.bash
 finish
