@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "Msh", targets: ["Msh"]),
         .library(name: "Ledger", targets: ["Ledger"]),
         .library(name: "MQTTClient", targets: ["MQTTClient"]),
+        // The heap tap injected into launched targets (LD_PRELOAD): C only, no Swift runtime.
+        .library(name: "mshmontap", type: .dynamic, targets: ["CHeapTap"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -25,7 +27,11 @@ let package = Package(
         .target(name: "Ledger"),
         .target(name: "ChildProcess", dependencies: ["CShims"]),
         .target(name: "CShims"),
-        .target(name: "Probes", dependencies: ["CShims", "Ledger"]),
+        .target(name: "CTapLayout"),
+        .target(name: "CHeapTap", dependencies: ["CTapLayout"],
+                cSettings: [.unsafeFlags(["-fno-omit-frame-pointer", "-O2"])],
+                linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread"), .unsafeFlags(["-nostartfiles", "-static-stdlib", "-Xlinker", "--as-needed"])]),
+        .target(name: "Probes", dependencies: ["CShims", "CTapLayout", "Ledger"]),
         .target(name: "Msh", dependencies: ["Probes", "Ledger"]),
         .target(
             name: "MQTTClient",
@@ -43,8 +49,9 @@ let package = Package(
             ]),
         .target(
             name: "Monitor",
-            dependencies: ["MQTTClient", "MQTTPacket", "Probes", "Msh", "Ledger",
-                           .product(name: "NIOCore", package: "swift-nio")]),
+            dependencies: ["MQTTClient", "MQTTBroker", "MQTTPacket", "Probes", "Msh", "Ledger",
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")]),
         .systemLibrary(name: "CNCurses", pkgConfig: "ncursesw", providers: [.apt(["libncursesw5-dev"])]),
         .target(
             name: "TUI",

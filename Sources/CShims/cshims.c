@@ -1,3 +1,5 @@
+#define _GNU_SOURCE
+#include <spawn.h>
 #include "cshims.h"
 #include <sys/prctl.h>
 #include <malloc.h>
@@ -234,4 +236,8 @@ int cp_tcp_lookup(const cp_tcp_key *keys, int count, cp_tcp_socket *out, uint8_t
     }
     close(fd);
     return 0;
+}
+
+int cp_spawn_close_from(void *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, from);
 }

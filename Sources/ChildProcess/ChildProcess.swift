@@ -2,6 +2,7 @@
 // default dispositions in the child (a child started from a Swift Testing worker thread by
 // Foundation's Process inherits a mask that blocks SIGTERM), and no shell in between.
 
+import CShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,9 +16,11 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Starts `path` with `arguments`. stdout/stderr go to `outputPath` (appended) or /dev/null.
     /// `environment` entries ("K=V") are added to this process's environment.
-    /// With `captureOutput`, stdout is a pipe read through `output` and stderr is inherited.
+    /// With `captureOutput`, stdout is a pipe read through `output` and stderr is inherited,
+    /// or goes into the same pipe with `mergeStderr`. `removing` names variables of this
+    /// environment the child does not get.
     public init(path: String, arguments: [String], outputPath: String? = nil, captureOutput: Bool = false,
-                environment: [String] = []) throws {
+                mergeStderr: Bool = false, environment: [String] = [], removing: [String] = []) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -27,12 +30,17 @@ public final class ChildProcess: @unchecked Sendable {
             guard pipe(&pipeFDs) == 0 else { throw ChildProcessError(path: path, reason: "pipe failed") }
             for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
             posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+            if mergeStderr { posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2) }
         } else {
             let out = outputPath ?? "/dev/null"
             posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
 
+        // Last (actions run in order, and the pipe is dup'ed from above 2): nothing else of
+        // ours leaks into the child (a listening socket NIO opened without CLOEXEC would
+        // otherwise show in a target's list_fd and netstat).
+        _ = cp_spawn_close_from(&actions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -47,7 +55,8 @@ public final class ChildProcess: @unchecked Sendable {
         var env: [String] = []
         var e = environ
         while let entry = e.pointee {
-            env.append(String(cString: entry))
+            let text = String(cString: entry)
+            if !removing.contains(where: { text.hasPrefix($0 + "=") }) { env.append(text) }
             e += 1
         }
         env += environment

@@ -96,6 +96,33 @@ public enum BrokerFault: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// A client connection as the broker sees it: the client's id and both ends' addresses.
+public struct BrokerClientConnection: Sendable, Hashable {
+    public var clientID: String
+    /// The client's address (its local end): the 4-tuple that attributes its sockets.
+    public var peerHost: String
+    public var peerPort: Int
+    public var localHost: String
+    public var localPort: Int
+
+    public init(clientID: String, peerHost: String, peerPort: Int, localHost: String, localPort: Int) {
+        self.clientID = clientID
+        self.peerHost = peerHost
+        self.peerPort = peerPort
+        self.localHost = localHost
+        self.localPort = localPort
+    }
+}
+
+/// What the broker reports of each client connection (`BrokerConfiguration.onConnection`).
+public enum BrokerConnectionEvent: Sendable, Hashable {
+    /// CONNECT accepted (CONNACK 0 sent).
+    case connected(BrokerClientConnection)
+    /// The accepted connection ended; `reason` says how ("DISCONNECT", "kicked", "keepalive
+    /// expired", "closed by the client", "taken over").
+    case closed(BrokerClientConnection, reason: String)
+}
+
 /// Broker settings and limits.
 public struct BrokerConfiguration: Sendable {
     public var host = "127.0.0.1"
@@ -107,6 +134,8 @@ public struct BrokerConfiguration: Sendable {
     public var maximumConnections = 1_000
     /// Messages kept for an offline persistent session; the oldest is dropped past this.
     public var maximumQueued = 1_000
+    /// Called on the broker's event loop for each accepted connection and its end.
+    public var onConnection: (@Sendable (BrokerConnectionEvent) -> Void)?
     /// Where limit and fault log lines go.
     public var log: @Sendable (String) -> Void = { line in
         let text = "mshmon broker: \(line)\n"
@@ -171,6 +200,22 @@ public final class Broker: @unchecked Sendable {
             .bind(host: configuration.host, port: configuration.port).get()
         serverChannel = channel
         return channel.localAddress?.port ?? configuration.port
+    }
+
+    /// Closes the connections of `clientID` (every client's when nil) from the broker's side,
+    /// without DISCONNECT: the client's reconnect path runs, and its will is published.
+    /// Returns how many were closed.
+    public func kick(clientID: String? = nil) -> EventLoopFuture<Int> {
+        loop.submit {
+            var n = 0
+            for session in self.sessions.values where clientID == nil || session.clientID == clientID {
+                if let c = session.connection {
+                    c.kick()
+                    n += 1
+                }
+            }
+            return n
+        }
     }
 
     public func stop() async throws {

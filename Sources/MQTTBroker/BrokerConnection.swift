@@ -20,6 +20,9 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
     /// lets it) is swallowed too, not refused as packets before CONNECT.
     private var mute = false
     private var counted = false
+    /// Once CONNECT is accepted: what `onConnection` reports, and how the connection ended.
+    private var reported: BrokerClientConnection?
+    private var endReason = "closed by the client"
 
     init(broker: Broker) {
         self.broker = broker
@@ -70,6 +73,7 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         keepAlive?.cancel()
         if counted { broker.connections -= 1 }
+        if let reported { broker.configuration.onConnection?(.closed(reported, reason: closedCleanly && endReason == "closed by the client" ? "DISCONNECT" : endReason)) }
         if let session, session.connection === self {
             session.connection = nil
             if !closedCleanly, let will { broker.route(will) }
@@ -158,6 +162,13 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
         broker.sessions[clientID] = s
         session = s
         send(.connack(ConnAck(sessionPresent: present)))
+        if let report = broker.configuration.onConnection, let ctx = context {
+            let peer = ctx.channel.remoteAddress, local = ctx.channel.localAddress
+            let c = BrokerClientConnection(clientID: clientID, peerHost: peer?.ipAddress ?? "", peerPort: peer?.port ?? 0,
+                                           localHost: local?.ipAddress ?? "", localPort: local?.port ?? 0)
+            reported = c
+            report(.connected(c))
+        }
         switch fault {
         case .closeAfterConnack:
             context?.close(promise: nil)
@@ -241,8 +252,15 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// Closed by the broker on request (`Broker.kick`): no DISCONNECT, so the will goes out.
+    func kick() {
+        endReason = "kicked"
+        context?.close(promise: nil)
+    }
+
     /// A second connection with the same client id closes this one.
     func takenOver() {
+        endReason = "taken over"
         closedCleanly = true  // MQTT 3.1.1 takeover: no will
         session = nil
         context?.close(promise: nil)
@@ -271,6 +289,7 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
         keepAlive = context.eventLoop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) { [weak self] in
             guard let self, let ctx = self.context else { return }
             self.broker.configuration.log("closing \(self.session?.clientID ?? "a client"): keepalive expired")
+            if !self.closedCleanly { self.endReason = "keepalive expired" }
             ctx.close(promise: nil)
         }
     }

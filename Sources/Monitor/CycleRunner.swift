@@ -171,8 +171,13 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
             line += "  fds \(snap.fds.count) (\(signed(d?.fdCount ?? 0)))"
             let states = snap.ourSocketsByState.sorted { $0.key.rawValue < $1.key.rawValue }
             line += "  sockets " + (states.isEmpty ? "none" : states.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: " "))
-            let held = LedgerKind.allCases.filter { $0.isPerConnection && (snap.ledger?.live($0) ?? 0) != 0 }
-            line += "  ledger " + (held.isEmpty ? "clean" : held.map { "\($0.rawValue) \(snap.ledger!.live($0))" }.joined(separator: " "))
+            if let ledger = snap.ledger {
+                let held = LedgerKind.allCases.filter { $0.isPerConnection && ledger.live($0) != 0 }
+                line += "  ledger " + (held.isEmpty ? "clean" : held.map { "\($0.rawValue) \(ledger.live($0))" }.joined(separator: " "))
+            } else {
+                // A target: no ledger of ours; its threads instead (a thread per connect is a known leak).
+                line += "  threads \(snap.threads.count) (\(signed(d?.threadCount ?? 0)))"
+            }
         } else {
             let total = s.phases.values.reduce(0, +)
             line += "  \(Verdict.format(total)) ms"

@@ -105,23 +105,45 @@ public struct RunTally: Sendable {
     /// The highest cycle number seen.
     public private(set) var cycles = 0
     public private(set) var failures = CycleFailures()
+    /// The first snapshot in the window and the last one, kept only with `keepsContext` (a
+    /// target's: for this process they would grow the heap being measured). The verdict
+    /// names owners from them: the call site whose heap grew, thread names, remote addresses.
+    public let keepsContext: Bool
+    public private(set) var context: VerdictContext?
 
-    public init(warmup: Int, capacity: Int) {
+    public init(warmup: Int, capacity: Int, keepsContext: Bool = false) {
         self.warmup = warmup
+        self.keepsContext = keepsContext
         window = SeriesWindow(capacity: capacity)
     }
 
     public mutating func add(_ sample: CycleSample) {
         cycles = max(cycles, sample.cycle)
         if let error = sample.error { failures.add(error) }
-        if let snap = sample.snapshot, sample.cycle > warmup { window.append(SeriesPoint(snap)) }
+        if let snap = sample.snapshot, sample.cycle > warmup {
+            window.append(SeriesPoint(snap))
+            if keepsContext { context = VerdictContext(first: context?.first ?? snap, last: snap) }
+        }
     }
+
+    /// A failure of the run rather than of one cycle (no cycle came in time, the target left).
+    public mutating func addFailure(_ cause: String) { failures.add(cause) }
 
     /// The verdict over what was added. `cycles`: the count to report when it differs from
     /// the highest cycle number (a run stopped between cycles); `connections`: see `LeakJudge`.
     public func verdict(_ judge: LeakJudge = LeakJudge(), cycles: Int? = nil, duration: Double, measured: Bool = true,
                         connections: Int? = nil) -> Verdict {
         judge.verdict(points: window.points, cycles: cycles ?? self.cycles, failures: failures, duration: duration,
-                      measured: measured, connections: connections)
+                      measured: measured, connections: connections, context: context)
+    }
+}
+
+/// Two snapshots bounding the verdict's window, for naming owners.
+public struct VerdictContext: Sendable {
+    public var first: Snapshot
+    public var last: Snapshot
+    public init(first: Snapshot, last: Snapshot) {
+        self.first = first
+        self.last = last
     }
 }

@@ -126,7 +126,8 @@ public struct Verdict: Sendable, Hashable, Codable {
         }
         let parts = leaks.map { f -> String in
             let unit = f.name == "heap" ? " B" : ""
-            let owner = owners[f.name].map { " (\($0))" } ?? ""
+            // A heap site reads as a sentence: `heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from …`.
+            let owner = owners[f.name].map { f.name == "heap" && $0.contains(" from ") ? ": \($0)" : " (\($0))" } ?? ""
             return "\(f.name) \(Self.signed(f.slope))\(unit)/cycle\(owner)"
         }
         return "verdict: LEAK " + parts.joined(separator: "; ") + failed
@@ -167,7 +168,7 @@ public struct LeakJudge: Sendable {
     /// `connections`: how many the client opened in the run, cycles and any made by hand (the
     /// dashboard's connect key); nil: one per cycle. Each may leave a TIME_WAIT.
     public func verdict(points: [SeriesPoint], cycles: Int, failures: CycleFailures = CycleFailures(), duration: Double,
-                        measured: Bool = true, connections: Int? = nil) -> Verdict {
+                        measured: Bool = true, connections: Int? = nil, context: VerdictContext? = nil) -> Verdict {
         var v = Verdict(cycles: cycles, analysed: points.count, failures: failures, measured: measured,
                         leaks: [], steps: [], owners: [:], timeWait: 0, timeWaitExpected: 0)
         guard measured, points.count >= Verdict.minimumSamples else { return v }
@@ -227,6 +228,8 @@ public struct LeakJudge: Sendable {
             }
         }
 
+        if let context { nameOwners(&v, context, cycles: points.count - 1) }
+
         // Client-side TIME_WAIT: at most one per connection closed in the last lifetime.
         let twIndex = TCPState.allCases.firstIndex(of: .TIME_WAIT)!
         v.timeWait = Int(points.last!.sockets[twIndex])
@@ -239,6 +242,54 @@ public struct LeakJudge: Sendable {
                                          rise: tw.last! - tw.first!))
         }
         return v
+    }
+
+    /// Owners a target's snapshots name: the call site whose live heap grew most, the threads
+    /// whose name count grew, the remote address of the sockets in a leaking state.
+    func nameOwners(_ v: inout Verdict, _ c: VerdictContext, cycles: Int) {
+        let span = Double(max(cycles, 1))
+        if v.leaks.contains(where: { $0.name == "heap" }) {
+            if let sites = c.last.sites {
+                let before = Dictionary((c.first.sites ?? []).map { ($0.frames, $0) }, uniquingKeysWith: { a, _ in a })
+                let grown = sites.map { s -> (HeapSiteSample, Int, Int) in
+                    let b = before[s.frames]
+                    return (s, s.liveBytes - (b?.liveBytes ?? 0), s.liveBlocks - (b?.liveBlocks ?? 0))
+                }.max { $0.1 < $1.1 }
+                if let (site, bytes, blocks) = grown, bytes > 0 {
+                    let perCycle = Double(blocks) / span
+                    let size = blocks > 0 ? bytes / blocks : bytes
+                    v.owners["heap"] = "\(Verdict.format(perCycle)) blocks × \(size) B per cycle from \(site.name ?? "an unnamed site")"
+                }
+            } else if c.last.heapSource == .smaps {
+                v.owners["heap"] = "smaps_rollup: page-granular, no call sites"
+            }
+        }
+        if v.leaks.contains(where: { $0.name == "threads" }) {
+            func names(_ s: Snapshot) -> [String: Int] { s.threads.reduce(into: [:]) { $0[$1.name, default: 0] += 1 } }
+            let a = names(c.first), b = names(c.last)
+            let grew = b.filter { $0.value > (a[$0.key] ?? 0) }.sorted { $0.key < $1.key }
+            if !grew.isEmpty {
+                v.owners["threads"] = grew.map { "\($0.key) \(Verdict.signed(Double($0.value - (a[$0.key] ?? 0)) / span))/cycle" }
+                    .joined(separator: ", ")
+            }
+        }
+        // The remote address of each leaking socket state, most frequent.
+        func remote(_ state: String) -> String? {
+            let rows = c.last.tcp.filter { $0.isOurs && $0.state.rawValue == state }
+            let counts = rows.reduce(into: [String: Int]()) { $0[$1.remote.description, default: 0] += 1 }
+            return counts.max { $0.value < $1.value }?.key
+        }
+        if let detail = v.owners["fds"] {
+            var parts = detail.components(separatedBy: ", ")
+            for i in parts.indices {
+                let state = String(parts[i].prefix { $0 != " " })
+                if TCPState(rawValue: state) != nil, let r = remote(state) { parts[i] += " to \(r)" }
+            }
+            v.owners["fds"] = parts.joined(separator: ", ")
+        }
+        for f in v.leaks where f.name.hasPrefix("sockets ") {
+            if let r = remote(String(f.name.dropFirst("sockets ".count))) { v.owners[f.name] = "to \(r)" }
+        }
     }
 
     /// An exact count leaks when it rises by ≥ 1 overall and in at least two of three

@@ -80,6 +80,22 @@ public enum MshRender {
     }
 
     /// RT-Thread memtrace's owner-tagged block list from the ledger, then per-kind totals.
+    /// The heap tap's live blocks per call site, in memtrace's layout: `[0x%012lx - %5d] %-4.4s`
+    /// (first return address, live bytes, the site's first four letters as its tag), then the
+    /// site and its block count; then the totals.
+    public static func memtrace(sites: [HeapSiteSample], heap: HeapSample) -> String {
+        var out = ""
+        var blocks = 0
+        for s in sites where s.liveBlocks > 0 {
+            blocks += s.liveBlocks
+            let address = "0x" + hex(s.frames.first ?? 0, width: 12)
+            let name = s.name ?? "?"
+            out += "[\(address) - \(pad("\(s.liveBytes)", 5))] \(padRight(String(name.prefix(4)), 4)) \(name), \(s.liveBlocks) block\(s.liveBlocks == 1 ? "" : "s")\n"
+        }
+        out += "total: \(blocks) blocks, \(heap.used) bytes live; maximum \(heap.maximum) bytes\n"
+        return out
+    }
+
     public static func memtrace(_ ledger: LedgerSnapshot) -> String {
         var out = ""
         for r in ledger.records {

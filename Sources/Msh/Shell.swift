@@ -61,8 +61,13 @@ public struct MshShell: Sendable {
             MshRender.listThread(ctx.sample(false).threads)
         },
         MshCommand("memtrace", "dump memory trace information",
-                   detail: "One line per live record of the MQTT client's owner ledger:\n[address - size] owner kind, then live/created/released/peak per kind.\nAfter a disconnect every per-connection kind is back at its baseline, except that a\nkept session (--no-clean-session) keeps one messageHandler per subscription: by design,\nthe broker keeps the subscriptions too, and they are not counted as a leak.\n") { ctx, _ in
-            MshRender.memtrace(ctx.sample(false).ledger ?? LedgerSnapshot())
+                   detail: "One line per live record of the MQTT client's owner ledger:\n[address - size] owner kind, then live/created/released/peak per kind.\nFor a target under the heap tap: one line per call site with live blocks,\n[first return address - live bytes] tag site, blocks; then the totals.\nAfter a disconnect every per-connection kind is back at its baseline, except that a\nkept session (--no-clean-session) keeps one messageHandler per subscription: by design,\nthe broker keeps the subscriptions too, and they are not counted as a leak.\n") { ctx, _ in
+            let snap = ctx.sample(false)
+            if let sites = snap.sites { return MshRender.memtrace(sites: sites, heap: snap.heap) }
+            if snap.heapSource == .smaps {
+                return "memtrace: no heap tap in this process: heap from smaps_rollup, no call sites (launch it with mshmon cycle -- COMMAND)\n"
+            }
+            return MshRender.memtrace(snap.ledger ?? LedgerSnapshot())
         },
     ]
 

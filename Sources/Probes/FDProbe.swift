@@ -165,11 +165,17 @@ public enum FDProbe {
         }
     }
 
-    /// Every open fd through /proc/self/fd (opendir + readlinkat), except the one the walk uses.
-    public static func scanProc() -> [FDRow] {
-        guard let dir = opendir("/proc/self/fd") else { return [] }
+    /// Every open fd through /proc/self/fd (opendir + readlinkat), except the one the walk
+    /// uses; with `pid`, every fd of that process through /proc/PID/fd (nil when it cannot be
+    /// read: gone, or not ours to read).
+    public static func scanProc() -> [FDRow] { scanProc(pid: nil) ?? [] }
+
+    public static func scanProc(pid: Int32?) -> [FDRow]? {
+        let base = pid.map { "/proc/\($0)/fd" } ?? "/proc/self/fd"
+        guard let dir = opendir(base) else { return nil }
         defer { closedir(dir) }
-        let scanFD = dirfd(dir)
+        let dirFD = dirfd(dir)
+        let scanFD = pid == nil ? dirFD : -1  // the walk's own fd, left out of our own list
         var rows: [FDRow] = []
         var target = [CChar](repeating: 0, count: 4096)
         while let entry = readdir(dir) {
@@ -186,7 +192,7 @@ public enum FDProbe {
             }
             guard let fd, fd != scanFD else { continue }
             let n = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                readlinkat(scanFD, raw.baseAddress!.assumingMemoryBound(to: CChar.self), &target, target.count - 1)
+                readlinkat(dirFD, raw.baseAddress!.assumingMemoryBound(to: CChar.self), &target, target.count - 1)
             }
             guard n >= 0 else { continue }  // closed between readdir and readlink
             let path = target.withUnsafeBufferPointer { buf in
@@ -194,7 +200,8 @@ public enum FDProbe {
             }
             let (type, inode) = FDType.classify(path) {
                 var st = stat()
-                return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+                if pid == nil { return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR }
+                return stat("\(base)/\(fd)", &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
             }
             rows.append(FDRow(fd: fd, type: type, path: path, inode: inode))
         }

@@ -29,9 +29,10 @@ public enum ProcFile {
         return bytes
     }
 
-    /// A number field of /proc/self/status ("FDSize:", "VmRSS:" in kB, …).
-    static func statusField(_ key: String) -> Int? {
-        guard let bytes = read("/proc/self/status", initialCapacity: 4096) else { return nil }
+    /// A number field of /proc/self/status ("FDSize:", "VmRSS:" in kB, …), or of another
+    /// file of that `Key:  value` shape (/proc/PID/smaps_rollup).
+    static func statusField(_ key: String, path: String = "/proc/self/status") -> Int? {
+        guard let bytes = read(path, initialCapacity: 4096) else { return nil }
         let key = Array(key.utf8) + [UInt8(ascii: ":")]
         var i = 0
         while i + key.count < bytes.count {

@@ -15,6 +15,10 @@ public struct Snapshot: Sendable, Hashable, Codable {
     public var malformedTCPLines: Int
     public var threads: [ThreadRow]
     public var ledger: LedgerSnapshot?
+    /// Where `heap` comes from.
+    public var heapSource: HeapSource = .mallinfo
+    /// Live heap per call site (a target under the heap tap), largest first.
+    public var sites: [HeapSiteSample]?
 
     public init(time: Double, heap: HeapSample, fds: [FDRow] = [], tcp: [TCPRow] = [], malformedTCPLines: Int = 0,
                 threads: [ThreadRow] = [], ledger: LedgerSnapshot? = nil) {
@@ -66,6 +70,26 @@ public struct Snapshot: Sendable, Hashable, Codable {
             heapUsed: heap.used - earlier.heap.used, fdCount: fds.count - earlier.fds.count,
             threadCount: threads.count - earlier.threads.count,
             fdsOpened: opened, fdsClosed: closed, socketChanges: changes, ledgerLive: ledgerDelta)
+    }
+}
+
+/// Where a snapshot's heap figures come from, and how fine they are.
+public enum HeapSource: String, Sendable, Hashable, Codable {
+    /// This process's glibc counters (mallinfo2): exact to the byte.
+    case mallinfo
+    /// The LD_PRELOAD tap in a launched target: exact live bytes, per call site.
+    case tap
+    /// /proc/PID/smaps_rollup (anonymous resident memory): page-granular, so a leak shows
+    /// only once it has filled a 4 KiB page; the allocator's own caches move it too.
+    case smaps
+
+    /// For the header and the verdict.
+    public var label: String {
+        switch self {
+        case .mallinfo: "heap: mallinfo2"
+        case .tap: "heap: tap (per call site)"
+        case .smaps: "heap: smaps_rollup (Anonymous, 4 KiB pages: coarser)"
+        }
     }
 }
 

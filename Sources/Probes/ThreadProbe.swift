@@ -35,10 +35,11 @@ public struct ThreadRow: Sendable, Hashable, Codable {
 }
 
 public enum ThreadProbe {
-    /// Every thread of this process, by thread id.
-    public static func scan() -> [ThreadRow] {
-        ProcFile.list("/proc/self/task").compactMap { name -> ThreadRow? in
-            guard let tid = Int32(name), let bytes = ProcFile.read("/proc/self/task/\(name)/stat", initialCapacity: 512) else {
+    /// Every thread of this process (or of `pid`), by thread id.
+    public static func scan(pid: Int32? = nil) -> [ThreadRow] {
+        let base = pid.map { "/proc/\($0)/task" } ?? "/proc/self/task"
+        return ProcFile.list(base).compactMap { name -> ThreadRow? in
+            guard let tid = Int32(name), let bytes = ProcFile.read("\(base)/\(name)/stat", initialCapacity: 512) else {
                 return nil
             }
             return parseStat(bytes, tid: tid)

@@ -19,6 +19,8 @@ import Glibc
 /// `8h`, `30m`, `90s`, `1500ms`.
 struct DurationArgument: ExpressibleByArgument {
     var seconds: Double
+    init(seconds: Double) { self.seconds = seconds }
+    var defaultValueDescription: String { seconds >= 1 && seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(Int(seconds * 1000))ms" }
     init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("h", 3600), ("m", 60), ("s", 1)]
         for (suffix, factor) in units where argument.hasSuffix(suffix) {
@@ -54,9 +56,16 @@ struct Cycle: AsyncParsableCommand {
           mshmon cycle --broker mqtt://127.0.0.1:1883 -n 30 --inject-leak socket-race
           mshmon cycle --broker mqtt://broker.lan:1883 --duration 8h --export run.log
           mshmon cycle --broker mqtt://127.0.0.1:1883 --duration 10m --allow-failures 5%   # across broker restarts
+
+        Targets: `-- COMMAND [ARGS…]` launches another client and watches it instead (its fds, TCP sockets, threads, and its heap per call site through an LD_PRELOAD tap); `--pid PID` attaches to a running one (heap from smaps_rollup). A cycle is then one connection of the target to the embedded broker, sampled after it closes; --kick-every closes it from the broker's side to cycle a client that stays connected, --every samples on a timer instead. {host}, {port} and {url} in ARGS are the embedded broker's address (also in MSHMON_BROKER_HOST, _PORT, _URL).
+          mshmon cycle -n 50 --kick-every 200ms -- mosquitto_sub -h {host} -p {port} -t '#'
+          mshmon cycle -n 20 -- ./my_client {url}
+          mshmon cycle --pid 4242 --every 10s --duration 8h
         """)
 
     @OptionGroup var connection: ConnectionOptions
+
+    @OptionGroup(title: "Target (watch another process instead of mshmon's own client)") var target: TargetOptions
 
     @Option(name: [.customShort("n"), .customLong("count")], parsing: .unconditional, help: "Number of cycles.")
     var count: Int?
@@ -108,9 +117,18 @@ struct Cycle: AsyncParsableCommand {
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
         if heapThreshold < 0 { throw ValidationError("--heap-threshold must be 0 or more bytes") }
         try validateExportPaths(export)
+        if target.isActive {
+            if connection.injectLeak != nil { throw ValidationError("--inject-leak replays a bug in mshmon's own client; a target has its own") }
+            if noSample { throw ValidationError("--no-sample leaves nothing to watch in a target") }
+            if interval != 0 || publish != 1 || payloadSize != 64 {
+                throw ValidationError("--interval, --publish and --payload-size drive mshmon's own client; a target makes its own cycles")
+            }
+            if target.kickEvery != nil && connection.broker != nil { throw ValidationError("--kick-every needs the embedded broker (not --broker)") }
+        }
     }
 
     func run() async throws {
+        if target.isActive { return try await runTarget() }
         // Exports are checked before the broker starts, so a bad path fails first.
         for path in export where !canCreate(path) {
             throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
@@ -183,7 +201,7 @@ struct Cycle: AsyncParsableCommand {
         if status != .clean { throw ExitCode(status.rawValue) }
     }
 
-    func report(_ v: Verdict, elapsed: Double) -> String {
+    func report(_ v: Verdict, elapsed: Double, targetDescription: String? = nil, heapSource: HeapSource? = nil) -> String {
         struct Report: Encodable {
             var verdict: String
             var leak: Bool
@@ -202,12 +220,14 @@ struct Cycle: AsyncParsableCommand {
             var timeWait: Int
             var timeWaitExpected: Int
             var injectLeak: String?
+            var target: String?
+            var heapSource: String?
         }
         let r = Report(verdict: v.line, leak: v.isLeak, cycles: v.cycles, analysed: v.analysed, failedCycles: v.failedCycles,
                        allowedFailures: allowFailures.value.description, failures: v.failures.causes,
                        exitStatus: RunExitStatus(v, allowing: allowFailures.value).rawValue, seconds: elapsed, cyclesPerSecond: elapsed > 0 ? Double(v.cycles) / elapsed : 0, leaks: v.leaks,
                        steps: v.steps, owners: v.owners, timeWait: v.timeWait, timeWaitExpected: v.timeWaitExpected,
-                       injectLeak: connection.injectLeak?.rawValue)
+                       injectLeak: connection.injectLeak?.rawValue, target: targetDescription, heapSource: heapSource?.rawValue)
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: (try? e.encode(r)) ?? Data(), as: UTF8.self)

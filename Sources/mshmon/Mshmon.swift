@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Msh
+import Probes
 
 #if canImport(Glibc)
 import Glibc
@@ -69,6 +70,8 @@ func preciseHeapCounters() {
     // `cycle --no-sample` reads no heap figure: it keeps the tcache, and the 10 % of its CPU
     // that glibc's slow path would cost it.
     if command == "cycle" && CommandLine.arguments.contains("--no-sample") { return }
+    // Watching another process (--pid, -- COMMAND), our own heap is not what is measured.
+    if CommandLine.arguments.contains("--") || CommandLine.arguments.contains("--pid") { return }
     let current = getenv("GLIBC_TUNABLES").map { String(cString: $0) } ?? ""
     guard !current.contains("glibc.malloc.tcache_count"), getenv("MSHMON_KEEP_TCACHE") == nil else { return }
     var tunables = (current.isEmpty ? "" : current + ":") + "glibc.malloc.tcache_count=0"
@@ -81,14 +84,27 @@ func preciseHeapCounters() {
     // execv failed: carry on with the tcache; the heap figures are then noisier.
 }
 
-/// A one-shot msh command: prints what `msh />NAME` prints for this process.
+/// A one-shot msh command: prints what `msh />NAME` prints for this process, or for `--pid`.
 protocol OneShot: ParsableCommand {
     static var mshName: String { get }
+    var process: ProcessOption { get }
+}
+
+/// `--pid PID` of the one-shots.
+struct ProcessOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Another process instead of this one (read from /proc/PID).", valueName: "pid"))
+    var pid: Int32?
 }
 
 extension OneShot {
-    static func runMsh(_ arguments: [String] = []) {
-        let out = MshShell().execute(([mshName] + arguments).joined(separator: " "))
+    func runMsh(_ arguments: [String] = []) throws {
+        var shell = MshShell()
+        if let pid = process.pid {
+            let sampler: ProcessSampler
+            do { sampler = try ProcessSampler(pid: pid) } catch { throw RuntimeError(error.description) }
+            shell.context = MshContext { all in sampler.sample(allTCP: all) ?? Snapshot(time: 0, heap: HeapSample(total: 0, used: 0, maximum: 0)) }
+        }
+        let out = shell.execute(([Self.mshName] + arguments).joined(separator: " "))
         print(out, terminator: "")
     }
 }
@@ -96,15 +112,17 @@ extension OneShot {
 struct Free: OneShot {
     static let mshName = "free"
     static let configuration = CommandConfiguration(
-        commandName: "free", abstract: "Heap of this process: total, used and maximum allocated memory (mallinfo2).")
-    func run() { Self.runMsh() }
+        commandName: "free", abstract: "Heap of this process: total, used and maximum allocated memory (mallinfo2; with --pid, smaps_rollup).")
+    @OptionGroup var process: ProcessOption
+    func run() throws { try runMsh() }
 }
 
 struct ListFD: OneShot {
     static let mshName = "list_fd"
     static let configuration = CommandConfiguration(
-        commandName: "list_fd", abstract: "Open file descriptors of this process (/proc/self/fd).")
-    func run() { Self.runMsh() }
+        commandName: "list_fd", abstract: "Open file descriptors of this process (/proc/self/fd), or of --pid.")
+    @OptionGroup var process: ProcessOption
+    func run() throws { try runMsh() }
 }
 
 struct Netstat: OneShot {
@@ -115,19 +133,22 @@ struct Netstat: OneShot {
         discussion: "snd_nxt / rcv_nxt are ISN-relative (TCP_INFO bytes acked / received); 0 where Linux has no live socket to ask.")
     @Flag(name: [.short, .long], help: "Every TCP socket of the network namespace, like `ss -tan`.")
     var all = false
-    func run() { Self.runMsh(all ? ["--all"] : []) }
+    @OptionGroup var process: ProcessOption
+    func run() throws { try runMsh(all ? ["--all"] : []) }
 }
 
 struct ListThread: OneShot {
     static let mshName = "list_thread"
     static let configuration = CommandConfiguration(
-        commandName: "list_thread", abstract: "Threads of this process (/proc/self/task) in RT-Thread's layout.")
-    func run() { Self.runMsh() }
+        commandName: "list_thread", abstract: "Threads of this process (/proc/self/task), or of --pid, in RT-Thread's layout.")
+    @OptionGroup var process: ProcessOption
+    func run() throws { try runMsh() }
 }
 
 struct Memtrace: OneShot {
     static let mshName = "memtrace"
     static let configuration = CommandConfiguration(
-        commandName: "memtrace", abstract: "Live records of the MQTT client's owner ledger, then totals per kind.")
-    func run() { Self.runMsh() }
+        commandName: "memtrace", abstract: "Live records of the MQTT client's owner ledger, then totals per kind; with --pid, what can be said without the heap tap.")
+    @OptionGroup var process: ProcessOption
+    func run() throws { try runMsh() }
 }

@@ -72,6 +72,11 @@ int cp_set_parent_death_signal(int sig);
 /// disposition inherited from the shell (`cmd &` starts with SIGINT ignored). Returns 0 or -errno.
 int cp_catch_signals(const int *sigs, int count, int wake_fd);
 
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+; hidden from Swift without
+/// _GNU_SOURCE): the child closes every fd from `from` up. `actions` is a
+/// posix_spawn_file_actions_t *. Returns 0 or an errno.
+int cp_spawn_close_from(void *actions, int from);
+
 /// The last signal cp_catch_signals caught, 0 if none yet.
 int cp_caught_signal(void);
 

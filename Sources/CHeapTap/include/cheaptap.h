@@ -1,0 +1,1 @@
+// The heap tap has no API of its own: it interposes malloc and friends (see tap.c).

@@ -1,0 +1,233 @@
+// Cycles of a client mshmon does not drive: a target process (launched or attached), sampled
+// once per cycle it makes. The cycle source is the embedded broker, which reports each CONNECT
+// and close of the target's client (attributed to the target by the 4-tuple of a socket it
+// holds, or by --client-id); or, with another broker, the target's connections to that address
+// appearing and closing; or a timer (--every), for a client that never reconnects.
+
+import Ledger
+import MQTTBroker
+import NIOCore
+import NIOPosix
+import Probes
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What marks a target's cycle.
+public enum CycleSource: Sendable {
+    /// The embedded broker: one cycle per connection of the target's client, sampled after it
+    /// closes (+ settle); `kickEvery` seconds, the broker closes it (the reconnect path).
+    case broker(Broker, kickEvery: Double?)
+    /// Another broker: one cycle per connection of the target to this address, seen by
+    /// polling its sockets every `poll` seconds.
+    case remote(host: String, port: Int, poll: Double)
+    /// A sample every `seconds`, connections or not.
+    case timer(seconds: Double)
+}
+
+/// How a target run ended.
+public enum TargetRunEnd: Sendable, Equatable {
+    /// The count or duration was reached, or a stop was asked for.
+    case completed(cycles: Int)
+    /// No cycle within the timeout (since the start, or since the last cycle).
+    case noCycle(seconds: Double, cycles: Int)
+    /// The process went away (a launched target's exit status, when known).
+    case targetGone(status: Int32?, cycles: Int)
+}
+
+/// Samples a target once per cycle of `source`.
+public final class TargetRun: @unchecked Sendable {  // state touched on `loop` only
+    public let sampler: ProcessSampler
+    public let source: CycleSource
+    public let log: EventLog
+    /// Only connections of this client id are the target's (nil: any connection from a
+    /// socket the target holds).
+    public let clientID: String?
+    public let settleMilliseconds: Int
+    public let timeoutSeconds: Double
+    /// The launched target's exit status, if it has exited (nil while running, or attached).
+    public var exitStatus: @Sendable () -> Int32?? = { nil }
+
+    public let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private var loop: any EventLoop { group.next() }
+
+    private var cycle = 0
+    private var open: [String: (BrokerClientConnection, start: Double)] = [:]  // by "host:port" of the client
+    private var lastCycleAt = monotonicSeconds()
+    private var previous: Snapshot?
+    private var finished = false
+    private var next: (@Sendable (Int) -> Bool)?
+    private var onSample: (@Sendable (CycleSample) -> Void)?
+    private var promise: EventLoopPromise<TargetRunEnd>?
+    /// The 4-tuples seen on the last poll (`.remote`).
+    private var polled: Set<String> = []
+    /// The target's current client id, for kicks.
+    public private(set) var lastClientID: String?
+
+    public init(sampler: ProcessSampler, source: CycleSource, log: EventLog, clientID: String? = nil,
+                settleMilliseconds: Int = 50, timeoutSeconds: Double = 30) {
+        self.sampler = sampler
+        self.source = source
+        self.log = log
+        self.clientID = clientID
+        self.settleMilliseconds = settleMilliseconds
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    /// The broker's connection events, to be passed as `BrokerConfiguration.onConnection`
+    /// (the broker is made before the run that listens to it).
+    public static func relay() -> (handler: @Sendable (BrokerConnectionEvent) -> Void, attach: @Sendable (TargetRun) -> Void) {
+        let box = RelayBox()
+        return ({ event in box.run?.brokerEvent(event) }, { run in box.run = run })
+    }
+
+    private final class RelayBox: @unchecked Sendable {  // set once before the target starts
+        var run: TargetRun?
+    }
+
+    /// Runs until `next(n)` refuses cycle n, the target goes, or no cycle comes in time.
+    /// `onSample` is called on the run's loop, in order.
+    public func run(next: @escaping @Sendable (Int) -> Bool, onSample: @escaping @Sendable (CycleSample) -> Void) -> EventLoopFuture<TargetRunEnd> {
+        let p = loop.makePromise(of: TargetRunEnd.self)
+        loop.execute {
+            self.next = next
+            self.onSample = onSample
+            self.promise = p
+            self.lastCycleAt = monotonicSeconds()
+            if !next(1) { return self.end(.completed(cycles: 0)) }
+            self.watch()
+            switch self.source {
+            case .broker(let broker, let kickEvery?):
+                self.loop.scheduleRepeatedTask(initialDelay: .nanoseconds(Int64(kickEvery * 1e9)), delay: .nanoseconds(Int64(kickEvery * 1e9))) { task in
+                    if self.finished { return task.cancel() }
+                    self.kick(broker)
+                }
+            case .broker: break
+            case .remote(_, _, let poll):
+                self.loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(Int64(poll * 1e9))) { task in
+                    if self.finished { return task.cancel() }
+                    self.pollRemote()
+                }
+            case .timer(let seconds):
+                self.loop.scheduleRepeatedTask(initialDelay: .nanoseconds(Int64(seconds * 1e9)), delay: .nanoseconds(Int64(seconds * 1e9))) { task in
+                    if self.finished { return task.cancel() }
+                    self.cycleEnded(start: wallClockSeconds() - seconds, connected: nil, note: nil)
+                }
+            }
+        }
+        return p.futureResult
+    }
+
+    /// Ends the run now (SIGINT, SIGTERM): the verdict covers the cycles completed.
+    public func stop() {
+        loop.execute { self.end(.completed(cycles: self.cycle)) }
+    }
+
+    /// Closes the target's connection from the broker's side once (the dashboard's `k`).
+    public func kick(_ broker: Broker) {
+        _ = broker.kick(clientID: clientID ?? lastClientID).map { n in
+            self.log.append(.note(time: wallClockSeconds(), n == 0 ? "kick: the target has no connection" : "kicked the target's connection"))
+        }
+    }
+
+    // MARK: on the loop
+
+    /// The target's exit and the timeout, checked every 100 ms.
+    private func watch() {
+        loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { task in
+            if self.finished { return task.cancel() }
+            if case .some(.some(let status)) = self.exitStatus() {
+                return self.end(.targetGone(status: status, cycles: self.cycle))
+            }
+            if !self.sampler.isAlive { return self.end(.targetGone(status: nil, cycles: self.cycle)) }
+            if case .timer = self.source { return }
+            let idle = monotonicSeconds() - self.lastCycleAt
+            if idle >= self.timeoutSeconds && self.open.isEmpty { self.end(.noCycle(seconds: idle, cycles: self.cycle)) }
+        }
+    }
+
+    private func brokerEvent(_ event: BrokerConnectionEvent) {
+        loop.execute {
+            guard !self.finished else { return }
+            switch event {
+            case .connected(let c):
+                guard self.isTarget(c) else { return }
+                self.lastClientID = c.clientID
+                self.open[Self.key(c)] = (c, wallClockSeconds())
+                self.lastCycleAt = monotonicSeconds()
+                self.sampler.connections.recordConnection(ConnectionRecord(
+                    local: Endpoint(address: c.peerHost, port: UInt16(c.peerPort)), remote: Endpoint(address: c.localHost, port: UInt16(c.localPort))))
+                self.log.append(.note(time: wallClockSeconds(), "target connected: client id \(c.clientID) from \(Self.key(c))"))
+            case .closed(let c, let reason):
+                guard let (_, start) = self.open.removeValue(forKey: Self.key(c)) else { return }
+                self.cycleEnded(start: start, connected: wallClockSeconds() - start, note: "target's connection closed: \(reason)")
+            }
+        }
+    }
+
+    /// A connection is the target's by client id when one is given, else when the target
+    /// holds the client end's socket.
+    private func isTarget(_ c: BrokerClientConnection) -> Bool {
+        if let clientID { return c.clientID == clientID }
+        return sampler.holds(local: Endpoint(address: c.peerHost, port: UInt16(c.peerPort)),
+                             remote: Endpoint(address: c.localHost, port: UInt16(c.localPort)))
+    }
+
+    private static func key(_ c: BrokerClientConnection) -> String {
+        (c.peerHost.contains(":") ? "[\(c.peerHost)]" : c.peerHost) + ":\(c.peerPort)"
+    }
+
+    private func pollRemote() {
+        guard case .remote(let host, let port, _) = source, let snap = sampler.sample() else { return }
+        var now: Set<String> = []
+        for r in snap.tcp where r.isOurs && r.state == .ESTABLISHED && r.remote.port == UInt16(port)
+            && (r.remote.address == host || host == "localhost") {
+            let k = r.local.description
+            now.insert(k)
+            if !polled.contains(k) {
+                open[k] = (BrokerClientConnection(clientID: "", peerHost: r.local.address, peerPort: Int(r.local.port),
+                                                  localHost: r.remote.address, localPort: Int(r.remote.port)), wallClockSeconds())
+                sampler.connections.recordConnection(ConnectionRecord(local: r.local, remote: r.remote))
+                lastCycleAt = monotonicSeconds()
+                log.append(.note(time: wallClockSeconds(), "target connected from \(k)"))
+            }
+        }
+        for k in polled.subtracting(now) {
+            if let (_, start) = open.removeValue(forKey: k) {
+                cycleEnded(start: start, connected: wallClockSeconds() - start, note: "target's connection from \(k) closed")
+            }
+        }
+        polled = now
+    }
+
+    /// A cycle ended: sample after the settle time, report, and ask for the next.
+    private func cycleEnded(start: Double, connected: Double?, note: String?) {
+        if let note { log.append(.note(time: wallClockSeconds(), note)) }
+        cycle += 1
+        let n = cycle
+        lastCycleAt = monotonicSeconds()
+        let settle = settleMilliseconds
+        loop.scheduleTask(in: .milliseconds(Int64(settle))) {
+            guard !self.finished else { return }
+            var sample = CycleSample(cycle: n, start: start)
+            if let connected { sample.phases["connected"] = connected * 1000 }
+            sample.phases["settle"] = Double(settle)
+            guard let snap = self.sampler.sample() else { return self.end(.targetGone(status: self.exitStatus() ?? nil, cycles: n - 1)) }
+            sample.snapshot = snap
+            var kept = snap
+            kept.tcp = snap.tcp.filter { $0.state != .TIME_WAIT }
+            sample.delta = self.previous.map { kept.diff(from: $0) }
+            self.previous = kept
+            self.log.append(.sample(sample))
+            self.onSample?(sample)
+            if self.next?(n + 1) == false { self.end(.completed(cycles: n)) }
+        }
+    }
+
+    private func end(_ how: TargetRunEnd) {
+        guard !finished else { return }
+        finished = true
+        promise?.succeed(how)
+    }
+}

@@ -1,0 +1,151 @@
+// Targets: another process watched instead of this one. `-- COMMAND [ARGS…]` launches it
+// (under the heap tap, with the embedded broker's address in {host} {port} {url} and in
+// MSHMON_BROKER_*), `--pid PID` attaches to one running. Its output goes to the session log;
+// it is stopped by PID on every exit path.
+
+import ArgumentParser
+import ChildProcess
+import Dispatch
+import Ledger
+import MQTTBroker
+import Monitor
+import Probes
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct TargetOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Watch this running process instead of driving mshmon's own client (heap from smaps_rollup: no tap).", valueName: "pid"))
+    var pid: Int32?
+
+    @Option(help: ArgumentHelp("With a target and the embedded broker: close the target's connection from the broker's side this often (90s, 500ms), so its reconnect path is cycled.", valueName: "time"))
+    var kickEvery: DurationArgument?
+
+    @Option(help: ArgumentHelp("With a target: sample on this timer instead of per connection, for a client that never reconnects.", valueName: "time"))
+    var every: DurationArgument?
+
+    @Option(help: ArgumentHelp("With a target: end the run (exit 4) when no cycle comes for this long.", valueName: "time"))
+    var timeout: DurationArgument = DurationArgument(seconds: 30)
+
+    @Option(help: ArgumentHelp("A function of the target that only wraps the allocator (repeatable): heap sites are named by their caller. Names mentioning alloc or strdup are recognised without it.", valueName: "name"))
+    var allocWrapper: [String] = []
+
+    @Flag(help: "Launch the target without the heap tap (heap from smaps_rollup, coarser).")
+    var noTap = false
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The target to launch, after `--`: {host}, {port} and {url} in its arguments are the embedded broker's address.", valueName: "command"))
+    var command: [String] = []
+
+    var isActive: Bool { pid != nil || !command.isEmpty }
+
+    func validate() throws {
+        if pid != nil && !command.isEmpty { throw ValidationError("give --pid or -- COMMAND, not both") }
+        if !isActive {
+            for (set, name) in [(kickEvery != nil, "--kick-every"), (every != nil, "--every"), (!allocWrapper.isEmpty, "--alloc-wrapper"), (noTap, "--no-tap")] where set {
+                throw ValidationError("\(name) needs a target (--pid PID or -- COMMAND)")
+            }
+        }
+        if let pid, pid <= 0 { throw ValidationError("--pid must be a process id (got \(pid))") }
+        if pid != nil && noTap { throw ValidationError("--no-tap applies to a launched target; an attached one has no tap") }
+        if kickEvery != nil && every != nil { throw ValidationError("give --kick-every or --every, not both") }
+    }
+}
+
+/// A target that is running: the process (when launched), its sampler, and what stops it.
+final class RunningTarget: @unchecked Sendable {  // set up once; `child` is only stopped
+    let pid: Int32
+    let child: ChildProcess?
+    let sampler: ProcessSampler
+    let command: String
+
+    /// The launched target still running, so a fatal exit path can stop it.
+    nonisolated(unsafe) static var active: RunningTarget?  // written before and after the run, on the main task
+
+    private init(pid: Int32, child: ChildProcess?, sampler: ProcessSampler, command: String) {
+        self.pid = pid
+        self.child = child
+        self.sampler = sampler
+        self.command = command
+    }
+
+    /// Attaches to `pid`: checked readable now (one line and exit 1 if not).
+    static func attach(_ pid: Int32, wrappers: [String]) throws -> RunningTarget {
+        let sampler: ProcessSampler
+        do { sampler = try ProcessSampler(pid: pid, wrappers: wrappers) } catch { throw RuntimeError(error.description) }
+        let name = ProcFile.read("/proc/\(pid)/comm", initialCapacity: 64).map { String(decoding: $0.filter { $0 != 10 }, as: UTF8.self) } ?? "?"
+        return RunningTarget(pid: pid, child: nil, sampler: sampler, command: name)
+    }
+
+    /// Launches `command` with the broker's address substituted, under the tap unless
+    /// `tap` is false. Its output lines go to `output`.
+    static func launch(_ command: [String], brokerHost: String, brokerPort: Int, tap: Bool, wrappers: [String],
+                       output: @escaping @Sendable (String) -> Void) throws -> RunningTarget {
+        let url = "mqtt://" + hostPort(brokerHost, brokerPort)
+        let args = command.map {
+            $0.replacing("{host}", with: brokerHost).replacing("{port}", with: "\(brokerPort)").replacing("{url}", with: url)
+        }
+        guard let path = findExecutable(args[0]) else { throw RuntimeError("\(args[0]): command not found") }
+        var environment = ["MSHMON_BROKER_HOST=\(brokerHost)", "MSHMON_BROKER_PORT=\(brokerPort)", "MSHMON_BROKER_URL=\(url)"]
+        var heapTap: HeapTap?
+        if tap {
+            let library = HeapTap.libraryPath(executable: BrokerPeer.selfExecutable())
+            guard access(library, R_OK) == 0 else { throw RuntimeError(HeapTapError.libraryMissing(library).description) }
+            do { heapTap = try HeapTap() } catch { throw RuntimeError(error.description) }
+            environment += heapTap!.environment(library: library)
+        }
+        let child: ChildProcess
+        do {
+            // Our own heap tunables are for our heap, not the target's.
+            child = try ChildProcess(path: path, arguments: Array(args.dropFirst()), captureOutput: true, mergeStderr: true,
+                                     environment: environment, removing: ["GLIBC_TUNABLES"])
+        } catch { throw RuntimeError("cannot start \(args[0]): \(error)") }
+        if let fd = child.output { readLines(fd, into: output) }
+        let sampler: ProcessSampler
+        do { sampler = try ProcessSampler(pid: child.pid, tap: heapTap, wrappers: wrappers) } catch {
+            child.stop(grace: 1)
+            throw RuntimeError("\(args[0]) exited at once (status \(child.wait()))")
+        }
+        let target = RunningTarget(pid: child.pid, child: child, sampler: sampler, command: args.joined(separator: " "))
+        active = target
+        return target
+    }
+
+    /// `pid 1234 mosquitto_sub -h … (heap: tap (per call site))`.
+    var description: String { "target pid \(pid) \(command)" }
+
+    /// Stops a launched target (SIGTERM, then SIGKILL) and reaps it; an attached one is left alone.
+    func stop() {
+        child?.stop(grace: 2)
+        if RunningTarget.active === self { RunningTarget.active = nil }
+    }
+
+    /// The exit status once a launched target has exited.
+    var exitStatus: Int32?? { child.map { $0.poll() } }
+
+    static func findExecutable(_ name: String) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") where access("\(dir)/\(name)", X_OK) == 0 { return "\(dir)/\(name)" }
+        return nil
+    }
+
+    /// Reads `fd` to EOF on a thread of its own, a line at a time.
+    private static func readLines(_ fd: Int32, into output: @escaping @Sendable (String) -> Void) {
+        DispatchQueue.global().async {
+            var pending: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(fd, &buffer, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                pending += buffer[0..<n]
+                while let nl = pending.firstIndex(of: 10) {
+                    output(String(decoding: pending[..<nl], as: UTF8.self))
+                    pending.removeSubrange(...nl)
+                }
+            }
+            if !pending.isEmpty { output(String(decoding: pending, as: UTF8.self)) }
+        }
+    }
+}
