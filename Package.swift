@@ -72,7 +72,7 @@ let package = Package(
             dependencies: ["MQTTPacket", "CFuzzDriver", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "ProbesTests",
-            dependencies: ["Probes", "Msh", "Ledger"],
+            dependencies: ["Probes", "Msh", "Ledger", "ChildProcess", "TestSupport"],
             resources: [.copy("Fixtures")]),
         .target(name: "TestSupport", dependencies: ["ChildProcess", "Probes"], path: "Tests/TestSupport"),
         .testTarget(

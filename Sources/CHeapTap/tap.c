@@ -4,7 +4,9 @@
 // - every block gets a 16-byte header (size, site, alignment offset, magic) in front, so
 //   free and realloc know what to subtract without a side table or a lock;
 // - a site is up to four return addresses: the allocator's caller (always exact), then
-//   frame-pointer links, followed only while they stay inside this thread's stack;
+//   frame-pointer links, followed only while they stay inside this thread's stack and
+//   return into code (an executable segment of a loaded object): where the caller keeps no
+//   frame pointer, the walk stops instead of recording stack garbage;
 // - it never allocates through the interposed functions itself: while it resolves the real
 //   allocator (dlsym may call calloc) a static arena serves, and its own work (reading the
 //   stack bounds) runs under a per-thread guard that records no site;
@@ -13,6 +15,7 @@
 
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -114,6 +117,45 @@ __attribute__((constructor)) static void tap_init(void) {
 
 // MARK: call sites
 
+// Executable segments of the loaded objects, for telling a return address from stack data.
+// Rebuilt (under a spin flag) when an exact first frame falls outside them: a new library.
+#define MAX_RANGES 512
+static uintptr_t code_lo[MAX_RANGES], code_hi[MAX_RANGES];
+static _Atomic int code_count;
+static _Atomic int code_rebuilding;
+
+static int add_ranges(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    int *n = data;
+    for (int i = 0; i < info->dlpi_phnum && *n < MAX_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            code_lo[*n] = info->dlpi_addr + ph->p_vaddr;
+            code_hi[*n] = code_lo[*n] + ph->p_memsz;
+            (*n)++;
+        }
+    }
+    return 0;
+}
+
+static int is_code(uintptr_t a) {
+    int n = atomic_load_explicit(&code_count, memory_order_acquire);
+    for (int i = 0; i < n; i++) if (a >= code_lo[i] && a < code_hi[i]) return 1;
+    return 0;
+}
+
+static void rebuild_code_ranges(void) {
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&code_rebuilding, &expected, 1)) return;  // another thread is at it
+    guard++;
+    atomic_store_explicit(&code_count, 0, memory_order_release);
+    int n = 0;
+    dl_iterate_phdr(add_ranges, &n);
+    atomic_store_explicit(&code_count, n, memory_order_release);
+    guard--;
+    atomic_store(&code_rebuilding, 0);
+}
+
 static void stack_bounds(void) {
     guard++;
     pthread_attr_t attr;
@@ -140,6 +182,7 @@ static uint32_t site_of(uintptr_t caller, uintptr_t *fp) {
     mshmon_tap_table *t = table;
     if (!t || guard) return 0;
     if (!stack_hi) stack_bounds();
+    if (!is_code(caller)) rebuild_code_ranges();
     int walk = stack_lo != 0 && (uintptr_t)fp >= stack_lo && (uintptr_t)fp < stack_hi - 2 * sizeof(uintptr_t);
     uint64_t frames[MSHMON_TAP_DEPTH];
     uint32_t depth = 0;
@@ -151,7 +194,7 @@ static uint32_t site_of(uintptr_t caller, uintptr_t *fp) {
         if ((uintptr_t)next <= (uintptr_t)frame || (uintptr_t)next >= stack_hi - 2 * sizeof(uintptr_t) ||
             (uintptr_t)next < stack_lo || ((uintptr_t)next & 7)) break;
         uintptr_t ret = next[1];
-        if (ret < 4096) break;
+        if (!is_code(ret)) break;
         frames[depth++] = ret;
         frame = next;
     }

@@ -161,7 +161,11 @@ enum TranscriptFormat {
         var s = MshShell.prompt + "free\n" + MshRender.free(snap.heap)
         s += MshShell.prompt + "list_fd\n" + MshRender.listFD(snap.fds)
         s += MshShell.prompt + "netstat\n" + MshRender.netstat(snap.tcp)
-        if memtrace { s += MshShell.prompt + "memtrace\n" + MshRender.memtrace(snap.ledger ?? LedgerSnapshot()) }
+        if let sites = snap.sites {
+            s += MshShell.prompt + "memtrace\n" + MshRender.memtrace(sites: sites, heap: snap.heap)
+        } else if memtrace {
+            s += MshShell.prompt + "memtrace\n" + MshRender.memtrace(snap.ledger ?? LedgerSnapshot())
+        }
         return s
     }
 

@@ -88,8 +88,8 @@ struct Cycle: AsyncParsableCommand {
     @Option(help: "Cycles left out of the verdict at the start.")
     var warmup: Int = 3
 
-    @Option(help: ArgumentHelp("Heap growth per cycle below this is noise, in bytes.", valueName: "bytes"))
-    var heapThreshold: Double = 32
+    @Option(help: ArgumentHelp("Heap growth per cycle below this is noise, in bytes (default 32; 1 for a target under the heap tap, whose counts are exact).", valueName: "bytes"))
+    var heapThreshold: Double?
 
     @Option(help: ArgumentHelp("Stream the session to a file: .log (msh transcript), .csv or .jsonl. Repeatable.", valueName: "path"))
     var export: [String] = []
@@ -115,7 +115,7 @@ struct Cycle: AsyncParsableCommand {
         if payloadSize < 0 || payloadSize > 268_435_000 { throw ValidationError("--payload-size must be 0 to 268435000 bytes") }
         if settle < 0 { throw ValidationError("--settle must be 0 or more milliseconds") }
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
-        if heapThreshold < 0 { throw ValidationError("--heap-threshold must be 0 or more bytes") }
+        if let heapThreshold, heapThreshold < 0 { throw ValidationError("--heap-threshold must be 0 or more bytes") }
         try validateExportPaths(export)
         if target.isActive {
             if connection.injectLeak != nil { throw ValidationError("--inject-leak replays a bug in mshmon's own client; a target has its own") }
@@ -180,7 +180,7 @@ struct Cycle: AsyncParsableCommand {
         }
         let elapsed = monotonicSeconds() - started
         var judge = LeakJudge()
-        judge.heapThreshold = heapThreshold
+        judge.heapThreshold = heapThreshold ?? judge.heapThreshold
         let verdict = tally.run.verdict(judge, cycles: done, duration: elapsed, measured: !noSample)
         let failed = verdict.failedCycles
         log.append(.verdict(time: wallClockSeconds(), verdict))

@@ -112,7 +112,7 @@ extension Cycle {
         }
         try? await broker?.stop()
         var judge = LeakJudge()
-        judge.heapThreshold = heapThreshold
+        judge.heapThreshold = heapThreshold ?? (running.sampler.heapSource == .tap ? 1 : judge.heapThreshold)
         let verdict = tally.run.verdict(judge, cycles: done, duration: elapsed)
         log.append(.verdict(time: wallClockSeconds(), verdict))
         let heapSource = running.sampler.heapSource

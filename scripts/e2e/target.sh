@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# End to end: `mshmon cycle` watching other people's clients — a C client on libmosquitto
+# (Tests/Targets/mqtt_cycler.c: clean and three leaks), mosquitto_sub launched and kicked,
+# a running mosquitto_sub by --pid — with the verdict naming each leak and its owner, the
+# exit status, and bad input.
+cd "$(dirname "$0")" && . ./lib.bash
+
+CYCLER=$WORK/mqtt_cycler
+gcc -O2 -Wall -o "$CYCLER" ../../Tests/Targets/mqtt_cycler.c -lmosquitto -lpthread || { fail "the C test client compiles (gcc, libmosquitto-dev)"; finish; exit 1; }
+
+echo "target: a C client on libmosquitto"
+out=$(timeout 120 "$MSHMON" cycle -n 200 --settle 10 --quiet -- "$CYCLER" {host} {port} clean 2>&1); rc=$?
+check "clean: 200 cycles, exit 0 (exit $rc)" [ $rc = 0 ]
+check "clean: no leak over 200 cycles" grep -q '^verdict: no leak over 200 cycles' <<<"$out"
+check "clean: the heap comes from the tap" grep -qx 'mshmon_heap_source: heap: tap (per call site)' <<<"$out"
+
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-heap 2>&1); rc=$?
+check "leak-heap: exit 3 within 20 cycles (exit $rc)" [ $rc = 3 ]
+check "leak-heap: 2 blocks x 20 B per cycle from mqtt_clean_session" \
+    grep -q '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from mqtt_clean_session (mqtt_cycler)' <<<"$out"
+
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-socket 2>&1); rc=$?
+check "leak-socket: exit 3 within 20 cycles (exit $rc)" [ $rc = 3 ]
+check "leak-socket: CLOSE_WAIT per cycle, with the broker's address" grep -Eq '^verdict: LEAK fds \+[0-9.]+/cycle \(socket, CLOSE_WAIT \+1.00/cycle to 127.0.0.1:[0-9]+\)' <<<"$out"
+
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-thread 2>&1); rc=$?
+check "leak-thread: exit 3 within 20 cycles (exit $rc)" [ $rc = 3 ]
+check "leak-thread: the thread's name" grep -q '^verdict: LEAK threads +1.00/cycle (leaky-worker +1.00/cycle)' <<<"$out"
+
+out=$(timeout 60 "$MSHMON" cycle -n 10 --settle 10 --json -- "$CYCLER" {host} {port} clean 2>&1); rc=$?
+check "--json: exit 0, the target and the heap source in the report" sh -c "[ $rc = 0 ] && tail -n 1 <<'J' | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r[\"cycles\"]==10 and r[\"heapSource\"]==\"tap\" and r[\"target\"].startswith(\"target pid \"), r'
+$out
+J"
+
+E=$WORK/target
+timeout 60 "$MSHMON" cycle -n 6 --settle 10 --export "$E.log" --export "$E.csv" -- "$CYCLER" {host} {port} leak-heap > /dev/null 2>&1
+check "export: the transcript holds the target's output" grep -q '\] target: cycle 1 done$' "$E.log"
+check "export: the transcript's memtrace names the call site" grep -Eq '^\[0x[0-9a-f]{12} - +[0-9]+\] mqtt mqtt_clean_session \(mqtt_cycler\), [0-9]+ blocks$' "$E.log"
+check "export: one CSV row per cycle" [ "$(grep -c '^20' "$E.csv")" = 6 ]
+
+echo "target: mosquitto_sub, launched and kicked"
+# libmosquitto waits 1 s before it reconnects: 100 kicked cycles take about 100 s.
+out=$(timeout 240 "$MSHMON" cycle -n 100 --kick-every 200ms --settle 20 --quiet -- mosquitto_sub -h {host} -p {port} -t 'mshmon/#' -i mshmon-e2e-sub 2>&1); rc=$?
+check "kicked every 200 ms: 100 reconnects, exit 0 (exit $rc)" [ $rc = 0 ]
+check "kicked every 200 ms: no leak over 100 cycles" grep -q '^verdict: no leak over 100 cycles' <<<"$out"
+check "no mosquitto_sub left running" sh -c "! pgrep -f 'mshmon-e2e-su[b]' >/dev/null"
+
+echo "target: a running mosquitto_sub by --pid"
+PORT=$(free_port)
+start_mosquitto "$PORT" || exit 1
+mosquitto_sub -p "$PORT" -t 'x/#' -i mshmon-e2e-pid > /dev/null 2>&1 &
+SUB=$!
+PIDS+=("$SUB")
+wait_for 5 sh -c "ss -Htn state established '( dport = :$PORT )' | grep -q ."
+out=$("$MSHMON" netstat --pid "$SUB" 2>&1)
+check "netstat --pid: its connection to mosquitto" grep -Eq "^#0 127.0.0.1:[0-9]+ <==> 127.0.0.1:$PORT .*state: ESTABLISHED$" <<<"$out"
+check "list_fd --pid: its socket" sh -c "'$MSHMON' list_fd --pid $SUB | grep -Eq '^ *[0-9]+ socket '"
+check "free --pid: figures from smaps_rollup" sh -c "'$MSHMON' free --pid $SUB | grep -Eq '^used memory : [1-9][0-9]*$'"
+check "memtrace --pid: says there is no tap" sh -c "'$MSHMON' memtrace --pid $SUB | grep -q 'no heap tap'"
+out=$(timeout 60 "$MSHMON" cycle --pid "$SUB" --every 100ms -n 8 --quiet 2>&1); rc=$?
+check "cycle --pid --every: 8 samples, exit 0 (exit $rc)" [ $rc = 0 ]
+check "cycle --pid: the heap source is named" grep -qx 'mshmon_heap_source: heap: smaps_rollup (Anonymous, 4 KiB pages: coarser)' <<<"$out"
+check "cycle --pid: the attached process is left running" kill -0 "$SUB"
+kill "$SUB"; wait "$SUB" 2>/dev/null
+
+echo "target: mshmon killed with SIGKILL, the target goes on"
+"$MSHMON" cycle --settle 10 -- "$CYCLER" {host} {port} clean > "$WORK/kill.out" 2>&1 &
+RUN=$!
+wait_for 10 grep -q '^cycle 3 ' "$WORK/kill.out"
+TPID=$(sed -n 's/^mshmon: watching target pid \([0-9]*\) .*/\1/p' "$WORK/kill.out")
+kill -9 "$RUN"; wait "$RUN" 2>/dev/null
+check "after SIGKILL the target (pid ${TPID:-?}) still runs" sh -c "[ -n '$TPID' ] && sleep 0.5 && kill -0 $TPID"
+[ -n "$TPID" ] && kill "$TPID" 2>/dev/null
+
+echo "target: bad input"
+out=$("$MSHMON" cycle --pid 999999 -n 3 2>&1); rc=$?
+check "--pid of no process: exit 1, one line (exit $rc)" sh -c "[ $rc = 1 ] && [ \$(wc -l <<'O'
+$out
+O
+) = 1 ] && grep -q 'no process 999999' <<'O'
+$out
+O"
+out=$("$MSHMON" cycle -n 3 -- no-such-client-xyz 2>&1); rc=$?
+check "a command not found: exit 1 (exit $rc: $out)" sh -c "[ $rc = 1 ] && echo '$out' | grep -q 'no-such-client-xyz: command not found'"
+out=$("$MSHMON" cycle -n 3 -- /bin/false 2>&1); rc=$?
+check "a command exiting at once: exit 1 with its status (exit $rc: $out)" sh -c "[ $rc = 1 ] && echo '$out' | grep -q 'exited with status 1 before its first cycle'"
+out=$(timeout 30 "$MSHMON" cycle -n 3 --timeout 1s -- sleep 20 2>&1); rc=$?
+check "no cycle within --timeout: exit 4 (exit $rc)" [ $rc = 4 ]
+check "no cycle within --timeout: the verdict asks whether it connects" grep -Eq '; 1 of 0 cycles failed: no cycle observed in [0-9.]+ s: is the client connecting to mqtt://127.0.0.1:[0-9]+\?$' <<<"$out"
+check "no sleep left running" sh -c "! pgrep -x -f 'slee[p] 20' >/dev/null"
+"$MSHMON" cycle --pid 1 -- true > /dev/null 2>&1; rc=$?
+check "--pid and -- COMMAND together: usage error" [ $rc = 2 ]
+"$MSHMON" cycle --kick-every 1s > /dev/null 2>&1; rc=$?
+check "--kick-every without a target: usage error" [ $rc = 2 ]
+
+finish
