@@ -29,20 +29,49 @@ public struct DashboardOptions: Sendable {
     public init() {}
 }
 
+/// Another process the dashboard watches instead of driving its own client.
+public struct DashboardTarget: Sendable {
+    /// The header's words for it: `target pid 1234 mosquitto_sub … (heap: tap (per call site))`,
+    /// asked at each refresh (the heap source is known once the target has loaded the tap).
+    public var description: @Sendable () -> String
+    /// A sample of it; nil once it is gone.
+    public var sample: @Sendable (_ allTCP: Bool) -> Snapshot?
+    /// The embedded broker closes its connection once (nil with another broker).
+    public var kick: (@Sendable () -> Void)?
+
+    public init(description: @escaping @Sendable () -> String, sample: @escaping @Sendable (_ allTCP: Bool) -> Snapshot?, kick: (@Sendable () -> Void)?) {
+        self.description = description
+        self.sample = sample
+        self.kick = kick
+    }
+}
+
 public final class Dashboard: @unchecked Sendable {
     enum Message: Sendable {
         case event(ClientEvent)
         case cycle(CycleSample)
         case status(String)
+        /// A line for the log pane (a target's output, a note of its run).
+        case line(String)
         /// The auto-cycle interval has passed.
         case autoTick
     }
 
-    let client: MQTTClient
-    let runner: CycleRunner
+    /// What the dashboard drives: mshmon's own client, or a target that cycles by itself.
+    enum Driver {
+        case client(MQTTClient, CycleRunner)
+        case target(DashboardTarget)
+    }
+
+    let driver: Driver
     let log: EventLog
     let options: DashboardOptions
-    let sampler: Sampler
+    /// A sample of what is watched (this process, or the target).
+    let sample: @Sendable (_ allTCP: Bool) -> Snapshot
+    /// This process's ledger (nil for a target: it has none of ours).
+    let ledger: Ledger?
+    private var client: MQTTClient? { if case .client(let c, _) = driver { c } else { nil } }
+    private var runner: CycleRunner? { if case .client(_, let r) = driver { r } else { nil } }
     var state = AppState()
     private let inbox = Mutex<[Message]>([])
     private var pipeFDs: [Int32] = [-1, -1]
@@ -79,24 +108,48 @@ public final class Dashboard: @unchecked Sendable {
     /// flat (the heap is what we measure) and the export key copies them whole.
     let spool: String
 
-    public init(client: MQTTClient, runner: CycleRunner, log: EventLog, broker: String, options: DashboardOptions, spool: String) {
+    /// A dashboard driving mshmon's own client.
+    public convenience init(client: MQTTClient, runner: CycleRunner, log: EventLog, broker: String, options: DashboardOptions, spool: String) {
+        let sampler = runner.sampler
+        self.init(driver: .client(client, runner), sample: { all in sampler.sample(allTCP: all) }, ledger: sampler.ledger,
+                  log: log, broker: broker, options: options, spool: spool)
+        state.injectLeak = client.configuration.injectLeak?.rawValue
+        client.addEventListener { [weak self] e in self?.post(.event(e)) }
+    }
+
+    /// A dashboard watching a target, whose cycles come from `post(cycle:)` (a `TargetRun`).
+    public convenience init(target: DashboardTarget, log: EventLog, broker: String, options: DashboardOptions, spool: String) {
+        let empty = Snapshot(time: 0, heap: HeapSample(total: 0, used: 0, maximum: 0))
+        self.init(driver: .target(target), sample: { all in target.sample(all) ?? empty }, ledger: nil,
+                  log: log, broker: broker, options: options, spool: spool)
+        state.target = target.description()
+        state.status = (target.kick == nil ? "" : "k kick · ") + "the target cycles by itself · ? help"
+    }
+
+    private init(driver: Driver, sample: @escaping @Sendable (Bool) -> Snapshot, ledger: Ledger?, log: EventLog, broker: String,
+                 options: DashboardOptions, spool: String) {
         self.spool = spool
-        self.client = client
-        self.runner = runner
+        self.driver = driver
+        self.sample = sample
+        self.ledger = ledger
         self.log = log
         self.options = options
-        tally = RunTally(warmup: options.warmup, capacity: 2_048)
-        sampler = runner.sampler
-        connectionsBefore = runner.sampler.ledger?.connectionsRecorded ?? 0
+        // A target's first and last samples name the owners (its heap is not ours to disturb).
+        tally = RunTally(warmup: options.warmup, capacity: 2_048, keepsContext: ledger == nil)
+        connectionsBefore = ledger?.connectionsRecorded ?? 0
         state.broker = broker
         state.refreshMs = options.refreshMs
-        state.injectLeak = client.configuration.injectLeak?.rawValue
         state.heapSeries.reserveCapacity(1_001)
         state.fdSeries.reserveCapacity(1_001)
         _ = pipe(&pipeFDs)
         for fd in pipeFDs { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        client.addEventListener { [weak self] e in self?.post(.event(e)) }
     }
+
+    /// Thread-safe: a target's cycle (from its `TargetRun`).
+    public func post(cycle sample: CycleSample) { post(.cycle(sample)) }
+
+    /// Thread-safe: a line for the log pane (a target's output).
+    public func post(line: String) { post(.line(line)) }
 
     /// Thread-safe: queue a message and wake the terminal thread.
     func post(_ m: Message) {
@@ -156,7 +209,7 @@ public final class Dashboard: @unchecked Sendable {
             if ready > 0 && fds[1].revents != 0 { drainMessages() }
             readKeys()
         }
-        try? client.disconnectFuture().wait()
+        try? client?.disconnectFuture().wait()
         return 0
     }
 
@@ -182,7 +235,7 @@ public final class Dashboard: @unchecked Sendable {
                 }
                 continue
             }
-            guard let action = KeyMap.action(for: key) else { continue }
+            guard let action = KeyMap.action(for: key, target: state.target != nil) else { continue }
             perform(action)
         }
     }
@@ -201,7 +254,12 @@ public final class Dashboard: @unchecked Sendable {
         case .scrollTop: scroll(down: -Self.maxScroll)
         case .scrollBottom: scroll(down: Self.maxScroll)
         case .help: state.showHelp = true
+        case .kick:
+            guard case .target(let t) = driver, let kick = t.kick else { return }
+            kick()
+            state.status = "kicked the target's connection"
         case .connect:
+            guard let client else { return }
             state.status = "connecting…"
             client.connectFuture().whenComplete { [weak self] r in
                 switch r {
@@ -210,7 +268,7 @@ public final class Dashboard: @unchecked Sendable {
                 }
             }
         case .disconnect:
-            client.disconnectFuture().whenComplete { [weak self] _ in self?.post(.status("disconnected")) }
+            client?.disconnectFuture().whenComplete { [weak self] _ in self?.post(.status("disconnected")) }
         case .cycleOnce:
             startCycle()
         case .toggleAuto:
@@ -218,6 +276,7 @@ public final class Dashboard: @unchecked Sendable {
             state.status = state.auto ? "auto-cycle every \(state.autoIntervalMs) ms" : "auto-cycle off"
             if state.auto { startCycle() }
         case .publish:
+            guard let client else { return }
             client.publishFuture("mshmon/\(client.configuration.session.clientID)/up", payload: ByteBuffer(string: "hello"), qos: .atLeastOnce)
                 .whenComplete { [weak self] r in
                     if case .failure(let e) = r { self?.post(.status("publish failed: \(e)")) } else { self?.post(.status("published")) }
@@ -291,7 +350,7 @@ public final class Dashboard: @unchecked Sendable {
                 exportSession()
             }
         default:
-            let shell = MshShell(commands: Self.shellCommands, context: MshContext { [sampler] all in sampler.sample(allTCP: all) })
+            let shell = MshShell(commands: Self.shellCommands, context: MshContext { [sample] all in sample(all) })
             for out in shell.execute(line).split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
                 appendLog(String(out))
             }
@@ -305,7 +364,7 @@ public final class Dashboard: @unchecked Sendable {
     }
 
     private func startCycle() {
-        guard !cycling else { return }
+        guard let runner, !cycling else { return }
         cycling = true
         let n = state.cycles + 1
         runner.run(n).whenComplete { [weak self] r in
@@ -323,6 +382,7 @@ public final class Dashboard: @unchecked Sendable {
         for m in messages {
             switch m {
             case .status(let text): state.status = text
+            case .line(let text): appendLog(text)
             case .event(let e):
                 log.append(.event(time: wallClockSeconds(), e))
                 if case .stateChanged(let s) = e { state.clientState = s.rawValue }
@@ -346,7 +406,7 @@ public final class Dashboard: @unchecked Sendable {
                 let busy = state.auto || pendingCycles > 0
                 if !busy || tally.window.count <= Self.verdictEveryCycleUpTo || now - verdictAt >= 0.5 {
                     verdictAt = now
-                    let connections = sampler.ledger.map { $0.connectionsRecorded - connectionsBefore }
+                    let connections = ledger.map { $0.connectionsRecorded - connectionsBefore }
                     state.verdict = tally.verdict(cycles: state.cycles,
                                                         duration: now - (firstCycleStart ?? now), connections: connections).line
                 }
@@ -355,7 +415,7 @@ public final class Dashboard: @unchecked Sendable {
                     pendingCycles -= 1
                     startCycle()
                 } else if state.auto {
-                    client.eventLoop.scheduleTask(in: .milliseconds(Int64(state.autoIntervalMs))) { [weak self] in
+                    client?.eventLoop.scheduleTask(in: .milliseconds(Int64(state.autoIntervalMs))) { [weak self] in
                         self?.post(.autoTick)
                     }
                 }
@@ -366,7 +426,8 @@ public final class Dashboard: @unchecked Sendable {
     }
 
     private func resample() {
-        state.snapshot = Self.forDisplay(sampler.sample())
+        state.snapshot = Self.forDisplay(sample(false))
+        if case .target(let t) = driver { state.target = t.description() }
     }
 
     /// What the screen keeps of a sample: TIME_WAIT rows pile up by design (one per cycle for
@@ -397,7 +458,7 @@ public final class Dashboard: @unchecked Sendable {
     /// Adds a sample of the process now to the session, so every export holds one (taken at
     /// export time, as the panes show it), even before the first cycle.
     private func sampleForExport() {
-        log.append(.snapshot(sampler.sample()))
+        log.append(.snapshot(sample(false)))
     }
 
     private func exportSession() {

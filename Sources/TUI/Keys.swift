@@ -3,6 +3,8 @@
 /// What a key asks the dashboard to do.
 public enum Action: Sendable, Hashable {
     case connect, disconnect, cycleOnce, toggleAuto, publish, export, prompt
+    /// A target's: the embedded broker closes its connection once.
+    case kick
     case help, quit, faster, slower, autoFaster, autoSlower
     case focusNext, scrollUp, scrollDown, pageUp, pageDown, scrollTop, scrollBottom
 }
@@ -17,6 +19,11 @@ public struct KeyBinding: Sendable {
     /// The help screen's line.
     public var help: String
     public var action: Action
+    /// nil: every dashboard; true: only one watching a target; false: only one driving mshmon's own client.
+    public var target: Bool? = nil
+
+    /// Whether the key is there when the dashboard watches a target (or drives its own client).
+    public func applies(target watching: Bool) -> Bool { target.map { $0 == watching } ?? true }
 }
 
 public enum KeyMap {
@@ -27,17 +34,18 @@ public enum KeyMap {
     static let f10: Int32 = 274
 
     public static let bindings: [KeyBinding] = [
-        KeyBinding(keys: [c("c")], label: "c", footer: "Connect", help: "connect the client to the broker", action: .connect),
-        KeyBinding(keys: [c("d")], label: "d", footer: "Disconnect", help: "disconnect (waits until the socket is closed)", action: .disconnect),
-        KeyBinding(keys: [c("n")], label: "n", footer: "Cycle", help: "run one cycle: connect, subscribe, publish, disconnect, sample", action: .cycleOnce),
-        KeyBinding(keys: [c("a")], label: "a", footer: "Auto", help: "auto-cycle on/off", action: .toggleAuto),
-        KeyBinding(keys: [c("p")], label: "p", footer: "Publish", help: "publish one message (when connected)", action: .publish),
-        KeyBinding(keys: [c("e")], label: "e", footer: "Export", help: "export the session: .log transcript and .csv", action: .export),
+        KeyBinding(keys: [c("c")], label: "c", footer: "Connect", help: "connect the client to the broker", action: .connect, target: false),
+        KeyBinding(keys: [c("d")], label: "d", footer: "Disconnect", help: "disconnect (waits until the socket is closed)", action: .disconnect, target: false),
+        KeyBinding(keys: [c("n")], label: "n", footer: "Cycle", help: "run one cycle: connect, subscribe, publish, disconnect, sample", action: .cycleOnce, target: false),
+        KeyBinding(keys: [c("a")], label: "a", footer: "Auto", help: "auto-cycle on/off", action: .toggleAuto, target: false),
+        KeyBinding(keys: [c("p")], label: "p", footer: "Publish", help: "publish one message (when connected)", action: .publish, target: false),
+        KeyBinding(keys: [c("k")], label: "k", footer: "Kick", help: "kick: the embedded broker closes the target's connection (its reconnect path runs)", action: .kick, target: true),
+        KeyBinding(keys: [c("e")], label: "e", footer: "Export", help: "export the session: .log transcript, .csv and .jsonl", action: .export),
         KeyBinding(keys: [c(":")], label: ":", footer: "msh", help: "msh prompt (Tab completes, ↑/↓ history, Esc leaves); `help` lists its commands", action: .prompt),
         KeyBinding(keys: [c("+")], label: "+", footer: nil, help: "refresh faster", action: .faster),
         KeyBinding(keys: [c("-")], label: "-", footer: nil, help: "refresh slower", action: .slower),
-        KeyBinding(keys: [c("]")], label: "]", footer: nil, help: "auto-cycle interval shorter", action: .autoFaster),
-        KeyBinding(keys: [c("[")], label: "[", footer: nil, help: "auto-cycle interval longer", action: .autoSlower),
+        KeyBinding(keys: [c("]")], label: "]", footer: nil, help: "auto-cycle interval shorter", action: .autoFaster, target: false),
+        KeyBinding(keys: [c("[")], label: "[", footer: nil, help: "auto-cycle interval longer", action: .autoSlower, target: false),
         KeyBinding(keys: [9], label: "Tab", footer: nil, help: "focus the next pane (or click it)", action: .focusNext),
         KeyBinding(keys: [259], label: "↑", footer: nil, help: "scroll the focused pane up (or the mouse wheel)", action: .scrollUp),
         KeyBinding(keys: [258], label: "↓", footer: nil, help: "scroll the focused pane down", action: .scrollDown),
@@ -49,7 +57,10 @@ public enum KeyMap {
         KeyBinding(keys: [c("q"), f10], label: "F10", footer: "Quit", help: "quit (q or F10)", action: .quit),
     ]
 
-    public static func action(for key: Int32) -> Action? {
-        bindings.first { $0.keys.contains(key) }?.action
+    /// The keys of a dashboard driving its own client, or watching a target.
+    public static func bindings(target: Bool) -> [KeyBinding] { bindings.filter { $0.applies(target: target) } }
+
+    public static func action(for key: Int32, target: Bool = false) -> Action? {
+        bindings(target: target).first { $0.keys.contains(key) }?.action
     }
 }

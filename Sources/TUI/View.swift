@@ -31,6 +31,8 @@ public struct AppState: Sendable {
     public var refreshMs = 1000
     public var verdict = "verdict: not enough cycles yet"
     public var injectLeak: String?
+    /// Watching another process: the header's description of it (nil: mshmon's own client).
+    public var target: String?
     /// The live sample (refreshed) and the one taken at the end of the last cycle.
     public var snapshot: Snapshot?
     public var lastCycle: Snapshot?
@@ -69,14 +71,14 @@ public enum View {
         var y = header(s, &g)
         let footerY = height - 1
         let statusY = height - 2
-        footer(&g, y: footerY)
+        footer(&g, y: footerY, target: s.target != nil)
         if let prompt = s.prompt {
             g.put(MshShell.prompt + prompt + "_", x: 0, y: statusY, style: .key)
         } else {
             g.put(s.status, x: 0, y: statusY, style: .dim)
         }
         if s.showHelp {
-            help(&g, top: y, bottom: statusY)
+            help(&g, top: y, bottom: statusY, target: s.target != nil)
             return g
         }
         let bottom = statusY  // exclusive
@@ -111,8 +113,12 @@ public enum View {
         g.fill(row: 0, style: .title)
         let auto = s.auto ? "auto \(s.autoIntervalMs) ms" : "auto off"
         let failed = s.failedCycles > 0 ? " (\(s.failedCycles) failed)" : ""
-        g.put("mshmon  \(s.broker)  client \(s.clientState)  cycles \(s.cycles)\(failed)  \(auto)  refresh \(s.refreshMs) ms",
-              x: 0, y: 0, style: .title)
+        if let target = s.target {
+            g.put("mshmon  \(target)  cycles \(s.cycles)\(failed) at \(s.broker)  refresh \(s.refreshMs) ms", x: 0, y: 0, style: .title)
+        } else {
+            g.put("mshmon  \(s.broker)  client \(s.clientState)  cycles \(s.cycles)\(failed)  \(auto)  refresh \(s.refreshMs) ms",
+                  x: 0, y: 0, style: .title)
+        }
         g.put(s.verdict, x: 0, y: 1, style: s.verdict.contains("LEAK") ? .alert : .normal)
         var y = 2
         if let leak = s.injectLeak {
@@ -195,9 +201,9 @@ public enum View {
         return y + 4
     }
 
-    static func footer(_ g: inout Grid, y: Int) {
+    static func footer(_ g: inout Grid, y: Int, target: Bool) {
         var x = 0
-        for b in KeyMap.bindings {
+        for b in KeyMap.bindings(target: target) {
             guard let word = b.footer else { continue }
             g.put(b.label, x: x, y: y, style: .key)
             x += b.label.count
@@ -206,10 +212,10 @@ public enum View {
         }
     }
 
-    static func help(_ g: inout Grid, top: Int, bottom: Int) {
+    static func help(_ g: inout Grid, top: Int, bottom: Int, target: Bool) {
         g.put("mshmon keys (any key closes this help)", x: 1, y: top, style: .title)
         var y = top + 2
-        for b in KeyMap.bindings where y < bottom {
+        for b in KeyMap.bindings(target: target) where y < bottom {
             g.put(b.label.padding(5), x: 2, y: y, style: .key)
             g.put(b.help, x: 8, y: y)
             y += 1

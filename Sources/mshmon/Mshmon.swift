@@ -33,6 +33,7 @@ struct Mshmon: AsyncParsableCommand {
             }
         } catch {
             BrokerPeer.activePeer?.stop()
+            RunningTarget.active?.stop()
             fail(error)
         }
     }

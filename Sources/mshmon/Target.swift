@@ -149,3 +149,83 @@ final class RunningTarget: @unchecked Sendable {  // set up once; `child` is onl
         }
     }
 }
+
+/// What a run over a target needs, set up once for `cycle` and the dashboard alike: the
+/// embedded broker in this process (or --broker), the target launched or attached, and the
+/// run whose cycles are its connections.
+final class TargetSession: @unchecked Sendable {  // built once, then only read
+    let broker: MQTTBroker.Broker?
+    let url: String
+    let target: RunningTarget
+    let run: TargetRun
+
+    /// `output` gets each line the launched target prints.
+    static func start(_ options: TargetOptions, connection: ConnectionOptions, log: EventLog, settle: Int,
+                      output: @escaping @Sendable (String) -> Void) async throws -> TargetSession {
+        let (relay, attach) = TargetRun.relay()
+        var broker: MQTTBroker.Broker?
+        var host = "", port = 0
+        if let url = connection.broker {
+            (host, port) = (url.host, url.port)
+        } else {
+            var config = BrokerConfiguration()
+            let bind = connection.brokerBind ?? "127.0.0.1"
+            config.host = bind
+            config.port = 0
+            config.fault = BrokerFault.combining(connection.brokerFault.compactMap { BrokerFault($0) }) ?? .none
+            config.onConnection = relay
+            config.log = { line in log.append(.note(time: wallClockSeconds(), "broker: " + line)) }
+            let b = MQTTBroker.Broker(configuration: config)
+            do { port = try await b.start() } catch { throw RuntimeError("cannot listen on \(hostPort(bind, 0)): \(error)") }
+            host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind
+            broker = b
+        }
+        let url = "mqtt://" + hostPort(host, port)
+        let target: RunningTarget
+        do {
+            if let pid = options.pid {
+                target = try RunningTarget.attach(pid, wrappers: options.allocWrapper)
+            } else {
+                target = try RunningTarget.launch(options.command, brokerHost: host, brokerPort: port, tap: !options.noTap,
+                                                  wrappers: options.allocWrapper) { line in
+                    log.append(.note(time: wallClockSeconds(), "target: " + escaped(line)))
+                    output(line)
+                }
+            }
+        } catch {
+            try? await broker?.stop()
+            throw error
+        }
+        log.append(.header(RunInfo(broker: (broker == nil ? "" : "embedded broker ") + url,
+                                   clientID: connection.clientID ?? "(the target's)", injectLeak: nil, command: commandLine())))
+        let source: CycleSource
+        if let every = options.every {
+            source = .timer(seconds: every.seconds)
+        } else if let broker {
+            source = .broker(broker, kickEvery: options.kickEvery?.seconds)
+        } else {
+            source = .remote(host: host, port: port, poll: 0.02)
+        }
+        let run = TargetRun(sampler: target.sampler, source: source, log: log, clientID: connection.clientID,
+                            settleMilliseconds: settle, timeoutSeconds: options.timeout.seconds)
+        run.exitStatus = { target.exitStatus }
+        attach(run)
+        return TargetSession(broker: broker, url: url, target: target, run: run)
+    }
+
+    private init(broker: MQTTBroker.Broker?, url: String, target: RunningTarget, run: TargetRun) {
+        self.broker = broker
+        self.url = url
+        self.target = target
+        self.run = run
+    }
+
+    /// Where cycles are seen, for the header and the first line.
+    var cyclesSeenAt: String { (broker == nil ? "" : "the embedded broker ") + url }
+
+    /// Stops the target (if launched) and the broker.
+    func stop() async {
+        target.stop()
+        try? await broker?.stop()
+    }
+}

@@ -15,10 +15,14 @@ struct Tui: AsyncParsableCommand {
         commandName: "tui",
         abstract: "The dashboard (the default): live free / list_fd / netstat panes, cycles on a key, a verdict.",
         discussion: """
-        Keys: c connect, d disconnect, n one cycle, a auto-cycle on/off, p publish one message, e export the session (.log and .csv), : msh prompt, Tab next pane, arrows PgUp PgDn Home End scroll it (or click and wheel), + / - refresh interval, [ / ] auto-cycle interval, ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it.
+        Keys: c connect, d disconnect, n one cycle, a auto-cycle on/off, p publish one message, e export the session (.log, .csv and .jsonl), : msh prompt, Tab next pane, arrows PgUp PgDn Home End scroll it (or click and wheel), + / - refresh interval, [ / ] auto-cycle interval, ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it.
+
+        With a target (`mshmon -- COMMAND`, `mshmon --pid PID`) the panes show that process, a cycle is one of its connections to the embedded broker, its output goes to the log pane, and k kicks its connection (c, d, n, a and p drive mshmon's own client and are not there).
         """)
 
     @OptionGroup var connection: ConnectionOptions
+
+    @OptionGroup(title: "Target (watch another process instead of mshmon's own client)") var target: TargetOptions
 
     @Option(help: "Refresh interval in milliseconds.")
     var refresh: Int = 1000
@@ -39,6 +43,7 @@ struct Tui: AsyncParsableCommand {
     var settle: Int = 50
 
     func validate() throws {
+        if target.isActive && connection.injectLeak != nil { throw ValidationError("--inject-leak replays a bug in mshmon's own client; a target has its own") }
         if refresh < 100 || refresh > 60_000 { throw ValidationError("--refresh must be 100 to 60000 milliseconds") }
         try validateExportPaths(export)
         var info = stat()
@@ -57,6 +62,7 @@ struct Tui: AsyncParsableCommand {
         for path in export where !canCreate(path) {
             throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
         }
+        if target.isActive { return try await runTarget() }
         let peer = try await connection.startPeer()
         defer { peer.stop() }
         var config = try connection.clientConfiguration(host: peer.host, port: peer.port)
@@ -86,4 +92,63 @@ struct Tui: AsyncParsableCommand {
         let code = dashboard.run()
         if code != 0 { throw RuntimeError("cannot open the terminal") }
     }
+}
+
+extension Tui {
+    /// The dashboard over a target: its cycles come from the broker, its output to the log pane.
+    func runTarget() async throws {
+        var template = Array("/tmp/mshmon-session-XXXXXX".utf8CString)
+        guard let dir = mkdtemp(&template) else { throw RuntimeError("cannot create a spool folder in /tmp") }
+        let spoolDir = String(cString: dir)
+        let spool = spoolDir + "/session"
+        let spooled = ExportFormat.allCases.map { spool + "." + $0.rawValue }
+        defer {
+            for path in spooled { unlink(path) }
+            rmdir(spoolDir)
+        }
+        let log = EventLog()
+        for path in export + spooled {
+            do { log.attach(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
+        }
+        let box = DashboardBox()
+        let session = try await TargetSession.start(target, connection: connection, log: log, settle: settle) { line in
+            box.dashboard?.post(line: "target| " + line)
+        }
+        let sampler = session.target.sampler
+        var kick: (@Sendable () -> Void)?
+        if let broker = session.broker {
+            let run = session.run
+            kick = { run.kick(broker) }
+        }
+        let described = session.target.description
+        let description: @Sendable () -> String = { "\(described) (\(sampler.heapSource.label))" }
+        var options = DashboardOptions()
+        options.refreshMs = refresh
+        options.color = !noColor
+        options.mouse = !noMouse
+        options.exportDirectory = exportDir
+        options.warmup = 3  // the target's buffers are not ours: the dashboard's own warm-up does not apply
+        let dashboard = Dashboard(target: DashboardTarget(description: description, sample: { all in sampler.sample(allTCP: all) }, kick: kick),
+                                  log: log, broker: session.cyclesSeenAt, options: options, spool: spool)
+        box.dashboard = dashboard
+        let ended = session.run.run(next: { _ in true }, onSample: { dashboard.post(cycle: $0) })
+        ended.whenSuccess { end in
+            switch end {
+            case .completed: break
+            case .noCycle(let seconds, _):
+                dashboard.post(line: "no cycle for \(Int(seconds)) s: is the client connecting to \(session.url)?")
+            case .targetGone(let status, _):
+                dashboard.post(line: "the target " + (status.map { "exited with status \($0)" } ?? "is gone"))
+            }
+        }
+        let code = dashboard.run()
+        session.run.stop()
+        await session.stop()
+        if code != 0 { throw RuntimeError("cannot open the terminal") }
+    }
+}
+
+/// The dashboard, once made, for the target's output lines that come before and after.
+final class DashboardBox: @unchecked Sendable {  // set once, before the dashboard runs
+    var dashboard: Dashboard?
 }

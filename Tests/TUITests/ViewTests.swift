@@ -81,18 +81,35 @@ struct ViewTests {
         #expect(g[fx + 1, fy].style == .grown, "fd 7 is new since before the last cycle")
     }
 
-    @Test func helpAndFooterComeFromTheKeyTable() {
+    @Test(arguments: [false, true])
+    func helpAndFooterComeFromTheKeyTable(target: Bool) {
         var s = sampleState()
+        if target { s.target = "target pid 42 ./client (heap: tap (per call site))" }
         let footer = View.render(s, width: 120, height: 40).lines.last!
-        for b in KeyMap.bindings where b.footer != nil { #expect(footer.contains(b.label + b.footer!)) }
+        for b in KeyMap.bindings where b.footer != nil {
+            #expect(footer.contains(b.label + b.footer!) == b.applies(target: target), "\(b.label) with target \(target)")
+        }
         s.showHelp = true
         let help = screen(s)
-        for b in KeyMap.bindings { #expect(help.contains(b.help)) }
+        for b in KeyMap.bindings { #expect(help.contains(b.help) == b.applies(target: target), "\(b.label) with target \(target)") }
     }
 
-    @Test func keysAreUniqueAndEveryDocumentedKeyHasItsAction() {
-        let all = KeyMap.bindings.flatMap(\.keys)
+    @Test func aTargetsHeaderNamesItAndWhereItsCyclesAreSeen() {
+        var s = sampleState()
+        s.target = "target pid 42 ./client (heap: tap (per call site))"
+        s.broker = "the embedded broker mqtt://127.0.0.1:1883"
+        s.cycles = 7
+        let top = View.render(s, width: 160, height: 40).lines[0]
+        #expect(top.hasPrefix("mshmon  target pid 42 ./client (heap: tap (per call site))  cycles 7 at the embedded broker mqtt://127.0.0.1:1883"), "\(top)")
+        #expect(KeyMap.action(for: Int32(UInt8(ascii: "k")), target: true) == .kick)
+        #expect(KeyMap.action(for: Int32(UInt8(ascii: "k"))) == nil && KeyMap.action(for: Int32(UInt8(ascii: "c")), target: true) == nil)
+    }
+
+    @Test(arguments: [false, true])
+    func keysAreUniqueAndEveryDocumentedKeyHasItsAction(target: Bool) {
+        let all = KeyMap.bindings(target: target).flatMap(\.keys)
         #expect(Set(all).count == all.count, "a key is bound twice")
+        guard !target else { return }
         let expected: [(String, Action)] = [("c", .connect), ("d", .disconnect), ("n", .cycleOnce), ("a", .toggleAuto),
                                             ("p", .publish), ("e", .export), ("?", .help), ("h", .help), ("q", .quit),
                                             ("+", .faster), ("-", .slower), ("[", .autoSlower), ("]", .autoFaster)]

@@ -236,6 +236,23 @@ $T send-keys -t main q
 check "resize: q exits 0" wait_screen 'EXITED 0'
 check "resize: the terminal is restored (alternate screen off)" [ "$($T display -p -t main '#{alternate_on}')" = 0 ]
 
+echo "dashboard: watching a target"
+CYCLER=$WORK/mqtt_cycler
+gcc -O2 -o "$CYCLER" ../../Tests/Targets/mqtt_cycler.c -lmosquitto -lpthread || fail "the C test client compiles"
+main_session "'$MSHMON' -- '$CYCLER' {host} {port} leak-heap 100; echo EXITED \$?; sleep 60"
+check "target: the header names it and its heap source" wait_screen '^mshmon  target pid [0-9]* .*mqtt_cycler .*(heap: tap (per call site))'
+check "target: the verdict names the leaking call site" wait_for 40 shows '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from mqtt_clean_session'
+check "target: its output is in the log pane" wait_screen 'target| cycle [0-9]* done'
+check "target: the footer has k Kick, not the client's keys" sh -c "$T capture-pane -p -t main | tail -n 1 | grep -q 'kKick' && ! $T capture-pane -p -t main | tail -n 1 | grep -q 'cConnect'"
+tpid=$(screen | sed -n 's/^mshmon  target pid \([0-9]*\) .*/\1/p' | head -n 1)
+$T send-keys -t main c
+check "target: c does nothing (no client of ours)" sh -c "sleep 0.3; ! $T capture-pane -p -t main | grep -q 'connecting…'"
+$T send-keys -t main k
+check "target: k kicks its connection" wait_screen "kick"
+$T send-keys -t main q
+check "target: q exits 0" wait_screen 'EXITED 0'
+check "target: the target (pid ${tpid:-?}) is stopped on exit" sh -c "[ -n '$tpid' ] && ! kill -0 $tpid 2>/dev/null"
+
 echo "dashboard: injected leak"
 main_session "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"
 check "red banner for the injected leak" wait_screen 'LEAK INJECTED ON PURPOSE: socket-race'
