@@ -49,8 +49,18 @@ static size_t (*real_usable)(void *);
 
 static mshmon_tap_table *table;
 static _Atomic int resolving;
-static __thread int guard;
-static __thread uintptr_t stack_lo, stack_hi;
+// initial-exec: a thread-local of a preloaded library then costs one load, not a
+// __tls_get_addr call (which the default model for shared objects makes on every access).
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+static TLS int guard;
+static TLS uintptr_t stack_lo, stack_hi;
+/// The code range the last frame fell in (most frames share one).
+static TLS uintptr_t last_lo, last_hi;
+/// This thread's counter slab (0: none yet, or the shared one), and whether it was claimed.
+static TLS uint32_t slab;
+static TLS int slab_tried;
+static pthread_key_t slab_key;
+static void release_slab(void *value);
 
 // What dlsym allocates before the real functions are known.
 static _Alignas(16) unsigned char arena[65536];
@@ -85,7 +95,10 @@ static mshmon_tap_table *private_table(void) {
 }
 
 // After fork: the child's blocks are its own business, not the parent's table.
-static void child_after_fork(void) { table = private_table(); }
+static void child_after_fork(void) {
+    table = private_table();
+    slab_tried = 0;  // a fresh table: claim a slab in it
+}
 
 __attribute__((constructor)) static void tap_init(void) {
     resolve();
@@ -112,6 +125,7 @@ __attribute__((constructor)) static void tap_init(void) {
         }
     }
     pthread_atfork(NULL, NULL, child_after_fork);
+    pthread_key_create(&slab_key, release_slab);
     table = t;
 }
 
@@ -139,12 +153,19 @@ static int add_ranges(struct dl_phdr_info *info, size_t size, void *data) {
 }
 
 static int is_code(uintptr_t a) {
+    if (a >= last_lo && a < last_hi) return 1;
     int n = atomic_load_explicit(&code_count, memory_order_acquire);
-    for (int i = 0; i < n; i++) if (a >= code_lo[i] && a < code_hi[i]) return 1;
+    for (int i = 0; i < n; i++) {
+        if (a >= code_lo[i] && a < code_hi[i]) {
+            last_lo = code_lo[i];
+            last_hi = code_hi[i];
+            return 1;
+        }
+    }
     return 0;
 }
 
-static void rebuild_code_ranges(void) {
+__attribute__((noinline, cold)) static void rebuild_code_ranges(void) {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&code_rebuilding, &expected, 1)) return;  // another thread is at it
     guard++;
@@ -156,7 +177,7 @@ static void rebuild_code_ranges(void) {
     atomic_store(&code_rebuilding, 0);
 }
 
-static void stack_bounds(void) {
+__attribute__((noinline, cold)) static void stack_bounds(void) {
     guard++;
     pthread_attr_t attr;
     void *lo;
@@ -223,19 +244,48 @@ static uint32_t site_of(uintptr_t caller, uintptr_t *fp) {
     return 0;
 }
 
-static void count(uint32_t site, int64_t blocks, int64_t bytes) {
+// A thread's slab goes back at its exit; frees later in that exit count in the shared slab.
+static void release_slab(void *value) {
+    mshmon_tap_table *t = table;
+    uint32_t mine = (uint32_t)(uintptr_t)value;
+    slab = 0;
+    if (t && mine > 0 && mine < MSHMON_TAP_SLABS)
+        atomic_fetch_and((_Atomic uint64_t *)&t->slabs_taken, ~(1ULL << mine));
+}
+
+__attribute__((noinline, cold)) static void claim_slab(mshmon_tap_table *t) {
+    slab_tried = 1;
+    uint64_t taken = atomic_load((_Atomic uint64_t *)&t->slabs_taken);
+    while (~(taken | 1)) {
+        uint32_t n = (uint32_t)__builtin_ctzll(~(taken | 1));  // slab 0 is the shared one, never claimed
+        if (atomic_compare_exchange_weak((_Atomic uint64_t *)&t->slabs_taken, &taken, taken | (1ULL << n) | 1)) {
+            uint32_t used = atomic_load((_Atomic uint32_t *)&t->slabs_used);
+            while (used < n + 1 && !atomic_compare_exchange_weak((_Atomic uint32_t *)&t->slabs_used, &used, n + 1)) {}
+            slab = n;
+            guard++;
+            pthread_setspecific(slab_key, (void *)(uintptr_t)n);
+            guard--;
+            return;
+        }
+    }
+    slab = 0;  // every slab taken: the shared one
+}
+
+static inline void count(uint32_t site, int64_t blocks, int64_t bytes) {
     mshmon_tap_table *t = table;
     if (!t) return;
-    mshmon_tap_site *s = &t->sites[site];
-    atomic_fetch_add_explicit((_Atomic int64_t *)&s->live_blocks, blocks, memory_order_relaxed);
-    atomic_fetch_add_explicit((_Atomic int64_t *)&s->live_bytes, bytes, memory_order_relaxed);
-    if (blocks > 0) atomic_fetch_add_explicit((_Atomic uint64_t *)&s->allocations, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit((_Atomic int64_t *)&t->live_blocks, blocks, memory_order_relaxed);
-    int64_t now = atomic_fetch_add_explicit((_Atomic int64_t *)&t->live_bytes, bytes, memory_order_relaxed) + bytes;
-    atomic_fetch_add_explicit((_Atomic uint64_t *)&t->calls, 1, memory_order_relaxed);
-    int64_t peak = atomic_load_explicit((_Atomic int64_t *)&t->peak_bytes, memory_order_relaxed);
-    while (now > peak && !atomic_compare_exchange_weak_explicit((_Atomic int64_t *)&t->peak_bytes, &peak, now,
-                                                                memory_order_relaxed, memory_order_relaxed)) {}
+    if (!slab_tried) claim_slab(t);
+    mshmon_tap_count *c = &t->counts[slab][site];
+    if (slab == 0) {
+        atomic_fetch_add_explicit((_Atomic int64_t *)&c->live_blocks, blocks, memory_order_relaxed);
+        atomic_fetch_add_explicit((_Atomic int64_t *)&c->live_bytes, bytes, memory_order_relaxed);
+    } else {
+        // Only this thread writes its slab: whole relaxed stores, no lock prefix.
+        atomic_store_explicit((_Atomic int64_t *)&c->live_blocks,
+                              atomic_load_explicit((_Atomic int64_t *)&c->live_blocks, memory_order_relaxed) + blocks, memory_order_relaxed);
+        atomic_store_explicit((_Atomic int64_t *)&c->live_bytes,
+                              atomic_load_explicit((_Atomic int64_t *)&c->live_bytes, memory_order_relaxed) + bytes, memory_order_relaxed);
+    }
 }
 
 // MARK: blocks

@@ -82,15 +82,79 @@ public enum TrendStats {
     }
 }
 
+/// A series the verdict judges, by what it counts (not by a name to be parsed back).
+public enum Series: Sendable, Hashable, CustomStringConvertible {
+    case fds, threads, heap
+    /// Our sockets in one state.
+    case sockets(TCPState)
+    /// Ledger kinds leaking at the same rate, as one finding.
+    case ledger([LedgerKind])
+
+    /// `fds`, `sockets CLOSE_WAIT`, `ledger socket/rxBuffer/txBuffer`: how the verdict line names it.
+    public var description: String {
+        switch self {
+        case .fds: "fds"
+        case .threads: "threads"
+        case .heap: "heap"
+        case .sockets(let state): "sockets \(state.rawValue)"
+        case .ledger(let kinds): "ledger " + kinds.map(\.rawValue).joined(separator: "/")
+        }
+    }
+
+    var isSockets: Bool { if case .sockets = self { true } else { false } }
+}
+
 /// How one series behaved over the verdict's window.
 public struct SeriesFinding: Sendable, Hashable, Codable {
     public enum Kind: String, Sendable, Codable { case flat, leak, step, noise }
-    public var name: String
+    public var series: Series
+    /// The series as the verdict line names it (and as JSON carries it).
+    public var name: String { series.description }
     public var kind: Kind
     /// Units per cycle (Theil–Sen).
     public var slope: Double
     /// Last minus first value over the window.
     public var rise: Double
+
+    public init(series: Series, kind: Kind, slope: Double, rise: Double) {
+        self.series = series
+        self.kind = kind
+        self.slope = slope
+        self.rise = rise
+    }
+
+    enum CodingKeys: String, CodingKey { case name, kind, slope, rise }
+
+    /// Encoded with the series' name; decoding takes the name back only for the plain series.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(slope, forKey: .slope)
+        try c.encode(rise, forKey: .rise)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let name = try c.decode(String.self, forKey: .name)
+        switch name {
+        case "fds": series = .fds
+        case "threads": series = .threads
+        case "heap": series = .heap
+        case _ where name.hasPrefix("sockets "):
+            guard let state = TCPState(rawValue: String(name.dropFirst("sockets ".count))) else {
+                throw DecodingError.dataCorruptedError(forKey: .name, in: c, debugDescription: "no TCP state in \(name)")
+            }
+            series = .sockets(state)
+        case _ where name.hasPrefix("ledger "):
+            series = .ledger(name.dropFirst("ledger ".count).split(separator: "/").compactMap { LedgerKind(rawValue: String($0)) })
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .name, in: c, debugDescription: "unknown series \(name)")
+        }
+        kind = try c.decode(Kind.self, forKey: .kind)
+        slope = try c.decode(Double.self, forKey: .slope)
+        rise = try c.decode(Double.self, forKey: .rise)
+    }
 }
 
 /// The verdict over a run.
@@ -101,8 +165,12 @@ public struct Verdict: Sendable, Hashable, Codable {
     public var measured: Bool
     public var leaks: [SeriesFinding]
     public var steps: [SeriesFinding]
-    /// Owner detail per leaking series: fd types that grew, socket states that grew.
+    /// Owner detail per leaking series (keyed by the series' name, as JSON carries it): fd
+    /// types and socket states that grew, the heap's call site, thread names.
     public var owners: [String: String]
+
+    /// The owner detail of `series`, if any.
+    public func owner(of series: Series) -> String? { owners[series.description] }
     public var timeWait: Int
     public var timeWaitExpected: Int
 
@@ -125,9 +193,9 @@ public struct Verdict: Sendable, Hashable, Codable {
             return "verdict: no leak over \(cycles) cycles\(tail)\(failed)"
         }
         let parts = leaks.map { f -> String in
-            let unit = f.name == "heap" ? " B" : ""
+            let unit = f.series == .heap ? " B" : ""
             // A heap site reads as a sentence: `heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from …`.
-            let owner = owners[f.name].map { f.name == "heap" && $0.contains(" from ") ? ": \($0)" : " (\($0))" } ?? ""
+            let owner = owner(of: f.series).map { f.series == .heap && $0.contains(" from ") ? ": \($0)" : " (\($0))" } ?? ""
             return "\(f.name) \(Self.signed(f.slope))\(unit)/cycle\(owner)"
         }
         return "verdict: LEAK " + parts.joined(separator: "; ") + failed
@@ -173,31 +241,30 @@ public struct LeakJudge: Sendable {
                         leaks: [], steps: [], owners: [:], timeWait: 0, timeWaitExpected: 0)
         guard measured, points.count >= Verdict.minimumSamples else { return v }
 
-        var exact: [(String, [Double])] = [
-            ("fds", points.map { Double($0.fds) }),
-            ("threads", points.map { Double($0.threads) }),
+        var exact: [(Series, [Double])] = [
+            (.fds, points.map { Double($0.fds) }),
+            (.threads, points.map { Double($0.threads) }),
         ]
         for (i, state) in TCPState.allCases.enumerated() where state != .TIME_WAIT {
             let series = points.map { Double($0.sockets[i]) }
-            if series.contains(where: { $0 != 0 }) { exact.append(("sockets \(state.rawValue)", series)) }
+            if series.contains(where: { $0 != 0 }) { exact.append((.sockets(state), series)) }
         }
-        var ledgerLeaks: [SeriesFinding] = []
+        var ledgerLeaks: [(LedgerKind, SeriesFinding)] = []
         for (i, kind) in LedgerKind.allCases.enumerated() {
             let series = points.map { Double($0.ledger[i]) }
-            if series.contains(where: { $0 != 0 }) { exact.append(("ledger \(kind.rawValue)", series)) }
+            if series.contains(where: { $0 != 0 }) { exact.append((.ledger([kind]), series)) }
         }
-        for (name, series) in exact {
-            let f = judgeExact(name, series)
+        for (series, values) in exact {
+            let f = judgeExact(series, values)
             if f.kind == .leak {
-                if name.hasPrefix("ledger ") { ledgerLeaks.append(f) } else { v.leaks.append(f) }
+                if case .ledger(let kinds) = series { ledgerLeaks.append((kinds[0], f)) } else { v.leaks.append(f) }
             } else if f.kind == .step {
                 v.steps.append(f)
             }
         }
         // Ledger kinds leaking at the same rate are one finding ("ledger socket/rxBuffer/txBuffer").
-        var grouped: [(SeriesFinding, [String])] = []
-        for f in ledgerLeaks {
-            let kind = String(f.name.dropFirst("ledger ".count))
+        var grouped: [(SeriesFinding, [LedgerKind])] = []
+        for (kind, f) in ledgerLeaks {
             if let i = grouped.firstIndex(where: { abs($0.0.slope - f.slope) < 0.005 }) {
                 grouped[i].1.append(kind)
             } else {
@@ -206,25 +273,25 @@ public struct LeakJudge: Sendable {
         }
         for (f, kinds) in grouped {
             var g = f
-            g.name = "ledger " + kinds.joined(separator: "/")
+            g.series = .ledger(kinds)
             v.leaks.append(g)
         }
         let heap = judgeHeap(points.map { Double($0.heapUsed) })
         if heap.kind == .leak { v.leaks.append(heap) }
 
         // Owners: which fd types and socket states grew with the fds.
-        if v.leaks.contains(where: { $0.name == "fds" }), let first = points.first, let last = points.last {
+        if v.leaks.contains(where: { $0.series == .fds }), let first = points.first, let last = points.last {
             var details: [String] = []
             for (i, type) in FDType.allCases.enumerated() where last.fdTypes[i] > first.fdTypes[i] {
                 details.append(type.rawValue)
             }
-            for f in v.leaks where f.name.hasPrefix("sockets ") {
-                details.append("\(f.name.dropFirst("sockets ".count)) \(Verdict.signed(f.slope))/cycle")
+            for f in v.leaks {
+                if case .sockets(let state) = f.series { details.append("\(state.rawValue) \(Verdict.signed(f.slope))/cycle") }
             }
             if !details.isEmpty {
-                v.owners["fds"] = details.joined(separator: ", ")
+                v.owners[Series.fds.description] = details.joined(separator: ", ")
                 // Socket states named under fds are not repeated on their own.
-                v.leaks.removeAll { $0.name.hasPrefix("sockets ") }
+                v.leaks.removeAll { $0.series.isSockets }
             }
         }
 
@@ -238,7 +305,7 @@ public struct LeakJudge: Sendable {
         v.timeWaitExpected = Int((min(opened, rate * timeWaitLifetime)).rounded(.up))
         if Double(v.timeWait) > Double(v.timeWaitExpected) * 1.5 + 5 {
             let tw = points.map { Double($0.sockets[twIndex]) }
-            v.leaks.append(SeriesFinding(name: "sockets TIME_WAIT", kind: .leak, slope: TrendStats.theilSen(tw),
+            v.leaks.append(SeriesFinding(series: .sockets(.TIME_WAIT), kind: .leak, slope: TrendStats.theilSen(tw),
                                          rise: tw.last! - tw.first!))
         }
         return v
@@ -248,7 +315,7 @@ public struct LeakJudge: Sendable {
     /// whose name count grew, the remote address of the sockets in a leaking state.
     func nameOwners(_ v: inout Verdict, _ c: VerdictContext, cycles: Int) {
         let span = Double(max(cycles, 1))
-        if v.leaks.contains(where: { $0.name == "heap" }) {
+        if v.leaks.contains(where: { $0.series == .heap }) {
             if let sites = c.last.sites {
                 let before = Dictionary((c.first.sites ?? []).map { ($0.frames, $0) }, uniquingKeysWith: { a, _ in a })
                 let grown = sites.map { s -> (HeapSiteSample, Int, Int) in
@@ -258,46 +325,45 @@ public struct LeakJudge: Sendable {
                 if let (site, bytes, blocks) = grown, bytes > 0 {
                     let perCycle = Double(blocks) / span
                     let size = blocks > 0 ? bytes / blocks : bytes
-                    v.owners["heap"] = "\(Verdict.format(perCycle)) blocks × \(size) B per cycle from \(site.name ?? "an unnamed site")"
+                    v.owners[Series.heap.description] = "\(Verdict.format(perCycle)) blocks × \(size) B per cycle from \(site.name ?? "an unnamed site")"
                 }
             } else if c.last.heapSource == .smaps {
-                v.owners["heap"] = "smaps_rollup: page-granular, no call sites"
+                v.owners[Series.heap.description] = "smaps_rollup: page-granular, no call sites"
             }
         }
-        if v.leaks.contains(where: { $0.name == "threads" }) {
+        if v.leaks.contains(where: { $0.series == .threads }) {
             func names(_ s: Snapshot) -> [String: Int] { s.threads.reduce(into: [:]) { $0[$1.name, default: 0] += 1 } }
             let a = names(c.first), b = names(c.last)
             let grew = b.filter { $0.value > (a[$0.key] ?? 0) }.sorted { $0.key < $1.key }
             if !grew.isEmpty {
-                v.owners["threads"] = grew.map { "\($0.key) \(Verdict.signed(Double($0.value - (a[$0.key] ?? 0)) / span))/cycle" }
+                v.owners[Series.threads.description] = grew.map { "\($0.key) \(Verdict.signed(Double($0.value - (a[$0.key] ?? 0)) / span))/cycle" }
                     .joined(separator: ", ")
             }
         }
         // The remote address of each leaking socket state, most frequent.
-        func remote(_ state: String) -> String? {
-            let rows = c.last.tcp.filter { $0.isOurs && $0.state.rawValue == state }
+        func remote(_ state: TCPState) -> String? {
+            let rows = c.last.tcp.filter { $0.isOurs && $0.state == state }
             let counts = rows.reduce(into: [String: Int]()) { $0[$1.remote.description, default: 0] += 1 }
             return counts.max { $0.value < $1.value }?.key
         }
-        if let detail = v.owners["fds"] {
+        if let detail = v.owner(of: .fds) {
             var parts = detail.components(separatedBy: ", ")
             for i in parts.indices {
-                let state = String(parts[i].prefix { $0 != " " })
-                if TCPState(rawValue: state) != nil, let r = remote(state) { parts[i] += " to \(r)" }
+                if let state = TCPState(rawValue: String(parts[i].prefix { $0 != " " })), let r = remote(state) { parts[i] += " to \(r)" }
             }
-            v.owners["fds"] = parts.joined(separator: ", ")
+            v.owners[Series.fds.description] = parts.joined(separator: ", ")
         }
-        for f in v.leaks where f.name.hasPrefix("sockets ") {
-            if let r = remote(String(f.name.dropFirst("sockets ".count))) { v.owners[f.name] = "to \(r)" }
+        for f in v.leaks {
+            if case .sockets(let state) = f.series, let r = remote(state) { v.owners[f.name] = "to \(r)" }
         }
     }
 
     /// An exact count leaks when it rises by ≥ 1 overall and in at least two of three
     /// segments; a rise confined to one segment is a step.
-    func judgeExact(_ name: String, _ ys: [Double]) -> SeriesFinding {
+    func judgeExact(_ series: Series, _ ys: [Double]) -> SeriesFinding {
         let rise = ys.last! - ys.first!
         let slope = TrendStats.theilSen(ys)
-        var f = SeriesFinding(name: name, kind: .flat, slope: slope, rise: rise)
+        var f = SeriesFinding(series: series, kind: .flat, slope: slope, rise: rise)
         guard rise >= 1 else { return f }
         let rising = TrendStats.risingThirds(ys)
         if rising >= 2 {
@@ -315,15 +381,20 @@ public struct LeakJudge: Sendable {
     func judgeHeap(_ ys: [Double]) -> SeriesFinding {
         let slope = TrendStats.theilSen(ys)
         let z = TrendStats.mannKendallZ(ys)
-        var f = SeriesFinding(name: "heap", kind: .noise, slope: slope, rise: ys.last! - ys.first!)
+        var f = SeriesFinding(series: .heap, kind: .noise, slope: slope, rise: ys.last! - ys.first!)
         if slope > heapThreshold && z > 2.33 && TrendStats.risingThirds(ys) >= 2 { f.kind = .leak }
         return f
     }
 }
 
 /// The numbers the verdict needs from one sample, in a fixed-size value (no heap storage), so
-/// keeping thousands of them does not itself grow the heap being measured.
+/// keeping thousands of them does not itself grow the heap being measured. Each per-kind count
+/// has a SIMD lane per case of its enum: `lanesHoldEveryCase` says whether they still fit (a
+/// test keeps it true, so a new ledger kind, TCP state or fd type widens the lanes first).
 public struct SeriesPoint: Sendable, Hashable {
+    public static let lanesHoldEveryCase = TCPState.allCases.count <= SIMD16<Int32>.scalarCount
+        && LedgerKind.allCases.count <= SIMD8<Int32>.scalarCount && FDType.allCases.count <= SIMD16<Int32>.scalarCount
+
     public var heapUsed: Int
     public var fds: Int32
     public var threads: Int32
@@ -335,6 +406,7 @@ public struct SeriesPoint: Sendable, Hashable {
     public var fdTypes: SIMD16<Int32>
 
     public init(_ s: Snapshot) {
+        precondition(Self.lanesHoldEveryCase, "SeriesPoint: a kind has more cases than its SIMD lanes; widen them")
         heapUsed = s.heap.used
         fds = Int32(s.fds.count)
         threads = Int32(s.threads.count)

@@ -4,10 +4,16 @@
 import Ledger
 import Probes
 
-/// What a command can ask for: a fresh snapshot of the process.
+/// What a command can ask for: a fresh snapshot of the process, holding at least `parts`.
 public struct MshContext: Sendable {
-    public var sample: @Sendable (_ allTCP: Bool) -> Snapshot
-    public init(sample: @escaping @Sendable (_ allTCP: Bool) -> Snapshot) { self.sample = sample }
+    public var sampleParts: @Sendable (_ parts: SampleParts) -> Snapshot
+    public init(sampleParts: @escaping @Sendable (_ parts: SampleParts) -> Snapshot) { self.sampleParts = sampleParts }
+    /// A context whose sampler takes everything (only `--all` changes what it reads).
+    public init(sample: @escaping @Sendable (_ allTCP: Bool) -> Snapshot) {
+        sampleParts = { parts in sample(parts.contains(.allTCP)) }
+    }
+
+    public func sample(_ allTCP: Bool) -> Snapshot { sampleParts(allTCP ? SampleParts.all.union(.allTCP) : .all) }
 
     /// Samples this process with the shared ledger.
     public static let live = MshContext { all in Sampler().sample(allTCP: all) }
@@ -38,11 +44,11 @@ public struct MshShell: Sendable {
     public static let builtins: [MshCommand] = [
         MshCommand("free", "Show the memory usage in the system.",
                    detail: "total = arena + hblkhd, used = uordblks + hblkhd (glibc mallinfo2);\nmaximum = the highest used value sampled since start (glibc keeps no peak).\n") { ctx, _ in
-            MshRender.free(ctx.sample(false).heap)
+            MshRender.free(ctx.sampleParts(.heap).heap)
         },
         MshCommand("list_fd", "list file descriptor",
                    detail: "Every open fd of this process from /proc/self/fd: type from the link target,\nref = our fds sharing that target, path = the link target.\n") { ctx, _ in
-            MshRender.listFD(ctx.sample(false).fds)
+            MshRender.listFD(ctx.sampleParts(.fds).fds)
         },
         MshCommand("netstat", "list the information of TCP / IP",
                    detail: """
@@ -54,15 +60,15 @@ public struct MshShell: Sendable {
                    for our live sockets, and 0 where no socket is left to ask (e.g. TIME_WAIT).
 
                    """) { ctx, args in
-            MshRender.netstat(ctx.sample(args.contains("--all") || args.contains("-a")).tcp)
+            MshRender.netstat(ctx.sampleParts(args.contains("--all") || args.contains("-a") ? [.tcp, .allTCP] : .tcp).tcp)
         },
         MshCommand("list_thread", "list thread",
                    detail: "Threads of this process from /proc/self/task: name, kernel priority, status.\nsp, stack size, max used, left tick and error have no Linux equivalent and show '-'.\n") { ctx, _ in
-            MshRender.listThread(ctx.sample(false).threads)
+            MshRender.listThread(ctx.sampleParts(.threads).threads)
         },
         MshCommand("memtrace", "dump memory trace information",
                    detail: "One line per live record of the MQTT client's owner ledger:\n[address - size] owner kind, then live/created/released/peak per kind.\nFor a target under the heap tap: one line per call site with live blocks,\n[first return address - live bytes] tag site, blocks; then the totals.\nAfter a disconnect every per-connection kind is back at its baseline, except that a\nkept session (--no-clean-session) keeps one messageHandler per subscription: by design,\nthe broker keeps the subscriptions too, and they are not counted as a leak.\n") { ctx, _ in
-            let snap = ctx.sample(false)
+            let snap = ctx.sampleParts(.heap)
             if let sites = snap.sites { return MshRender.memtrace(sites: sites, heap: snap.heap) }
             if snap.heapSource == .smaps {
                 return "memtrace: no heap tap in this process: heap from smaps_rollup, no call sites (launch it with mshmon cycle -- COMMAND)\n"

@@ -3,6 +3,7 @@
 // and bytes per call site; the sites' return addresses are symbolised by `Symbolizer`.
 
 import CTapLayout
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -14,16 +15,14 @@ public struct HeapSiteSample: Sendable, Hashable, Codable {
     public var frames: [UInt64]
     public var liveBlocks: Int
     public var liveBytes: Int
-    public var allocations: Int
     /// The first frame outside an allocation wrapper, symbolised ("mqtt_clean_session+0x3c
     /// (libmqttclient.so)"); nil until symbolised.
     public var name: String?
 
-    public init(frames: [UInt64], liveBlocks: Int, liveBytes: Int, allocations: Int, name: String? = nil) {
+    public init(frames: [UInt64], liveBlocks: Int, liveBytes: Int, name: String? = nil) {
         self.frames = frames
         self.liveBlocks = liveBlocks
         self.liveBytes = liveBytes
-        self.allocations = allocations
         self.name = name
     }
 }
@@ -33,8 +32,7 @@ public struct HeapTapSample: Sendable, Hashable {
     public var liveBlocks: Int
     public var liveBytes: Int
     public var peakBytes: Int
-    public var calls: Int
-    /// Sites with anything live, or with any allocation (a site that freed everything stays).
+    /// Every site claimed (a site that freed everything stays, at zero).
     public var sites: [HeapSiteSample]
 }
 
@@ -54,6 +52,7 @@ public enum HeapTapError: Error, CustomStringConvertible {
 public final class HeapTap: @unchecked Sendable {  // immutable after init; the mapping is read-only
     public let path: String
     private let table: UnsafePointer<mshmon_tap_table>
+    private let peak = Mutex(0)
 
     /// The environment the target needs: LD_PRELOAD of `library` (prepended to any already
     /// set) and the table's path.
@@ -69,7 +68,7 @@ public final class HeapTap: @unchecked Sendable {  // immutable after init; the 
         let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard fd >= 0 else { throw .cannotCreate(path, String(cString: strerror(errno))) }
         defer { close(fd) }
-        let size = MemoryLayout<mshmon_tap_table>.size
+        let size = mshmon_tap_table_size()
         guard ftruncate(fd, off_t(size)) == 0,
             let m = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), m != MAP_FAILED
         else {
@@ -83,8 +82,12 @@ public final class HeapTap: @unchecked Sendable {  // immutable after init; the 
 
     /// Whether a process has claimed the table (the tap loaded in it), and which.
     public var owner: Int32? {
-        let t = table.pointee
-        return t.magic == MSHMON_TAP_MAGIC && t.owner_pid != 0 ? t.owner_pid : nil
+        // Field by field: the table is megabytes, never to be copied (onto a stack) whole.
+        let raw = UnsafeRawPointer(table)
+        let layout = MemoryLayout<mshmon_tap_table>.self
+        let magic = raw.load(fromByteOffset: layout.offset(of: \.magic)!, as: UInt64.self)
+        let pid = raw.load(fromByteOffset: layout.offset(of: \.owner_pid)!, as: Int32.self)
+        return magic == MSHMON_TAP_MAGIC && pid != 0 ? pid : nil
     }
 
     /// The library next to this executable (`swift build` puts both in one folder).
@@ -93,36 +96,48 @@ public final class HeapTap: @unchecked Sendable {  // immutable after init; the 
         return (dir.isEmpty ? "." : dir) + "/libmshmontap.so"
     }
 
-    /// Reads the counters; every site that ever allocated.
+    /// Reads the counters: every site claimed, and the totals summed over them (the tap keeps
+    /// none, to stay cheap); `peakBytes` is the most this reader has seen.
     public func sample() -> HeapTapSample {
         let raw = UnsafeRawPointer(table)
-        func load64(_ offset: Int) -> Int64 { raw.load(fromByteOffset: offset, as: Int64.self) }
-        let t = MemoryLayout<mshmon_tap_table>.self
-        var out = HeapTapSample(liveBlocks: Int(load64(t.offset(of: \.live_blocks)!)), liveBytes: Int(load64(t.offset(of: \.live_bytes)!)),
-                                peakBytes: Int(load64(t.offset(of: \.peak_bytes)!)), calls: Int(load64(t.offset(of: \.calls)!)), sites: [])
         let sites = mshmon_tap_sites_offset()
         let stride = MemoryLayout<mshmon_tap_site>.stride
         let s = MemoryLayout<mshmon_tap_site>.self
+        var out = HeapTapSample(liveBlocks: 0, liveBytes: 0, peakBytes: 0, sites: [])
+        let counts = mshmon_tap_counts_offset()
+        let countStride = MemoryLayout<mshmon_tap_count>.stride
+        let used = raw.load(fromByteOffset: MemoryLayout<mshmon_tap_table>.offset(of: \.slabs_used)!, as: UInt32.self)
+        let slabs = max(1, min(Int(used), Int(MSHMON_TAP_SLABS)))
         for i in 0..<Int(MSHMON_TAP_SITES) {
             let base = sites + i * stride
-            let allocations = raw.load(fromByteOffset: base + s.offset(of: \.allocations)!, as: UInt64.self)
-            guard allocations > 0 else { continue }
+            let ready = raw.load(fromByteOffset: base + s.offset(of: \.ready)!, as: UInt32.self) == 1
+            guard ready || i == 0 else { continue }
+            var blocks = 0, bytes = 0
+            for slab in 0..<slabs {
+                let c = counts + (slab * Int(MSHMON_TAP_SITES) + i) * countStride
+                blocks += Int(raw.load(fromByteOffset: c, as: Int64.self))
+                bytes += Int(raw.load(fromByteOffset: c + 8, as: Int64.self))
+            }
+            if i == 0 && blocks == 0 && bytes == 0 { continue }
             var frames: [UInt64] = []
-            if i != 0 && raw.load(fromByteOffset: base + s.offset(of: \.ready)!, as: UInt32.self) == 1 {
+            if i != 0 && ready {
                 let depth = min(Int(raw.load(fromByteOffset: base + s.offset(of: \.depth)!, as: UInt32.self)), Int(MSHMON_TAP_DEPTH))
                 let f = base + s.offset(of: \.frames)!
                 frames = (0..<depth).map { raw.load(fromByteOffset: f + $0 * 8, as: UInt64.self) }
             }
-            out.sites.append(HeapSiteSample(frames: frames,
-                                            liveBlocks: Int(raw.load(fromByteOffset: base + s.offset(of: \.live_blocks)!, as: Int64.self)),
-                                            liveBytes: Int(raw.load(fromByteOffset: base + s.offset(of: \.live_bytes)!, as: Int64.self)),
-                                            allocations: Int(allocations)))
+            out.liveBlocks += blocks
+            out.liveBytes += bytes
+            out.sites.append(HeapSiteSample(frames: frames, liveBlocks: blocks, liveBytes: bytes))
+        }
+        out.peakBytes = peak.withLock { p in
+            p = max(p, out.liveBytes)
+            return p
         }
         return out
     }
 
     deinit {
-        munmap(UnsafeMutableRawPointer(mutating: table), MemoryLayout<mshmon_tap_table>.size)
+        munmap(UnsafeMutableRawPointer(mutating: table), mshmon_tap_table_size())
         unlink(path)
     }
 }

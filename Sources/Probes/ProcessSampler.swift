@@ -61,13 +61,22 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
     /// A full sample; nil once the process is gone. With `allTCP`, every TCP socket of its
     /// network namespace (the target's marked).
     public func sample(allTCP: Bool = false, time: Double = wallClockSeconds()) -> Snapshot? {
+        sample(allTCP ? SampleParts.all.union(.allTCP) : .all, time: time)
+    }
+
+    /// A sample holding `parts` (the fds always: they tell whether the process is there).
+    public func sample(_ parts: SampleParts, time: Double = wallClockSeconds()) -> Snapshot? {
         guard let fds = FDProbe.scanProc(pid: pid) else { return nil }
-        var table = sameNetworkNamespace ? TCPProbe.readAll() : readProcTables()
-        let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
-        TCPProbe.attribute(&table.rows, inodes: inodes, connections: connections.connections)
-        let rows = allTCP ? table.rows : table.rows.filter(\.isOurs)
-        var snap = Snapshot(time: time, heap: HeapSample(total: 0, used: 0, maximum: 0), fds: fds, tcp: rows,
-                            malformedTCPLines: table.malformedLines, threads: ThreadProbe.scan(pid: pid))
+        var snap = Snapshot(time: time, heap: HeapSample(total: 0, used: 0, maximum: 0), fds: fds)
+        if !parts.isDisjoint(with: [.tcp, .allTCP]) {
+            var table = sameNetworkNamespace ? TCPProbe.readAll() : readProcTables()
+            let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
+            TCPProbe.attribute(&table.rows, inodes: inodes, connections: connections.connections)
+            snap.tcp = parts.contains(.allTCP) ? table.rows : table.rows.filter(\.isOurs)
+            snap.malformedTCPLines = table.malformedLines
+        }
+        if parts.contains(.threads) { snap.threads = ThreadProbe.scan(pid: pid) }
+        guard parts.contains(.heap) else { return snap }
         let rollup = "/proc/\(pid)/smaps_rollup"
         let rss = (ProcFile.statusField("Rss", path: rollup) ?? 0) * 1024
         if let tap, tap.owner == pid {

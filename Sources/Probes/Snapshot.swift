@@ -73,6 +73,19 @@ public struct Snapshot: Sendable, Hashable, Codable {
     }
 }
 
+/// What a sample must hold: a one-shot `list_fd` needs no TCP dump. A sampler may fill more.
+public struct SampleParts: OptionSet, Sendable, Hashable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    public static let heap = SampleParts(rawValue: 1)
+    public static let fds = SampleParts(rawValue: 2)
+    public static let tcp = SampleParts(rawValue: 4)
+    /// Every TCP socket of the namespace, not only the process's.
+    public static let allTCP = SampleParts(rawValue: 8)
+    public static let threads = SampleParts(rawValue: 16)
+    public static let all: SampleParts = [.heap, .fds, .tcp, .threads]
+}
+
 /// Where a snapshot's heap figures come from, and how fine they are.
 public enum HeapSource: String, Sendable, Hashable, Codable {
     /// This process's glibc counters (mallinfo2): exact to the byte.

@@ -408,7 +408,7 @@ public final class Dashboard: @unchecked Sendable {
                     verdictAt = now
                     let connections = ledger.map { $0.connectionsRecorded - connectionsBefore }
                     state.verdict = tally.verdict(cycles: state.cycles,
-                                                        duration: now - (firstCycleStart ?? now), connections: connections).line
+                                                        duration: now - (firstCycleStart ?? now), connections: connections)
                 }
                 state.status = CycleRunner.summary(sample)
                 if pendingCycles > 0 {

@@ -2,6 +2,7 @@
 // own output; the layout degrades pane by pane below 80×24 and shows one line at 20×5.
 
 import Ledger
+import Monitor
 import Msh
 import Probes
 
@@ -29,7 +30,8 @@ public struct AppState: Sendable {
     public var auto = false
     public var autoIntervalMs = 1000
     public var refreshMs = 1000
-    public var verdict = "verdict: not enough cycles yet"
+    /// The verdict so far (nil before the first cycle).
+    public var verdict: Verdict?
     public var injectLeak: String?
     /// Watching another process: the header's description of it (nil: mshmon's own client).
     public var target: String?
@@ -119,7 +121,7 @@ public enum View {
             g.put("mshmon  \(s.broker)  client \(s.clientState)  cycles \(s.cycles)\(failed)  \(auto)  refresh \(s.refreshMs) ms",
                   x: 0, y: 0, style: .title)
         }
-        g.put(s.verdict, x: 0, y: 1, style: s.verdict.contains("LEAK") ? .alert : .normal)
+        g.put(s.verdict?.line ?? "verdict: not enough cycles yet", x: 0, y: 1, style: s.verdict?.isLeak == true ? .alert : .normal)
         var y = 2
         if let leak = s.injectLeak {
             g.fill(row: y, style: .banner)

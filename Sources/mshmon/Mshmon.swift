@@ -68,6 +68,8 @@ func preciseHeapCounters() {
     let first = CommandLine.arguments.dropFirst().first
     let command = first.flatMap { $0.hasPrefix("-") ? nil : $0 }
     guard command == nil || command == "cycle" || command == "tui" else { return }
+    // Help and version measure nothing.
+    if CommandLine.arguments.contains(where: { ["--help", "-h", "--version", "help"].contains($0) }) { return }
     // `cycle --no-sample` reads no heap figure: it keeps the tcache, and the 10 % of its CPU
     // that glibc's slow path would cost it.
     if command == "cycle" && CommandLine.arguments.contains("--no-sample") { return }
@@ -103,7 +105,7 @@ extension OneShot {
         if let pid = process.pid {
             let sampler: ProcessSampler
             do { sampler = try ProcessSampler(pid: pid) } catch { throw RuntimeError(error.description) }
-            shell.context = MshContext { all in sampler.sample(allTCP: all) ?? Snapshot(time: 0, heap: HeapSample(total: 0, used: 0, maximum: 0)) }
+            shell.context = MshContext { parts in sampler.sample(parts) ?? Snapshot(time: 0, heap: HeapSample(total: 0, used: 0, maximum: 0)) }
         }
         let out = shell.execute(([Self.mshName] + arguments).joined(separator: " "))
         print(out, terminator: "")

@@ -5,6 +5,7 @@ import Ledger
 import Probes
 import TestSupport
 import Testing
+import FoundationEssentials
 
 /// Snapshots whose fd count, heap and ledger follow the given series.
 func snapshots(fds: [Int]? = nil, heap: [Int]? = nil, handlers: [Int]? = nil, closeWait: [Int]? = nil, timeWait: [Int]? = nil) -> [Snapshot] {
@@ -143,6 +144,25 @@ struct VerdictTests {
         #expect(v.line.hasSuffix("; 30 of 30 cycles failed: no CONNACK within 4000 ms"))
         let clean = judge.verdict(samples: snapshots(fds: Array(repeating: 9, count: 20)), cycles: 20, duration: 2)
         #expect(RunExitStatus(clean) == .clean && clean.line == "verdict: no leak over 20 cycles")
+    }
+
+    /// A ninth ledger kind (or a new TCP state or fd type) must widen SeriesPoint's lanes
+    /// first; this fails the day one does not fit, instead of a crash in a user's run.
+    @Test func seriesPointLanesHoldEveryKind() {
+        #expect(SeriesPoint.lanesHoldEveryCase)
+        let snap = snapshots(fds: [3], handlers: [2])[0]
+        let p = SeriesPoint(snap)
+        #expect(p.ledger[LedgerKind.allCases.firstIndex(of: .messageHandler)!] == 2 && p.fds == 3)
+    }
+
+    @Test func findingsAreTypedAndKeepTheirNamesInJSON() throws {
+        let v = judge.verdict(samples: snapshots(fds: (0..<30).map { 8 + $0 }, closeWait: (0..<30).map { $0 }), cycles: 30, duration: 3)
+        #expect(v.leaks.map(\.series) == [.fds])
+        #expect(v.owner(of: .fds) == "socket, CLOSE_WAIT +1.00/cycle")
+        let f = SeriesFinding(series: .ledger([.socket, .rxBuffer]), kind: .leak, slope: 1, rise: 29)
+        let json = String(decoding: try JSONEncoder().encode(f), as: UTF8.self)
+        #expect(json.replacing("\\/", with: "/").contains("\"name\":\"ledger socket/rxBuffer\""), "\(json)")
+        #expect(try JSONDecoder().decode(SeriesFinding.self, from: Data(json.utf8)).series == .ledger([.socket, .rxBuffer]))
     }
 
     @Test func failureAllowanceParsesCountsAndPercentages() {

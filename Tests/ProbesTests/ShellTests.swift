@@ -6,9 +6,9 @@ import Probes
 import Testing
 
 struct ShellTests {
-    let shell = MshShell(context: MshContext { _ in
+    let shell = MshShell(context: MshContext(sampleParts: { _ in
         Snapshot(time: 0, heap: HeapSample(total: 173036, used: 75976, maximum: 84580))
-    })
+    }))
 
     @Test func commandNamesAreUniqueAndHelpIsNonEmpty() {
         let names = shell.commands.map(\.name)

@@ -1,18 +1,19 @@
 // A C MQTT client on libmosquitto for mshmon's target tests: one process, cycle after cycle
 // (connect, publish one QoS 1 message, disconnect), with a leak on request.
-//   mqtt_cycler HOST PORT MODE [PAUSE_MS]
+//   mqtt_cycler HOST PORT MODE [PAUSE_MS [CYCLES]]
 //   clean        every cycle releases what it took
 //   leak-socket  each cycle opens a new connection without closing the last; the broker's
 //                takeover (same client id) closes the old one from its side: CLOSE_WAIT piles up
 //   leak-heap    each cycle leaks 2 x 20 B from mqtt_clean_session
 //   leak-thread  each cycle starts a thread named leaky-worker that never ends
-// Runs until killed.
+// Runs until killed, or for CYCLES cycles (then prints the cycles per second).
 #define _GNU_SOURCE
 #include <mosquitto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 // Visible and volatile: the compiler may not elide the allocations kept here.
@@ -34,15 +35,27 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+static volatile int connacked, pubacked;
+static void on_connect(struct mosquitto *m, void *obj, int rc) { (void)m; (void)obj; connacked = rc == 0 ? 1 : -1; }
+static void on_publish(struct mosquitto *m, void *obj, int mid) { (void)m; (void)obj; (void)mid; pubacked = 1; }
+
+// Runs the loop until *flag is set (or 2 s pass).
+static void until(struct mosquitto *m, volatile int *flag) {
+    for (int i = 0; i < 200 && !*flag; i++) mosquitto_loop(m, 10, 1);
+}
+
 static struct mosquitto *connect_one(const char *host, int port) {
     struct mosquitto *m = mosquitto_new("mshmon-test-cycler", true, NULL);
     if (!m) { perror("mosquitto_new"); exit(1); }
+    mosquitto_connect_callback_set(m, on_connect);
+    mosquitto_publish_callback_set(m, on_publish);
+    connacked = 0;
     if (mosquitto_connect(m, host, port, 30) != MOSQ_ERR_SUCCESS) {
         fprintf(stderr, "cannot connect to %s:%d\n", host, port);
         mosquitto_destroy(m);
         return NULL;
     }
-    for (int i = 0; i < 5; i++) mosquitto_loop(m, 10, 1);  // CONNACK
+    until(m, &connacked);
     return m;
 }
 
@@ -51,15 +64,19 @@ int main(int argc, char **argv) {
     const char *host = argv[1], *mode = argv[3];
     int port = atoi(argv[2]);
     int pause_ms = argc > 4 ? atoi(argv[4]) : 20;
+    long cycles = argc > 5 ? atol(argv[5]) : 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     setvbuf(stdout, NULL, _IOLBF, 0);
     mosquitto_lib_init();
     struct mosquitto *previous = NULL;
-    for (int cycle = 1;; cycle++) {
+    for (long cycle = 1; cycles == 0 || cycle <= cycles; cycle++) {
         struct mosquitto *m = connect_one(host, port);
         if (!m) { usleep(200 * 1000); continue; }
         int mid;
+        pubacked = 0;
         mosquitto_publish(m, &mid, "mshmon/test/up", 5, "hello", 1, false);
-        for (int i = 0; i < 5; i++) mosquitto_loop(m, 10, 1);  // PUBACK
+        until(m, &pubacked);
         if (strcmp(mode, "leak-socket") == 0) {
             // Abandon the connection: its socket stays open in this process, never closed.
             previous = m;
@@ -74,7 +91,11 @@ int main(int argc, char **argv) {
             pthread_t t;
             if (pthread_create(&t, NULL, worker, NULL) == 0) pthread_setname_np(t, "leaky-worker");
         }
-        printf("cycle %d done\n", cycle);
-        usleep(pause_ms * 1000);
+        printf("cycle %ld done\n", cycle);
+        if (pause_ms > 0) usleep(pause_ms * 1000);
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("cycles_per_second %.1f\n", cycles / s);
+    return 0;
 }

@@ -1,7 +1,7 @@
 // The probes' costs: one full sample (heap + fds + TCP + threads + rendering) holding a
 // connection, the same following 1,000 of our connections in TIME_WAIT and what that sample
 // is made of, the fd scan, /proc/net/tcp parsing, and mallinfo2 on a clean and on a
-// fragmented heap. Run it with whatever sockets the host holds (e.g.
+// fragmented heap; a sample of another process (a forked child). Run it with whatever sockets the host holds (e.g.
 // ../shared/bench/tcp_pairs.py for 20,000).
 
 import Benchmark
@@ -65,6 +65,17 @@ let benchmarks: @Sendable () -> Void = {
         for _ in b.scaledIterations { blackHole(TCPProbe.readAll()) }
     }
 
+    Benchmark("sample of another process: 1,000 fds + 1,000 of its connections in TIME_WAIT (goal < 2 ms)") { b in
+        let target = ForeignTarget(fds: 1_000)
+        let sampler = try! ProcessSampler(pid: target.pid, connections: timeWaits.ledger)
+        precondition(sampler.sample()!.fds.count >= 1_000)
+        precondition(sampler.sample()!.tcp.count(where: { $0.state == .TIME_WAIT }) == 1_000)
+        b.startMeasurement()
+        for _ in b.scaledIterations { blackHole(sampler.sample()) }
+        b.stopMeasurement()
+        target.stop()
+    }
+
     Benchmark("mallinfo2, clean heap") { b in
         let probe = HeapProbe()
         for _ in b.scaledIterations { blackHole(probe.sample()) }
@@ -125,3 +136,26 @@ struct Connections {
 
 let oneConnection = Connections(closed: 0, open: 1)
 let timeWaits = Connections(closed: 1_000, open: 1)
+
+/// A forked child holding `fds` descriptors and nothing else to do (it only pauses), for
+/// sampling a process other than this one.
+struct ForeignTarget {
+    let pid: pid_t
+
+    init(fds: Int) {
+        var opened: [Int32] = []
+        for _ in 0..<fds { opened.append(open("/dev/null", O_RDONLY)) }
+        let child = fork()
+        if child == 0 {
+            while true { pause() }  // async-signal-safe only, after fork
+        }
+        pid = child
+        for fd in opened { close(fd) }
+    }
+
+    func stop() {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+}
