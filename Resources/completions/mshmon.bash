@@ -186,10 +186,10 @@ _mshmon() {
 
 _mshmon_tui() {
     repeating_flags=()
-    non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-color --no-mouse -h --help)
-    repeating_options=(--broker-fault -t --topic --export)
-    non_repeating_options=(--broker --broker-bind -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --refresh --export-dir --settle)
-    __mshmon_offer_flags_options 0
+    non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-tap --no-color --no-mouse -h --help)
+    repeating_options=(--broker-fault -t --topic --alloc-wrapper --export)
+    non_repeating_options=(--broker --broker-bind -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout --refresh --export-dir --settle)
+    __mshmon_offer_flags_options -1
 
     # Offer option value completions
     case "${prev}" in
@@ -236,6 +236,21 @@ _mshmon_tui() {
         ;;
     '--inject-leak')
         __mshmon_add_completions -W 'socket-race'$'\n''ack-handler'
+        return
+        ;;
+    '--pid')
+        return
+        ;;
+    '--kick-every')
+        return
+        ;;
+    '--every')
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    '--alloc-wrapper')
         return
         ;;
     '--refresh')
@@ -255,10 +270,10 @@ _mshmon_tui() {
 
 _mshmon_cycle() {
     repeating_flags=()
-    non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-sample --json --quiet -h --help)
-    repeating_options=(--broker-fault -t --topic --export)
-    non_repeating_options=(--broker --broker-bind -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold --allow-failures)
-    __mshmon_offer_flags_options 0
+    non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-tap --no-sample --json --quiet -h --help)
+    repeating_options=(--broker-fault -t --topic --alloc-wrapper --export)
+    non_repeating_options=(--broker --broker-bind -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold --allow-failures)
+    __mshmon_offer_flags_options -1
 
     # Offer option value completions
     case "${prev}" in
@@ -305,6 +320,21 @@ _mshmon_cycle() {
         ;;
     '--inject-leak')
         __mshmon_add_completions -W 'socket-race'$'\n''ack-handler'
+        return
+        ;;
+    '--pid')
+        return
+        ;;
+    '--kick-every')
+        return
+        ;;
+    '--every')
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    '--alloc-wrapper')
         return
         ;;
     '-n'|'--count')
@@ -377,40 +407,75 @@ _mshmon_free() {
     repeating_flags=()
     non_repeating_flags=(-h --help)
     repeating_options=()
-    non_repeating_options=()
+    non_repeating_options=(--pid)
     __mshmon_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--pid')
+        return
+        ;;
+    esac
 }
 
 _mshmon_list_fd() {
     repeating_flags=()
     non_repeating_flags=(-h --help)
     repeating_options=()
-    non_repeating_options=()
+    non_repeating_options=(--pid)
     __mshmon_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--pid')
+        return
+        ;;
+    esac
 }
 
 _mshmon_netstat() {
     repeating_flags=()
     non_repeating_flags=(-a --all -h --help)
     repeating_options=()
-    non_repeating_options=()
+    non_repeating_options=(--pid)
     __mshmon_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--pid')
+        return
+        ;;
+    esac
 }
 
 _mshmon_list_thread() {
     repeating_flags=()
     non_repeating_flags=(-h --help)
     repeating_options=()
-    non_repeating_options=()
+    non_repeating_options=(--pid)
     __mshmon_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--pid')
+        return
+        ;;
+    esac
 }
 
 _mshmon_memtrace() {
     repeating_flags=()
     non_repeating_flags=(-h --help)
     repeating_options=()
-    non_repeating_options=()
+    non_repeating_options=(--pid)
     __mshmon_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--pid')
+        return
+        ;;
+    esac
 }
 
 _mshmon_help() {

@@ -52,11 +52,11 @@ _mshmon() {
             'tui:The dashboard (the default): live free / list_fd / netstat panes, cycles on a key, a verdict.'
             'cycle:Run connect / subscribe / publish / disconnect cycles headless and judge whether anything leaks.'
             'broker:Run the embedded MQTT 3.1.1 broker (the default peer of mshmon and mshmon cycle).'
-            'free:Heap of this process: total, used and maximum allocated memory (mallinfo2).'
-            'list_fd:Open file descriptors of this process (/proc/self/fd).'
+            'free:Heap of this process: total, used and maximum allocated memory (mallinfo2; with --pid, smaps_rollup).'
+            'list_fd:Open file descriptors of this process (/proc/self/fd), or of --pid.'
             'netstat:TCP sockets in lwIP'\''s list_tcps form: this process'\''s, or with --all every socket of the namespace.'
-            'list_thread:Threads of this process (/proc/self/task) in RT-Thread'\''s layout.'
-            'memtrace:Live records of the MQTT client'\''s owner ledger, then totals per kind.'
+            'list_thread:Threads of this process (/proc/self/task), or of --pid, in RT-Thread'\''s layout.'
+            'memtrace:Live records of the MQTT client'\''s owner ledger, then totals per kind; with --pid, what can be said without the heap tap.'
             'help:Show subcommand help information.'
         )
         _describe -V subcommand subcommands && ret=0
@@ -96,6 +96,13 @@ _mshmon_tui() {
         '--will-qos[Will QoS.]:will-qos:{__mshmon_complete "${___will_qos[@]}"}'
         '--will-retain[Retain the will.]'
         '--inject-leak[Replay one of the seed'\''s leaks on purpose\: socket-race or ack-handler.]:bug:{__mshmon_complete "${___inject_leak[@]}"}'
+        '--pid[Watch this running process instead of driving mshmon'\''s own client (heap from smaps_rollup\: no tap).]:pid:'
+        '--kick-every[With a target and the embedded broker\: close the target'\''s connection from the broker'\''s side this often (90s, 500ms), so its reconnect path is cycled.]:time:'
+        '--every[With a target\: sample on this timer instead of per connection, for a client that never reconnects.]:time:'
+        '--timeout[With a target\: end the run (exit 4) when no cycle comes for this long.]:time:'
+        '*--alloc-wrapper[A function of the target that only wraps the allocator (repeatable)\: heap sites are named by their caller. Names mentioning alloc or strdup are recognised without it.]:name:'
+        '--no-tap[Launch the target without the heap tap (heap from smaps_rollup, coarser).]'
+        '*:command:'
         '--refresh[Refresh interval in milliseconds.]:refresh:'
         '--no-color[Monochrome (also when NO_COLOR is set).]'
         '--no-mouse[Leave the mouse to the terminal (no click-to-focus, no wheel scrolling).]'
@@ -132,6 +139,13 @@ _mshmon_cycle() {
         '--will-qos[Will QoS.]:will-qos:{__mshmon_complete "${___will_qos[@]}"}'
         '--will-retain[Retain the will.]'
         '--inject-leak[Replay one of the seed'\''s leaks on purpose\: socket-race or ack-handler.]:bug:{__mshmon_complete "${___inject_leak[@]}"}'
+        '--pid[Watch this running process instead of driving mshmon'\''s own client (heap from smaps_rollup\: no tap).]:pid:'
+        '--kick-every[With a target and the embedded broker\: close the target'\''s connection from the broker'\''s side this often (90s, 500ms), so its reconnect path is cycled.]:time:'
+        '--every[With a target\: sample on this timer instead of per connection, for a client that never reconnects.]:time:'
+        '--timeout[With a target\: end the run (exit 4) when no cycle comes for this long.]:time:'
+        '*--alloc-wrapper[A function of the target that only wraps the allocator (repeatable)\: heap sites are named by their caller. Names mentioning alloc or strdup are recognised without it.]:name:'
+        '--no-tap[Launch the target without the heap tap (heap from smaps_rollup, coarser).]'
+        '*:command:'
         '(-n --count)'{-n,--count}'[Number of cycles.]:count:'
         '--duration[Run for this long instead of a count\: 90s, 30m, 8h.]:time:'
         '--interval[Pause between cycles, in milliseconds.]:interval:'
@@ -139,7 +153,7 @@ _mshmon_cycle() {
         '--payload-size[Payload size of each message, in bytes.]:payload-size:'
         '--settle[Wait after each disconnect before sampling, in milliseconds.]:settle:'
         '--warmup[Cycles left out of the verdict at the start.]:warmup:'
-        '--heap-threshold[Heap growth per cycle below this is noise, in bytes.]:bytes:'
+        '--heap-threshold[Heap growth per cycle below this is noise, in bytes (default 32; 1 for a target under the heap tap, whose counts are exact).]:bytes:'
         '*--export[Stream the session to a file\: .log (msh transcript), .csv or .jsonl. Repeatable.]:path:'
         '--allow-failures[Failed cycles tolerated before the run exits 4\: a count (5) or a share of the cycles run (10%).]:n|p%:'
         '--no-sample[Do not sample the process per cycle (to time the client alone)\: only its fds and RSS after the first cycle and at the end are printed; the verdict then measures nothing.]'
@@ -172,6 +186,7 @@ _mshmon_broker() {
 _mshmon_free() {
     local -i ret=1
     local -ar arg_specs=(
+        '--pid[Another process instead of this one (read from /proc/PID).]:pid:'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -182,6 +197,7 @@ _mshmon_free() {
 _mshmon_list_fd() {
     local -i ret=1
     local -ar arg_specs=(
+        '--pid[Another process instead of this one (read from /proc/PID).]:pid:'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -193,6 +209,7 @@ _mshmon_netstat() {
     local -i ret=1
     local -ar arg_specs=(
         '(-a --all)'{-a,--all}'[Every TCP socket of the network namespace, like `ss -tan`.]'
+        '--pid[Another process instead of this one (read from /proc/PID).]:pid:'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -203,6 +220,7 @@ _mshmon_netstat() {
 _mshmon_list_thread() {
     local -i ret=1
     local -ar arg_specs=(
+        '--pid[Another process instead of this one (read from /proc/PID).]:pid:'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -213,6 +231,7 @@ _mshmon_list_thread() {
 _mshmon_memtrace() {
     local -i ret=1
     local -ar arg_specs=(
+        '--pid[Another process instead of this one (read from /proc/PID).]:pid:'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
