@@ -2,6 +2,7 @@
 # End to end: the dashboard in tmux (120x40) driven with send-keys, read with capture-pane,
 # waiting for text with a deadline.
 cd "$(dirname "$0")" && . ./lib.bash
+ROOT=$(cd ../.. && pwd)  # before the tests cd into $WORK
 
 S=mshmon-e2e-$$
 T="tmux -L $S"
@@ -238,7 +239,7 @@ check "resize: the terminal is restored (alternate screen off)" [ "$($T display 
 
 echo "dashboard: watching a target"
 CYCLER=$WORK/mqtt_cycler
-gcc -O2 -o "$CYCLER" ../../Tests/Targets/mqtt_cycler.c -lmosquitto -lpthread || fail "the C test client compiles"
+gcc -O2 -o "$CYCLER" "$ROOT/Tests/Targets/mqtt_cycler.c" -lmosquitto -lpthread || fail "the C test client compiles"
 main_session "'$MSHMON' -- '$CYCLER' {host} {port} leak-heap 100; echo EXITED \$?; sleep 60"
 check "target: the header names it and its heap source" wait_screen '^mshmon  target pid [0-9]* .*mqtt_cycler .*(heap: tap (per call site))'
 check "target: the verdict names the leaking call site" wait_for 40 shows '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from mqtt_clean_session'
