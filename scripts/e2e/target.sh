@@ -6,34 +6,35 @@
 cd "$(dirname "$0")" && . ./lib.bash
 
 CYCLER=$WORK/mqtt_cycler
+# 100 ms between the client's cycles: per-close sampling lags a faster client on a loaded machine (see the session note)
 gcc -O2 -Wall -o "$CYCLER" ../../Tests/Targets/mqtt_cycler.c -lmosquitto -lpthread || { fail "the C test client compiles (gcc, libmosquitto-dev)"; finish; exit 1; }
 
 echo "target: a C client on libmosquitto"
-out=$(timeout 120 "$MSHMON" cycle -n 200 --settle 10 --quiet -- "$CYCLER" {host} {port} clean 2>&1); rc=$?
+out=$(timeout 180 "$MSHMON" cycle -n 200 --settle 10 --quiet -- "$CYCLER" {host} {port} clean 100 2>&1); rc=$?
 check "clean: 200 cycles, exit 0 (exit $rc)" [ $rc = 0 ]
 check "clean: no leak over 200 cycles" grep -q '^verdict: no leak over 200 cycles' <<<"$out"
 check "clean: the heap comes from the tap" grep -qx 'mshmon_heap_source: heap: tap (per call site)' <<<"$out"
 
-out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-heap 2>&1); rc=$?
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-heap 100 2>&1); rc=$?
 check "leak-heap: exit 3 within 20 cycles (exit $rc)" [ $rc = 3 ]
 check "leak-heap: 2 blocks x 20 B per cycle from mqtt_clean_session" \
     grep -q '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from mqtt_clean_session (mqtt_cycler)' <<<"$out"
 
-out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-socket 2>&1); rc=$?
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-socket 100 2>&1); rc=$?
 check "leak-socket: exit 3 within 20 cycles (exit $rc)" [ $rc = 3 ]
 check "leak-socket: CLOSE_WAIT per cycle, with the broker's address" grep -Eq '^verdict: LEAK fds \+[0-9.]+/cycle \(socket, CLOSE_WAIT \+1.00/cycle to 127.0.0.1:[0-9]+\)' <<<"$out"
 
-out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-thread 2>&1); rc=$?
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-thread 100 2>&1); rc=$?
 check "leak-thread: exit 3 within 20 cycles (exit $rc)" [ $rc = 3 ]
 check "leak-thread: the thread's name" grep -q '^verdict: LEAK threads +1.00/cycle (leaky-worker +1.00/cycle)' <<<"$out"
 
-out=$(timeout 60 "$MSHMON" cycle -n 10 --settle 10 --json -- "$CYCLER" {host} {port} clean 2>&1); rc=$?
+out=$(timeout 60 "$MSHMON" cycle -n 10 --settle 10 --json -- "$CYCLER" {host} {port} clean 100 2>&1); rc=$?
 check "--json: exit 0, the target and the heap source in the report" sh -c "[ $rc = 0 ] && tail -n 1 <<'J' | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r[\"cycles\"]==10 and r[\"heapSource\"]==\"tap\" and r[\"target\"].startswith(\"target pid \"), r'
 $out
 J"
 
 E=$WORK/target
-timeout 60 "$MSHMON" cycle -n 6 --settle 10 --export "$E.log" --export "$E.csv" -- "$CYCLER" {host} {port} leak-heap > /dev/null 2>&1
+timeout 60 "$MSHMON" cycle -n 6 --settle 10 --export "$E.log" --export "$E.csv" -- "$CYCLER" {host} {port} leak-heap 100 > /dev/null 2>&1
 check "export: the transcript holds the target's output" grep -q '\] target: cycle 1 done$' "$E.log"
 check "export: the transcript's memtrace names the call site" grep -Eq '^\[0x[0-9a-f]{12} - +[0-9]+\] mqtt mqtt_clean_session \(mqtt_cycler\), [0-9]+ blocks$' "$E.log"
 check "export: one CSV row per cycle" [ "$(grep -c '^20' "$E.csv")" = 6 ]
@@ -64,7 +65,7 @@ check "cycle --pid: the attached process is left running" kill -0 "$SUB"
 kill "$SUB"; wait "$SUB" 2>/dev/null
 
 echo "target: mshmon killed with SIGKILL, the target goes on"
-"$MSHMON" cycle --settle 10 -- "$CYCLER" {host} {port} clean > "$WORK/kill.out" 2>&1 &
+"$MSHMON" cycle --settle 10 -- "$CYCLER" {host} {port} clean 100 > "$WORK/kill.out" 2>&1 &
 RUN=$!
 wait_for 10 grep -q '^cycle 3 ' "$WORK/kill.out"
 TPID=$(sed -n 's/^mshmon: watching target pid \([0-9]*\) .*/\1/p' "$WORK/kill.out")
