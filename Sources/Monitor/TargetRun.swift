@@ -166,12 +166,13 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
         }
     }
 
-    /// A connection is the target's by client id when one is given, else when the target
-    /// holds the client end's socket.
+    /// A connection is the target's by client id when one is given, else unless another
+    /// process holds the client end's socket: a cycle of a millisecond is often closed before
+    /// the check can see it (the port is ours, and only the target was told it).
     private func isTarget(_ c: BrokerClientConnection) -> Bool {
         if let clientID { return c.clientID == clientID }
-        return sampler.holds(local: Endpoint(address: c.peerHost, port: UInt16(c.peerPort)),
-                             remote: Endpoint(address: c.localHost, port: UInt16(c.localPort)))
+        return sampler.owner(local: Endpoint(address: c.peerHost, port: UInt16(c.peerPort)),
+                             remote: Endpoint(address: c.localHost, port: UInt16(c.localPort))) != .other
     }
 
     private static func key(_ c: BrokerClientConnection) -> String {

@@ -97,13 +97,23 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
         return snap
     }
 
-    /// Whether the process holds the socket of this connection (local and remote as the
-    /// process sees them): the kernel's row for the 4-tuple, by inode among its fds.
-    public func holds(local: Endpoint, remote: Endpoint) -> Bool {
-        guard let fds = FDProbe.scanProc(pid: pid) else { return false }
+    /// Whose socket a connection is (local and remote as the process sees them).
+    public enum SocketOwner: Sendable, Equatable {
+        /// One of this process's fds holds it.
+        case this
+        /// Another process holds it.
+        case other
+        /// Nobody can tell any more: closed already (a short cycle), or in TIME_WAIT.
+        case unknown
+    }
+
+    /// The kernel's row for the 4-tuple, by inode among the process's fds.
+    public func owner(local: Endpoint, remote: Endpoint) -> SocketOwner {
+        guard let fds = FDProbe.scanProc(pid: pid) else { return .unknown }
         let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
         let table = sameNetworkNamespace ? TCPProbe.readAll() : readProcTables()
-        return table.rows.contains { $0.local == local && $0.remote == remote && inodes.contains($0.inode) }
+        guard let row = table.rows.first(where: { $0.local == local && $0.remote == remote }), row.inode != 0 else { return .unknown }
+        return inodes.contains(row.inode) ? .this : .other
     }
 
     private func readProcTables() -> TCPTable {
