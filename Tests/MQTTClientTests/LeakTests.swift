@@ -45,17 +45,21 @@ func cyclingClient(_ broker: Mosquitto, id: String, inject: InjectedLeak? = nil)
     return (MQTTClient(configuration: config, ledger: ledger), Sampler(ledger: ledger))
 }
 
-/// What must return to its baseline after a clean disconnect.
+/// What must return to its baseline after a clean disconnect: this client's fds and sockets
+/// (those connected to its broker's port; other suites run in the same process at the same
+/// time, with sockets and fds of their own) and its ledger.
 struct Held: Equatable, CustomStringConvertible {
     var fds: Int
     var liveSockets: Int
     var closeWait: Int
     var ledger: [LedgerKind: Int]
 
-    init(_ s: Snapshot) {
-        fds = s.fds.count
-        liveSockets = s.tcp.filter { $0.isOurs && $0.inode != 0 }.count
-        closeWait = s.tcp.filter { $0.isOurs && $0.state == .CLOSE_WAIT }.count
+    init(_ s: Snapshot, brokerPort: UInt16) {
+        let rows = s.tcp.filter { $0.isOurs && $0.remote.port == brokerPort }
+        let inodes = Set(rows.map(\.inode).filter { $0 != 0 })
+        fds = s.fds.filter { $0.type == .socket && $0.inode.map(inodes.contains) == true }.count
+        liveSockets = rows.filter { $0.inode != 0 }.count
+        closeWait = rows.filter { $0.state == .CLOSE_WAIT }.count
         ledger = Dictionary(uniqueKeysWithValues: LedgerKind.allCases.filter(\.isPerConnection).map { ($0, s.ledger?.live($0) ?? 0) })
     }
 
@@ -68,16 +72,17 @@ struct LeakTests {
     func thousandBackToBackCyclesReturnEverythingToBaseline(pipelined: Bool) async throws {
         let broker = try Mosquitto()
         let (c, sampler) = cyclingClient(broker, id: "t-cycles")
+        func held() -> Held { Held(sampler.sample(), brokerPort: broker.port) }
         let ledger = sampler.ledger!
         let cycle = pipelined ? pipelinedDeviceCycle : deviceCycle
         try await cycle(c, "dev")  // warm-up: the event loop thread and its fds exist now
-        let baseline = Held(sampler.sample())
+        let baseline = held()
         #expect(baseline.liveSockets == 0 && baseline.ledger.values.allSatisfy { $0 == 0 }, "\(baseline)")
         for i in 0..<1_000 {
             try await cycle(c, "dev")
             if i % 100 == 99 {
                 let now = sampler.sample()
-                #expect(Held(now) == baseline, "after \(i + 1) cycles: \(Held(now)) vs \(baseline)")
+                #expect(Held(now, brokerPort: broker.port) == baseline, "after \(i + 1) cycles: \(Held(now, brokerPort: broker.port)) vs \(baseline)")
                 #expect(now.tcp.filter { $0.isOurs && $0.state == .TIME_WAIT }.count > 0, "the client closes first")
             }
         }
@@ -90,12 +95,13 @@ struct LeakTests {
     @Test func socketRaceLeaksOneFDAndOneCloseWaitSocketPerCycle() async throws {
         let broker = try Mosquitto()
         let (c, sampler) = cyclingClient(broker, id: "t-race", inject: .socketRace)
+        func held() -> Held { Held(sampler.sample(), brokerPort: broker.port) }
         try await deviceCycle(c, topic: "race")
-        _ = await waitUntil { Held(sampler.sample()).closeWait == 1 }
-        let before = Held(sampler.sample())
+        #expect(await waitUntil { held().closeWait == 1 })
+        let before = held()
         for _ in 0..<10 { try await deviceCycle(c, topic: "race") }
-        #expect(await waitUntil { Held(sampler.sample()).closeWait == before.closeWait + 10 })
-        let after = Held(sampler.sample())
+        #expect(await waitUntil { held().closeWait == before.closeWait + 10 })
+        let after = held()
         #expect(after.fds - before.fds == 10, "\(after) vs \(before)")
         #expect(after.closeWait - before.closeWait == 10)
         #expect(after.ledger[.socket]! - before.ledger[.socket]! == 10)
@@ -104,10 +110,11 @@ struct LeakTests {
     @Test func ackHandlerLeaksTwoMessageHandlersPerCycle() async throws {
         let broker = try Mosquitto()
         let (c, sampler) = cyclingClient(broker, id: "t-ackh", inject: .ackHandler)
+        func held() -> Held { Held(sampler.sample(), brokerPort: broker.port) }
         try await deviceCycle(c, topic: "ackh")
-        let before = Held(sampler.sample())
+        let before = held()
         for _ in 0..<10 { try await deviceCycle(c, topic: "ackh") }
-        let after = Held(sampler.sample())
+        let after = held()
         #expect(after.ledger[.messageHandler]! - before.ledger[.messageHandler]! == 20)
         #expect(after.fds == before.fds && after.liveSockets == before.liveSockets, "only the handlers leak")
         #expect(after.ledger[.ackRecord] == 0)
