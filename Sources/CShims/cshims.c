@@ -133,7 +133,7 @@ static void fill_socket(cp_tcp_socket *s, const struct inet_diag_msg *m) {
     s->inode = m->idiag_inode;
 }
 
-int cp_tcp_dump(int family, void (*each)(const cp_tcp_socket *s, void *context), void *context) {
+int cp_tcp_dump(int family, uint32_t states, void (*each)(const cp_tcp_socket *s, void *context), void *context) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) return -errno;
     struct {
@@ -147,7 +147,7 @@ int cp_tcp_dump(int family, void (*each)(const cp_tcp_socket *s, void *context),
     request.nlh.nlmsg_seq = 1;
     request.req.sdiag_family = (uint8_t)family;
     request.req.sdiag_protocol = IPPROTO_TCP;
-    request.req.idiag_states = 0xFFF; /* every state */
+    request.req.idiag_states = states;
     struct sockaddr_nl kernel;
     memset(&kernel, 0, sizeof(kernel));
     kernel.nl_family = AF_NETLINK;
@@ -240,4 +240,22 @@ int cp_tcp_lookup(const cp_tcp_key *keys, int count, cp_tcp_socket *out, uint8_t
 
 int cp_spawn_close_from(void *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, from);
+}
+
+#include <sys/syscall.h>
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+int cp_pidfd_open(int pid) {
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int cp_pidfd_getfd(int pidfd, int fd) {
+    long dup = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    return dup < 0 ? -errno : (int)dup;
 }

@@ -121,8 +121,11 @@ public struct RunTally: Sendable {
         cycles = max(cycles, sample.cycle)
         if let error = sample.error { failures.add(error) }
         if let snap = sample.snapshot, sample.cycle > warmup {
-            window.append(SeriesPoint(snap))
-            if keepsContext { context = VerdictContext(first: context?.first ?? snap, last: snap) }
+            window.append(SeriesPoint(snap, cycle: sample.cycle))
+            if keepsContext {
+                context = VerdictContext(first: context?.first ?? snap, firstCycle: context?.firstCycle ?? sample.cycle,
+                                         last: snap, lastCycle: sample.cycle)
+            }
         }
     }
 
@@ -141,9 +144,13 @@ public struct RunTally: Sendable {
 /// Two snapshots bounding the verdict's window, for naming owners.
 public struct VerdictContext: Sendable {
     public var first: Snapshot
+    public var firstCycle: Int
     public var last: Snapshot
-    public init(first: Snapshot, last: Snapshot) {
+    public var lastCycle: Int
+    public init(first: Snapshot, firstCycle: Int, last: Snapshot, lastCycle: Int) {
         self.first = first
+        self.firstCycle = firstCycle
         self.last = last
+        self.lastCycle = lastCycle
     }
 }

@@ -56,6 +56,11 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
     private var open: [String: (BrokerClientConnection, start: Double)] = [:]  // by "host:port" of the client
     private var lastCycleAt = monotonicSeconds()
     private var previous: Snapshot?
+    /// The start of the first cycle the pending sample covers (nil: none pending).
+    private var pendingStart: Double?
+    private var lastConnected: Double?
+    /// The cycle count at the last sample.
+    private var sampled = 0
     private var finished = false
     private var next: (@Sendable (Int) -> Bool)?
     private var onSample: (@Sendable (CycleSample) -> Void)?
@@ -94,6 +99,9 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
             self.next = next
             self.onSample = onSample
             self.promise = p
+            // A first sample reads the target's symbol tables (a quarter of a second in a debug
+            // build): taken now, not at the first cycle, which a fast client follows with more.
+            self.previous = self.sampler.sample().map(Self.withoutTimeWait)
             self.lastCycleAt = monotonicSeconds()
             if !next(1) { return self.end(.completed(cycles: 0)) }
             self.watch()
@@ -202,28 +210,42 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
         polled = now
     }
 
-    /// A cycle ended: sample after the settle time, report, and ask for the next.
+    /// A cycle ended: sample after the settle time, report, and ask for the next. Cycles that
+    /// end while a sample is pending share it: a client faster than sampling is sampled as
+    /// often as sampling allows, each sample numbered by the cycles seen when it is taken, so
+    /// the verdict's slopes stay per cycle.
     private func cycleEnded(start: Double, connected: Double?, note: String?) {
         if let note { log.append(.note(time: wallClockSeconds(), note)) }
         cycle += 1
-        let n = cycle
         lastCycleAt = monotonicSeconds()
+        if let connected { lastConnected = connected }
+        guard pendingStart == nil else { return }
+        pendingStart = start
         let settle = settleMilliseconds
         loop.scheduleTask(in: .milliseconds(Int64(settle))) {
-            guard !self.finished else { return }
+            guard !self.finished, let start = self.pendingStart else { return }
+            self.pendingStart = nil
+            let n = self.cycle
             var sample = CycleSample(cycle: n, start: start)
-            if let connected { sample.phases["connected"] = connected * 1000 }
+            if let connected = self.lastConnected { sample.phases["connected"] = connected * 1000 }
             sample.phases["settle"] = Double(settle)
-            guard let snap = self.sampler.sample() else { return self.end(.targetGone(status: self.exitStatus() ?? nil, cycles: n - 1)) }
+            guard let snap = self.sampler.sample() else { return self.end(.targetGone(status: self.exitStatus() ?? nil, cycles: self.sampled)) }
             sample.snapshot = snap
-            var kept = snap
-            kept.tcp = snap.tcp.filter { $0.state != .TIME_WAIT }
+            self.sampled = n
+            let kept = Self.withoutTimeWait(snap)
             sample.delta = self.previous.map { kept.diff(from: $0) }
             self.previous = kept
             self.log.append(.sample(sample))
             self.onSample?(sample)
             if self.next?(n + 1) == false { self.end(.completed(cycles: n)) }
         }
+    }
+
+    /// What a cycle's delta is taken against: TIME_WAIT rows come and go by the kernel's timer.
+    private static func withoutTimeWait(_ s: Snapshot) -> Snapshot {
+        var kept = s
+        kept.tcp = s.tcp.filter { $0.state != .TIME_WAIT }
+        return kept
     }
 
     private func end(_ how: TargetRunEnd) {

@@ -11,8 +11,10 @@ import Probes
 public enum TrendStats {
     /// Theil–Sen slope: the median of all pairwise slopes. O(n²) pairs; series longer than
     /// `maxPoints` are thinned evenly first.
-    public static func theilSen(_ ys: [Double], maxPoints: Int = 600) -> Double {
-        let (xs, vs) = thin(ys, maxPoints)
+    /// `xs`: each value's cycle number (nil: 0, 1, 2, …), so a series sampled once per
+    /// several cycles still gives units per cycle.
+    public static func theilSen(_ ys: [Double], xs: [Double]? = nil, maxPoints: Int = 600) -> Double {
+        let (xs, vs) = thin(ys, xs: xs, maxPoints)
         guard vs.count >= 2, vs.contains(where: { $0 != vs[0] }) else { return 0 }  // flat: no pairs to build
         var slopes: [Double] = []
         slopes.reserveCapacity(vs.count * (vs.count - 1) / 2)
@@ -24,7 +26,7 @@ public enum TrendStats {
 
     /// Mann–Kendall Z score (with the no-ties variance): > 2.33 is a rising trend at 1 %.
     public static func mannKendallZ(_ ys: [Double], maxPoints: Int = 600) -> Double {
-        let (_, vs) = thin(ys, maxPoints)
+        let (_, vs) = thin(ys, xs: nil, maxPoints)
         let n = Double(vs.count)
         guard vs.count >= 3, vs.contains(where: { $0 != vs[0] }) else { return 0 }
         var s = 0.0
@@ -67,11 +69,20 @@ public enum TrendStats {
         return v[k]
     }
 
-    static func thin(_ ys: [Double], _ maxPoints: Int) -> ([Double], [Double]) {
-        guard ys.count > maxPoints else { return (ys.indices.map(Double.init), ys) }
+    static func thin(_ ys: [Double], xs: [Double]?, _ maxPoints: Int) -> ([Double], [Double]) {
+        let xs = xs ?? ys.indices.map(Double.init)
+        guard ys.count > maxPoints else { return (xs, ys) }
         let step = Double(ys.count - 1) / Double(maxPoints - 1)
         let idx = (0..<maxPoints).map { Int((Double($0) * step).rounded()) }
-        return (idx.map(Double.init), idx.map { ys[$0] })
+        return (idx.map { xs[$0] }, idx.map { ys[$0] })
+    }
+
+    /// The least value of each third of the series (the first third ends where the second
+    /// starts, so a series of 5 reads [y0…y1], [y2…y3], [y4]).
+    static func floorThirds(_ ys: [Double]) -> [Double] {
+        let n = ys.count
+        let cuts = [0, (n + 2) / 3, (2 * n + 2) / 3, n]
+        return (0..<3).map { k in ys[cuts[k]..<max(cuts[k + 1], cuts[k] + 1)].min()! }
     }
 
     /// In how many of three consecutive segments the series ends higher than it started.
@@ -173,6 +184,9 @@ public struct Verdict: Sendable, Hashable, Codable {
     public func owner(of series: Series) -> String? { owners[series.description] }
     public var timeWait: Int
     public var timeWaitExpected: Int
+    /// Cycles per sample where samples were further apart than one cycle (a target cycling
+    /// faster than it can be sampled); nil when every cycle was sampled.
+    public var cyclesPerSample: Double?
 
     public var isLeak: Bool { !leaks.isEmpty }
     public var failedCycles: Int { failures.total }
@@ -183,6 +197,10 @@ public struct Verdict: Sendable, Hashable, Codable {
         let failed = failures.summary(of: cycles).map { "; " + $0 } ?? ""
         if !measured { return "verdict: nothing measured over \(cycles) cycles (--no-sample)\(failed)" }
         if analysed < Verdict.minimumSamples {
+            if let per = cyclesPerSample {
+                return "verdict: too few samples to judge (\(analysed) after warm-up, need \(Verdict.minimumSamples)): "
+                    + "the target cycled faster than it could be sampled, \(Self.format(per)) cycles a sample; run more cycles\(failed)"
+            }
             return "verdict: too few cycles to judge (\(analysed) after warm-up, need \(Verdict.minimumSamples))\(failed)"
         }
         guard isLeak else {
@@ -229,7 +247,7 @@ public struct LeakJudge: Sendable {
     /// cycle run; `duration` is the run's wall time in seconds.
     public func verdict(samples: [Snapshot], cycles: Int, failures: CycleFailures = CycleFailures(), duration: Double,
                         measured: Bool = true, connections: Int? = nil) -> Verdict {
-        verdict(points: samples.map(SeriesPoint.init), cycles: cycles, failures: failures, duration: duration,
+        verdict(points: samples.enumerated().map { SeriesPoint($1, cycle: $0 + 1) }, cycles: cycles, failures: failures, duration: duration,
                 measured: measured, connections: connections)
     }
 
@@ -239,7 +257,14 @@ public struct LeakJudge: Sendable {
                         measured: Bool = true, connections: Int? = nil, context: VerdictContext? = nil) -> Verdict {
         var v = Verdict(cycles: cycles, analysed: points.count, failures: failures, measured: measured,
                         leaks: [], steps: [], owners: [:], timeWait: 0, timeWaitExpected: 0)
+        if points.count >= 2, let first = points.first, let last = points.last, last.cycle - first.cycle > Int32(points.count - 1) {
+            v.cyclesPerSample = Double(last.cycle - first.cycle) / Double(points.count - 1)
+        }
         guard measured, points.count >= Verdict.minimumSamples else { return v }
+        // Slopes are per cycle: against each point's cycle number (a target's samples can be
+        // several cycles apart), or its index where the numbers do not increase.
+        let numbered = zip(points, points.dropFirst()).allSatisfy { $0.cycle < $1.cycle }
+        let xs = numbered ? points.map { Double($0.cycle) } : points.indices.map(Double.init)
 
         var exact: [(Series, [Double])] = [
             (.fds, points.map { Double($0.fds) }),
@@ -255,7 +280,7 @@ public struct LeakJudge: Sendable {
             if series.contains(where: { $0 != 0 }) { exact.append((.ledger([kind]), series)) }
         }
         for (series, values) in exact {
-            let f = judgeExact(series, values)
+            let f = judgeExact(series, values, xs: xs)
             if f.kind == .leak {
                 if case .ledger(let kinds) = series { ledgerLeaks.append((kinds[0], f)) } else { v.leaks.append(f) }
             } else if f.kind == .step {
@@ -276,7 +301,7 @@ public struct LeakJudge: Sendable {
             g.series = .ledger(kinds)
             v.leaks.append(g)
         }
-        let heap = judgeHeap(points.map { Double($0.heapUsed) })
+        let heap = judgeHeap(points.map { Double($0.heapUsed) }, xs: xs)
         if heap.kind == .leak { v.leaks.append(heap) }
 
         // Owners: which fd types and socket states grew with the fds.
@@ -295,7 +320,7 @@ public struct LeakJudge: Sendable {
             }
         }
 
-        if let context { nameOwners(&v, context, cycles: points.count - 1) }
+        if let context { nameOwners(&v, context) }
 
         // Client-side TIME_WAIT: at most one per connection closed in the last lifetime.
         let twIndex = TCPState.allCases.firstIndex(of: .TIME_WAIT)!
@@ -305,7 +330,7 @@ public struct LeakJudge: Sendable {
         v.timeWaitExpected = Int((min(opened, rate * timeWaitLifetime)).rounded(.up))
         if Double(v.timeWait) > Double(v.timeWaitExpected) * 1.5 + 5 {
             let tw = points.map { Double($0.sockets[twIndex]) }
-            v.leaks.append(SeriesFinding(series: .sockets(.TIME_WAIT), kind: .leak, slope: TrendStats.theilSen(tw),
+            v.leaks.append(SeriesFinding(series: .sockets(.TIME_WAIT), kind: .leak, slope: TrendStats.theilSen(tw, xs: xs),
                                          rise: tw.last! - tw.first!))
         }
         return v
@@ -313,19 +338,25 @@ public struct LeakJudge: Sendable {
 
     /// Owners a target's snapshots name: the call site whose live heap grew most, the threads
     /// whose name count grew, the remote address of the sockets in a leaking state.
-    func nameOwners(_ v: inout Verdict, _ c: VerdictContext, cycles: Int) {
-        let span = Double(max(cycles, 1))
+    func nameOwners(_ v: inout Verdict, _ c: VerdictContext) {
+        let span = Double(max(c.lastCycle - c.firstCycle, 1))
         if v.leaks.contains(where: { $0.series == .heap }) {
             if let sites = c.last.sites {
-                let before = Dictionary((c.first.sites ?? []).map { ($0.frames, $0) }, uniquingKeysWith: { a, _ in a })
-                let grown = sites.map { s -> (HeapSiteSample, Int, Int) in
-                    let b = before[s.frames]
-                    return (s, s.liveBytes - (b?.liveBytes ?? 0), s.liveBlocks - (b?.liveBlocks ?? 0))
-                }.max { $0.1 < $1.1 }
-                if let (site, bytes, blocks) = grown, bytes > 0 {
-                    let perCycle = Double(blocks) / span
+                // By name: a function calling the allocator from two places (or a loop the
+                // compiler unrolled) is two stacks and one owner.
+                func name(_ s: HeapSiteSample) -> String { s.name ?? "an unnamed site" }
+                var growth: [String: (bytes: Int, blocks: Int)] = [:]
+                for s in sites { growth[name(s), default: (0, 0)].bytes += s.liveBytes; growth[name(s), default: (0, 0)].blocks += s.liveBlocks }
+                for s in c.first.sites ?? [] { growth[name(s), default: (0, 0)].bytes -= s.liveBytes; growth[name(s), default: (0, 0)].blocks -= s.liveBlocks }
+                if let (site, (bytes, blocks)) = growth.max(by: { $0.value.bytes < $1.value.bytes || ($0.value.bytes == $1.value.bytes && $0.key > $1.key) }), bytes > 0 {
+                    // Per cycle by the heap's robust slope over the window's growth, rather than by
+                    // the cycle count between the two snapshots: a fast target's sample can be a
+                    // cycle ahead of its count, which the slope shrugs off and two points do not.
+                    let heapGrowth = Double(c.last.heap.used - c.first.heap.used)
+                    let slope = v.leaks.first { $0.series == .heap }?.slope ?? 0
+                    let perCycle = heapGrowth > 0 && slope > 0 ? Double(blocks) * slope / heapGrowth : Double(blocks) / span
                     let size = blocks > 0 ? bytes / blocks : bytes
-                    v.owners[Series.heap.description] = "\(Verdict.format(perCycle)) blocks × \(size) B per cycle from \(site.name ?? "an unnamed site")"
+                    v.owners[Series.heap.description] = "\(Verdict.format(perCycle)) blocks × \(size) B per cycle from \(site)"
                 }
             } else if c.last.heapSource == .smaps {
                 v.owners[Series.heap.description] = "smaps_rollup: page-granular, no call sites"
@@ -358,18 +389,21 @@ public struct LeakJudge: Sendable {
         }
     }
 
-    /// An exact count leaks when it rises by ≥ 1 overall and in at least two of three
-    /// segments; a rise confined to one segment is a step.
-    func judgeExact(_ series: Series, _ ys: [Double]) -> SeriesFinding {
-        let rise = ys.last! - ys.first!
-        let slope = TrendStats.theilSen(ys)
+    /// An exact count leaks when its floor (the least it held in each third of the run)
+    /// rises by ≥ 1 from each third to the next; a rise confined to one is a step. The floor,
+    /// not the values at the cuts: a target sampled mid-cycle holds one connection's fd and
+    /// socket more now and then, which is not a leak.
+    func judgeExact(_ series: Series, _ ys: [Double], xs: [Double]? = nil) -> SeriesFinding {
+        let floors = TrendStats.floorThirds(ys)
+        let rise = floors[2] - floors[0]
+        let slope = TrendStats.theilSen(ys, xs: xs)
         var f = SeriesFinding(series: series, kind: .flat, slope: slope, rise: rise)
         guard rise >= 1 else { return f }
-        let rising = TrendStats.risingThirds(ys)
-        if rising >= 2 {
+        let rising = (floors[1] > floors[0] ? 1 : 0) + (floors[2] > floors[1] ? 1 : 0)
+        if rising == 2 {
             f.kind = .leak
             // Slow growth (one per ten cycles, say) has a median pairwise slope of 0: use the mean rate.
-            if slope <= 0 { f.slope = rise / Double(ys.count - 1) }
+            if slope <= 0 { f.slope = rise / ((xs?.last ?? Double(ys.count - 1)) - (xs?.first ?? 0)) }
         } else {
             f.kind = .step
         }
@@ -378,8 +412,8 @@ public struct LeakJudge: Sendable {
 
     /// The heap leaks when the Theil–Sen slope exceeds the threshold, Mann–Kendall agrees
     /// and the growth continues across segments.
-    func judgeHeap(_ ys: [Double]) -> SeriesFinding {
-        let slope = TrendStats.theilSen(ys)
+    func judgeHeap(_ ys: [Double], xs: [Double]? = nil) -> SeriesFinding {
+        let slope = TrendStats.theilSen(ys, xs: xs)
         let z = TrendStats.mannKendallZ(ys)
         var f = SeriesFinding(series: .heap, kind: .noise, slope: slope, rise: ys.last! - ys.first!)
         if slope > heapThreshold && z > 2.33 && TrendStats.risingThirds(ys) >= 2 { f.kind = .leak }
@@ -395,6 +429,8 @@ public struct SeriesPoint: Sendable, Hashable {
     public static let lanesHoldEveryCase = TCPState.allCases.count <= SIMD16<Int32>.scalarCount
         && LedgerKind.allCases.count <= SIMD8<Int32>.scalarCount && FDType.allCases.count <= SIMD16<Int32>.scalarCount
 
+    /// The cycle number the sample was taken at: the x of every slope.
+    public var cycle: Int32
     public var heapUsed: Int
     public var fds: Int32
     public var threads: Int32
@@ -405,8 +441,9 @@ public struct SeriesPoint: Sendable, Hashable {
     /// Open fds per type, in `FDType.allCases` order.
     public var fdTypes: SIMD16<Int32>
 
-    public init(_ s: Snapshot) {
+    public init(_ s: Snapshot, cycle: Int) {
         precondition(Self.lanesHoldEveryCase, "SeriesPoint: a kind has more cases than its SIMD lanes; widen them")
+        self.cycle = Int32(clamping: cycle)
         heapUsed = s.heap.used
         fds = Int32(s.fds.count)
         threads = Int32(s.threads.count)

@@ -6,27 +6,43 @@ import Glibc
 
 /// Whole-file reads that also work on procfs (whose files report size 0).
 public enum ProcFile {
-    /// The whole file, read with plain read(2) (procfs files report size 0, so read until EOF).
+    /// The whole file, read with plain read(2) (procfs files report size 0, so read until EOF,
+    /// doubling the room each time it fills). Bytes are read straight into the array's storage:
+    /// a 4.7 MB library took 2 s in a debug build the element-by-element way.
     public static func read(_ path: String, initialCapacity: Int = 16_384) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: initialCapacity)
-        var used = 0
+        var st = stat()
+        // One more than the size: EOF is then seen without growing.
+        var capacity = max(initialCapacity, 1, fstat(fd, &st) == 0 ? Int(st.st_size) + 1 : 0)
+        var bytes: [UInt8] = []
         while true {
-            if used == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
-            let n = bytes.withUnsafeMutableBytes { buf in
-                Glibc.read(fd, buf.baseAddress! + used, buf.count - used)
+            var complete = false, failed = false
+            let before = bytes
+            bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+                before.withUnsafeBufferPointer { old in
+                    if let from = old.baseAddress { buffer.baseAddress!.initialize(from: from, count: old.count) }
+                }
+                count = before.count
+                while count < buffer.count {
+                    let n = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        failed = true
+                        return
+                    }
+                    if n == 0 {
+                        complete = true
+                        return
+                    }
+                    count += n
+                }
             }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if n == 0 { break }
-            used += n
+            if failed { return nil }
+            if complete { return bytes }
+            capacity *= 2
         }
-        bytes.removeSubrange(used...)
-        return bytes
     }
 
     /// A number field of /proc/self/status ("FDSize:", "VmRSS:" in kB, …), or of another

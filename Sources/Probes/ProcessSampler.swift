@@ -3,6 +3,7 @@
 // 4-tuple, from a connection ring the caller fills), its threads from /proc/PID/task, and its
 // heap from the tap when the target runs under it, else from /proc/PID/smaps_rollup.
 
+import CShims
 import Ledger
 
 #if canImport(Glibc)
@@ -31,12 +32,20 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
     public let symbolizer: Symbolizer
     private var peak = 0
     private let sameNetworkNamespace: Bool
+    /// Follows the recorded connections once closed (TIME_WAIT, FIN_WAIT_2: no inode).
+    private let closedSockets: SocketTracker
+    /// What each socket fd's inode is, once asked (see `heldRows`).
+    private enum HeldSocket { case tcp(cp_tcp_key), notTCP }
+    private var heldSockets: [UInt64: HeldSocket] = [:]
+    /// A pidfd of the process, for pidfd_getfd; -1 where refused.
+    private var pidfd: Int32 = -1
 
     /// Checks that the process exists and its fds can be read.
     public init(pid: Int32, tap: HeapTap? = nil, connections: Ledger = Ledger(), wrappers: [String] = []) throws(ProcessSamplerError) {
         self.pid = pid
         self.tap = tap
         self.connections = connections
+        closedSockets = SocketTracker(ringCapacity: connections.connectionRingCapacity)
         symbolizer = Symbolizer(pid: pid, wrappers: wrappers)
         guard kill(pid, 0) == 0 || errno == EPERM else { throw .noSuchProcess(pid) }
         guard let dir = opendir("/proc/\(pid)/fd") else {
@@ -45,7 +54,10 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
         }
         closedir(dir)
         sameNetworkNamespace = Self.link("/proc/\(pid)/ns/net") == Self.link("/proc/self/ns/net")
+        pidfd = max(-1, cp_pidfd_open(pid))
     }
+
+    deinit { if pidfd >= 0 { close(pidfd) } }
 
     /// Whether the process is still there (a zombie is gone for our purposes).
     public var isAlive: Bool {
@@ -69,11 +81,16 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
         guard let fds = FDProbe.scanProc(pid: pid) else { return nil }
         var snap = Snapshot(time: time, heap: HeapSample(total: 0, used: 0, maximum: 0), fds: fds)
         if !parts.isDisjoint(with: [.tcp, .allTCP]) {
-            var table = sameNetworkNamespace ? TCPProbe.readAll() : readProcTables()
             let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
-            TCPProbe.attribute(&table.rows, inodes: inodes, connections: connections.connections)
-            snap.tcp = parts.contains(.allTCP) ? table.rows : table.rows.filter(\.isOurs)
-            snap.malformedTCPLines = table.malformedLines
+            if sameNetworkNamespace, !parts.contains(.allTCP), let held = heldRows(fds) ?? dumpedHeldRows(inodes),
+               let closed = closedSockets.closedRows(held: inodes, ledger: connections, now: monotonicSeconds()) {
+                snap.tcp = held + closed
+            } else {
+                var table = sameNetworkNamespace ? TCPProbe.readAll() : readProcTables()
+                TCPProbe.attribute(&table.rows, inodes: inodes, connections: connections.connections)
+                snap.tcp = parts.contains(.allTCP) ? table.rows : table.rows.filter(\.isOurs)
+                snap.malformedTCPLines = table.malformedLines
+            }
         }
         if parts.contains(.threads) { snap.threads = ThreadProbe.scan(pid: pid) }
         guard parts.contains(.heap) else { return snap }
@@ -81,6 +98,7 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
         let rss = (ProcFile.statusField("Rss", path: rollup) ?? 0) * 1024
         if let tap, tap.owner == pid {
             let t = tap.sample()
+            symbolizer.beginSample()
             snap.heapSource = .tap
             snap.heap = HeapSample(total: max(rss, t.liveBytes), used: t.liveBytes, maximum: t.peakBytes)
             snap.sites = t.sites.map { site in
@@ -107,13 +125,76 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
         case unknown
     }
 
-    /// The kernel's row for the 4-tuple, by inode among the process's fds.
+    /// The kernel's row for the 4-tuple (one exact lookup), by inode among the process's fds.
+    /// The fds are read first: a socket the process closes in between then reads as unknown
+    /// (closed, no inode), never as another's (read the other way round, a fast client's
+    /// socket was often gone from its fds while the kernel still showed its inode).
     public func owner(local: Endpoint, remote: Endpoint) -> SocketOwner {
         guard let fds = FDProbe.scanProc(pid: pid) else { return .unknown }
-        let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
-        let table = sameNetworkNamespace ? TCPProbe.readAll() : readProcTables()
-        guard let row = table.rows.first(where: { $0.local == local && $0.remote == remote }), row.inode != 0 else { return .unknown }
-        return inodes.contains(row.inode) ? .this : .other
+        let row: TCPRow?
+        if sameNetworkNamespace, let key = SocketTracker.key(ConnectionRecord(local: local, remote: remote)),
+           let answer = SocketTracker.lookup([key]) {
+            row = answer[0]
+        } else {
+            row = readProcTables().rows.first { $0.local == local && $0.remote == remote }
+        }
+        guard let row, row.inode != 0 else { return .unknown }
+        return fds.contains { $0.type == .socket && $0.inode == row.inode } ? .this : .other
+    }
+
+    /// The TCP sockets it holds, by exact lookups of their 4-tuples, each asked once of a
+    /// duplicate of its fd (pidfd_getfd; held for a few microseconds, so a close in the target
+    /// completes once it is closed here). Nil where duplicating is refused (ptrace rules).
+    private func heldRows(_ fds: [FDRow]) -> [TCPRow]? {
+        if pidfd < 0 { return nil }
+        var keys: [cp_tcp_key] = [], inodes: [UInt64] = []
+        var known: [UInt64: HeldSocket] = [:]
+        for f in fds where f.type == .socket {
+            guard let inode = f.inode else { continue }
+            if let k = heldSockets[inode] {
+                known[inode] = k
+                if case .tcp(let key) = k { keys.append(key); inodes.append(inode) }
+                continue
+            }
+            let dup = cp_pidfd_getfd(pidfd, f.fd)
+            if dup == -EPERM || dup == -ENOSYS || dup == -EBADF && !isAlive {
+                close(pidfd)
+                pidfd = -1
+                return nil
+            }
+            guard dup >= 0 else { continue }  // closed meanwhile
+            let key = SocketTracker.key(ofSocket: dup)
+            close(dup)
+            guard let key else {
+                known[inode] = .notTCP
+                continue
+            }
+            // A connected socket keeps its 4-tuple; a listening or unconnected one is asked again.
+            if key.remote_port != 0 { known[inode] = .tcp(key) }
+            keys.append(key)
+            inodes.append(inode)
+        }
+        heldSockets = known
+        guard let answers = SocketTracker.lookup(keys) else { return nil }
+        var rows: [TCPRow] = []
+        for (i, answer) in answers.enumerated() {
+            guard var row = answer, row.inode == inodes[i] else {
+                heldSockets[inodes[i]] = nil
+                continue
+            }
+            row.isOurs = true
+            rows.append(row)
+        }
+        return rows
+    }
+
+    /// The same from a dump of every state but TIME_WAIT (thousands of rows on a busy
+    /// machine, none of them held): a walk of the kernel's whole hash, ~2.3 ms per family.
+    private func dumpedHeldRows(_ inodes: Set<UInt64>) -> [TCPRow]? {
+        guard var held = TCPProbe.readNetlink(states: TCPProbe.heldStates) else { return nil }
+        held.rows.removeAll { $0.inode == 0 || !inodes.contains($0.inode) }
+        for i in held.rows.indices { held.rows[i].isOurs = true }
+        return held.rows
     }
 
     private func readProcTables() -> TCPTable {

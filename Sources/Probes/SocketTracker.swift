@@ -72,15 +72,21 @@ final class SocketTracker: Sendable {
     /// Our TCP rows: live sockets held by `fds`, then the ring's connections the kernel still
     /// holds without an fd (TIME_WAIT, FIN_WAIT_2 …). Nil when netlink refuses the lookups.
     func rows(fds: [FDRow], ledger: Ledger?, now: Double) -> [TCPRow]? {
-        state.withLock { s in rows(&s, fds: fds, ledger: ledger, now: now) }
+        state.withLock { s in rows(&s, fds: fds, held: nil, ledger: ledger, now: now) }
     }
 
-    private func rows(_ s: inout State, fds: [FDRow], ledger: Ledger?, now: Double) -> [TCPRow]? {
+    /// Another process's ring connections the kernel still holds without an fd; `held`: the
+    /// inodes of its socket fds (whose 4-tuples cannot be asked of fds not ours).
+    func closedRows(held: Set<UInt64>, ledger: Ledger, now: Double) -> [TCPRow]? {
+        state.withLock { s in rows(&s, fds: [], held: held, ledger: ledger, now: now) }
+    }
+
+    private func rows(_ s: inout State, fds: [FDRow], held: Set<UInt64>?, ledger: Ledger?, now: Double) -> [TCPRow]? {
         if let ledger { consume(&s, ledger: ledger) }
 
         // What to ask the kernel: each live socket, then each ring connection that is due.
         var live: [(fd: FDRow, key: cp_tcp_key)] = []
-        for f in fds where f.type == .socket {
+        for f in fds where f.type == .socket && held == nil {
             if let key = Self.key(ofSocket: f.fd) { live.append((f, key)) }
         }
         var keys = live.map(\.key)
@@ -103,7 +109,7 @@ final class SocketTracker: Sendable {
         guard let answers = keys.count > Self.dumpAbove ? Self.dumpLookup(keys) : Self.lookup(keys) else { return nil }
 
         var rows: [TCPRow] = []
-        var ourInodes = Set<UInt64>()
+        var ourInodes = held ?? []
         for (i, (fd, _)) in live.enumerated() {
             guard let inode = fd.inode else { continue }
             ourInodes.insert(inode)

@@ -16,11 +16,26 @@ struct Mapping: Sendable, Hashable {
     var path: String
 }
 
-/// A function symbol of an ELF file: its virtual address range and name.
+/// A function symbol of an ELF file: its virtual address range and where its name starts
+/// in the file's string table (names are decoded when asked for: a library has thousands).
 struct ELFSymbol: Sendable, Hashable {
     var address: UInt64
     var size: UInt64
-    var name: String
+    var name: Int
+}
+
+/// What is kept of one ELF file: its function symbols by address, its string table, and its
+/// LOAD segments.
+struct ELFFile: Sendable {
+    var symbols: [ELFSymbol] = []
+    var strings: [UInt8] = []
+    var loads: [(offset: UInt64, vaddr: UInt64, size: UInt64)] = []
+
+    func name(_ s: ELFSymbol) -> String {
+        guard s.name < strings.count else { return "" }
+        let end = strings[s.name...].firstIndex(of: 0) ?? strings.count
+        return String(decoding: strings[s.name..<min(end, s.name + 256)], as: UTF8.self)
+    }
 }
 
 /// Symbolises addresses of one process. Files are parsed once and kept.
@@ -29,12 +44,18 @@ public final class Symbolizer: @unchecked Sendable {  // used from one thread at
     /// Names of functions that only wrap the allocator (besides the ones recognised by name).
     public let wrappers: Set<String>
     private var mappings: [Mapping] = []
-    private var files: [String: (symbols: [ELFSymbol], loads: [(offset: UInt64, vaddr: UInt64, size: UInt64)])] = [:]
+    /// Whether /proc/PID/maps may be read again for an address outside every known mapping
+    /// (once per sample: a frame outside any file would otherwise re-read it every time).
+    private var mayRereadMaps = true
+    private var files: [String: ELFFile] = [:]
 
     public init(pid: Int32, wrappers: [String] = []) {
         self.pid = pid
         self.wrappers = Set(wrappers)
     }
+
+    /// A new sample begins: a library loaded since the last may be looked up.
+    public func beginSample() { mayRereadMaps = true }
 
     /// `mqtt_clean_session+0x3c (libmqttclient.so)`, or `0x7f…  (libfoo.so)` where no symbol
     /// is known, or the bare address outside any file.
@@ -72,12 +93,13 @@ public final class Symbolizer: @unchecked Sendable {  // used from one thread at
     /// The symbol (name, offset in it) and the file an address falls in.
     func resolve(_ address: UInt64) -> ((String, UInt64)?, String?) {
         var m = mappings.first { $0.start <= address && address < $0.end }
-        if m == nil {
+        if m == nil && mayRereadMaps {
+            mayRereadMaps = false
             mappings = Self.readMaps(pid: pid)  // a library loaded since the last read
             m = mappings.first { $0.start <= address && address < $0.end }
         }
         guard let m, m.path.hasPrefix("/") else { return (nil, m?.path) }
-        if files[m.path] == nil { files[m.path] = Self.readELF(m.path) ?? ([], []) }
+        if files[m.path] == nil { files[m.path] = Self.readELF(m.path) ?? ELFFile() }
         let elf = files[m.path]!
         let fileOffset = address - m.start + m.offset
         // The address as the file's symbols see it: through the LOAD segment holding it.
@@ -94,7 +116,7 @@ public final class Symbolizer: @unchecked Sendable {  // used from one thread at
         guard lo > 0 else { return (nil, m.path) }
         let s = elf.symbols[lo - 1]
         if s.size != 0 && vaddr >= s.address + s.size { return (nil, m.path) }
-        return ((s.name, vaddr - s.address), m.path)
+        return ((elf.name(s), vaddr - s.address), m.path)
     }
 
     /// `start-end perms offset dev inode path` per line of /proc/PID/maps (file mappings only).
@@ -116,55 +138,52 @@ public final class Symbolizer: @unchecked Sendable {  // used from one thread at
         return out
     }
 
-    /// Function symbols sorted by address, and the LOAD segments, of a 64-bit little-endian ELF.
-    static func readELF(_ path: String) -> (symbols: [ELFSymbol], loads: [(offset: UInt64, vaddr: UInt64, size: UInt64)])? {
+    /// Function symbols sorted by address, the string table, and the LOAD segments of a
+    /// 64-bit little-endian ELF.
+    static func readELF(_ path: String) -> ELFFile? {
         guard let data = ProcFile.read(path, initialCapacity: 1 << 20), data.count > 64,
             data[0] == 0x7F, data[1] == 0x45, data[2] == 0x4C, data[3] == 0x46, data[4] == 2, data[5] == 1
         else { return nil }
-        func u16(_ o: Int) -> UInt64 { o + 2 <= data.count ? UInt64(data[o]) | UInt64(data[o + 1]) << 8 : 0 }
-        func u32(_ o: Int) -> UInt64 { u16(o) | u16(o + 2) << 16 }
-        func u64(_ o: Int) -> UInt64 { u32(o) | u32(o + 4) << 32 }
-        let phoff = Int(u64(0x20)), shoff = Int(u64(0x28))
-        let phentsize = Int(u16(0x36)), phnum = Int(u16(0x38))
-        let shentsize = Int(u16(0x3A)), shnum = Int(u16(0x3C))
-        var loads: [(offset: UInt64, vaddr: UInt64, size: UInt64)] = []
-        for i in 0..<phnum {
-            let p = phoff + i * phentsize
-            guard p + 56 <= data.count else { break }
-            if u32(p) == 1 { loads.append((offset: u64(p + 8), vaddr: u64(p + 16), size: u64(p + 32))) }  // PT_LOAD
-        }
-        // Section headers: SHT_SYMTAB (2) preferred, else SHT_DYNSYM (11); their sh_link is the string table.
-        var tables: [(type: UInt64, offset: Int, size: Int, entsize: Int, strtab: Int)] = []
-        for i in 0..<shnum {
-            let s = shoff + i * shentsize
-            guard s + 64 <= data.count else { break }
-            let type = u32(s + 4)
-            if type == 2 || type == 11 {
-                tables.append((type, Int(u64(s + 0x18)), Int(u64(s + 0x20)), Int(u64(s + 0x38)), Int(u32(s + 0x28))))
+        return data.withUnsafeBytes { raw -> ELFFile in
+            func u16(_ o: Int) -> UInt64 { o >= 0 && o + 2 <= raw.count ? UInt64(raw.loadUnaligned(fromByteOffset: o, as: UInt16.self)) : 0 }
+            func u32(_ o: Int) -> UInt64 { o >= 0 && o + 4 <= raw.count ? UInt64(raw.loadUnaligned(fromByteOffset: o, as: UInt32.self)) : 0 }
+            func u64(_ o: Int) -> UInt64 { o >= 0 && o + 8 <= raw.count ? raw.loadUnaligned(fromByteOffset: o, as: UInt64.self) : 0 }
+            var file = ELFFile()
+            let phoff = Int(clamping: u64(0x20)), shoff = Int(clamping: u64(0x28))
+            let phentsize = Int(u16(0x36)), phnum = Int(u16(0x38))
+            let shentsize = Int(u16(0x3A)), shnum = Int(u16(0x3C))
+            for i in 0..<phnum {
+                let p = phoff + i * phentsize
+                guard p + 56 <= raw.count else { break }
+                if u32(p) == 1 { file.loads.append((offset: u64(p + 8), vaddr: u64(p + 16), size: u64(p + 32))) }  // PT_LOAD
             }
-        }
-        let chosen = tables.first { $0.type == 2 } ?? tables.first { $0.type == 11 }
-        var symbols: [ELFSymbol] = []
-        if let t = chosen, t.entsize >= 24 {
-            let strSection = shoff + t.strtab * shentsize
-            let strOffset = Int(u64(strSection + 0x18))
-            for i in 0..<(t.size / t.entsize) {
-                let e = t.offset + i * t.entsize
-                guard e + 24 <= data.count else { break }
-                let info = data[e + 4]
-                guard info & 0xF == 2 else { continue }  // STT_FUNC
-                let value = u64(e + 8), size = u64(e + 16)
-                guard value != 0 else { continue }
-                var n = strOffset + Int(u32(e))
-                var name: [UInt8] = []
-                while n < data.count && data[n] != 0 && name.count < 256 {
-                    name.append(data[n])
-                    n += 1
+            // Section headers: SHT_SYMTAB (2) preferred, else SHT_DYNSYM (11); their sh_link is the string table.
+            var tables: [(type: UInt64, offset: Int, size: Int, entsize: Int, strtab: Int)] = []
+            for i in 0..<shnum {
+                let s = shoff + i * shentsize
+                guard s + 64 <= raw.count else { break }
+                let type = u32(s + 4)
+                if type == 2 || type == 11 {
+                    tables.append((type, Int(clamping: u64(s + 0x18)), Int(clamping: u64(s + 0x20)), Int(clamping: u64(s + 0x38)), Int(u32(s + 0x28))))
                 }
-                symbols.append(ELFSymbol(address: value, size: size, name: String(decoding: name, as: UTF8.self)))
             }
+            guard let t = tables.first(where: { $0.type == 2 }) ?? tables.first(where: { $0.type == 11 }), t.entsize >= 24 else { return file }
+            let strSection = shoff + t.strtab * shentsize
+            let strOffset = Int(clamping: u64(strSection + 0x18)), strSize = Int(clamping: u64(strSection + 0x20))
+            guard strOffset >= 0, strOffset <= raw.count else { return file }
+            file.strings = Array(raw[strOffset..<min(raw.count, strOffset &+ strSize)])
+            let count = t.size / t.entsize
+            file.symbols.reserveCapacity(count)
+            for i in 0..<count {
+                let e = t.offset + i * t.entsize
+                guard e + 24 <= raw.count else { break }
+                guard raw[e + 4] & 0xF == 2 else { continue }  // STT_FUNC
+                let value = u64(e + 8)
+                guard value != 0 else { continue }
+                file.symbols.append(ELFSymbol(address: value, size: u64(e + 16), name: Int(u32(e))))
+            }
+            file.symbols.sort { $0.address < $1.address }
+            return file
         }
-        symbols.sort { $0.address < $1.address }
-        return (symbols, loads)
     }
 }

@@ -108,9 +108,14 @@ public enum TCPProbe {
         readNetlink() ?? readProc()
     }
 
-    /// Both tables (or those of `families`) from NETLINK_SOCK_DIAG, or nil when the kernel
-    /// refuses the dump.
-    public static func readNetlink(families: [Int32] = [AF_INET, AF_INET6]) -> TCPTable? {
+    /// Every state's bit, for `readNetlink(states:)`.
+    public static let everyState: UInt32 = 0xFFF
+    /// Every state but TIME_WAIT (a socket in it has no inode: no process holds it).
+    public static let heldStates: UInt32 = everyState & ~(1 << 6)
+
+    /// Both tables (or those of `families`) from NETLINK_SOCK_DIAG, the sockets in `states`
+    /// only, or nil when the kernel refuses the dump.
+    public static func readNetlink(families: [Int32] = [AF_INET, AF_INET6], states: UInt32 = everyState) -> TCPTable? {
         final class Collector {
             var table = TCPTable()
         }
@@ -118,7 +123,7 @@ public enum TCPProbe {
         let context = Unmanaged.passUnretained(collector).toOpaque()
         for family in families {
             let rc = withExtendedLifetime(collector) {
-                cp_tcp_dump(family, { socket, context in
+                cp_tcp_dump(family, states, { socket, context in
                     let collector = Unmanaged<Collector>.fromOpaque(context!).takeUnretainedValue()
                     if let row = socket.flatMap({ TCPProbe.row($0.pointee) }) {
                         collector.table.rows.append(row)

@@ -151,8 +151,29 @@ struct VerdictTests {
     @Test func seriesPointLanesHoldEveryKind() {
         #expect(SeriesPoint.lanesHoldEveryCase)
         let snap = snapshots(fds: [3], handlers: [2])[0]
-        let p = SeriesPoint(snap)
+        let p = SeriesPoint(snap, cycle: 1)
         #expect(p.ledger[LedgerKind.allCases.firstIndex(of: .messageHandler)!] == 2 && p.fds == 3)
+    }
+
+    /// A target faster than sampling is sampled every few cycles, each sample numbered by the
+    /// cycles seen: the slopes and the owner's rate stay per cycle, not per sample. The owner
+    /// is the function whose stacks together grew most.
+    @Test func slopesArePerCycleWhenSamplesSkipCycles() {
+        var tally = RunTally(warmup: 0, capacity: 100, keepsContext: true)
+        var cycle = 0
+        for i in 0..<30 {
+            cycle += 1 + i % 3  // 1, 2 or 3 cycles per sample
+            var snap = snapshots(fds: [8 + cycle], heap: [100_000 + 70 * cycle])[0]
+            // Two stacks of one function (it calls malloc from two places): one owner.
+            snap.sites = [HeapSiteSample(frames: [0x1000], liveBlocks: cycle, liveBytes: 20 * cycle, name: "leaky"),
+                          HeapSiteSample(frames: [0x1010], liveBlocks: cycle, liveBytes: 20 * cycle, name: "leaky"),
+                          HeapSiteSample(frames: [0x2000], liveBlocks: 1, liveBytes: 30 * cycle, name: "growing")]
+            tally.add(CycleSample(cycle: cycle, start: 0, snapshot: snap))
+        }
+        let v = tally.verdict(LeakJudge(), duration: 10)
+        #expect(v.leaks.first { $0.series == .fds }?.slope == 1)
+        #expect(v.leaks.first { $0.series == .heap }?.slope == 70)
+        #expect(v.owner(of: .heap) == "2.00 blocks × 20 B per cycle from leaky")
     }
 
     @Test func findingsAreTypedAndKeepTheirNamesInJSON() throws {

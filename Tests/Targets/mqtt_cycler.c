@@ -6,6 +6,7 @@
 //                takeover (same client id) closes the old one from its side: CLOSE_WAIT piles up
 //   leak-heap    each cycle leaks 2 x 20 B from mqtt_clean_session
 //   leak-thread  each cycle starts a thread named leaky-worker that never ends
+//   leak-wrapped each cycle leaks 2 x 20 B from session_store, through the wrapper pool_get
 // Runs until killed, or for CYCLES cycles (then prints the cycles per second).
 #define _GNU_SOURCE
 #include <mosquitto.h>
@@ -27,6 +28,18 @@ __attribute__((noinline)) void mqtt_clean_session(void) {
         memset(kept[nkept], 0x5a, 20);
         nkept++;
     }
+}
+
+// An allocation wrapper the tap cannot tell by its name (it does not mention alloc), and not a
+// tail call: only --alloc-wrapper pool_get makes the site its caller, session_store.
+__attribute__((noinline)) void *pool_get(size_t n) {
+    void *p = malloc(n);
+    if (p) memset(p, 0xa5, n);  // not 0: malloc + memset 0 would become a tail call of calloc
+    return p;
+}
+
+__attribute__((noinline)) void session_store(void) {
+    for (int i = 0; i < 2 && nkept < (int)(sizeof kept / sizeof kept[0]); i++) kept[nkept++] = pool_get(20);
 }
 
 static void *worker(void *arg) {
@@ -65,6 +78,8 @@ int main(int argc, char **argv) {
     int port = atoi(argv[2]);
     int pause_ms = argc > 4 ? atoi(argv[4]) : 20;
     long cycles = argc > 5 ? atol(argv[5]) : 0;
+    // CYCLER_HOLD_MS: stay connected that long each cycle (seen by polling, with another broker).
+    int hold_ms = getenv("CYCLER_HOLD_MS") ? atoi(getenv("CYCLER_HOLD_MS")) : 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -77,6 +92,7 @@ int main(int argc, char **argv) {
         pubacked = 0;
         mosquitto_publish(m, &mid, "mshmon/test/up", 5, "hello", 1, false);
         until(m, &pubacked);
+        if (hold_ms > 0) usleep(hold_ms * 1000);
         if (strcmp(mode, "leak-socket") == 0) {
             // Abandon the connection: its socket stays open in this process, never closed.
             previous = m;
@@ -87,6 +103,7 @@ int main(int argc, char **argv) {
             mosquitto_destroy(m);
         }
         if (strcmp(mode, "leak-heap") == 0) mqtt_clean_session();
+        if (strcmp(mode, "leak-wrapped") == 0) session_store();
         if (strcmp(mode, "leak-thread") == 0) {
             pthread_t t;
             if (pthread_create(&t, NULL, worker, NULL) == 0) pthread_setname_np(t, "leaky-worker");

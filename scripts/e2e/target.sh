@@ -6,27 +6,44 @@
 cd "$(dirname "$0")" && . ./lib.bash
 
 CYCLER=$WORK/mqtt_cycler
-# 100 ms between the client's cycles: per-close sampling lags a faster client on a loaded machine (see the session note)
-gcc -O2 -Wall -o "$CYCLER" ../../Tests/Targets/mqtt_cycler.c -lmosquitto -lpthread || { fail "the C test client compiles (gcc, libmosquitto-dev)"; finish; exit 1; }
+# Frame pointers, as a distribution builds many clients: the tap's sites are then stacks, so
+# --alloc-wrapper can skip a wrapper frame. 20 ms between cycles unless said otherwise.
+gcc -O2 -fno-omit-frame-pointer -Wall -o "$CYCLER" ../../Tests/Targets/mqtt_cycler.c -lmosquitto -lpthread || { fail "the C test client compiles (gcc, libmosquitto-dev)"; finish; exit 1; }
 
 echo "target: a C client on libmosquitto"
-out=$(timeout 180 "$MSHMON" cycle -n 200 --settle 10 --quiet -- "$CYCLER" {host} {port} clean 100 2>&1); rc=$?
+out=$(timeout 180 "$MSHMON" cycle -n 200 --settle 10 --quiet -- "$CYCLER" {host} {port} clean 20 2>&1); rc=$?
 check "clean: 200 cycles, exit 0 (exit $rc)" [ $rc = 0 ]
 check "clean: no leak over 200 cycles" grep -q '^verdict: no leak over 200 cycles' <<<"$out"
 check "clean: the heap comes from the tap" grep -qx 'mshmon_heap_source: heap: tap (per call site)' <<<"$out"
 
-out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-heap 100 2>&1); rc=$?
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-heap 20 2>&1); rc=$?
 check "leak-heap: exit 3 within 20 cycles (exit $rc)" [ $rc = 3 ]
 check "leak-heap: 2 blocks x 20 B per cycle from mqtt_clean_session" \
     grep -q '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from mqtt_clean_session (mqtt_cycler)' <<<"$out"
 
-out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-socket 100 2>&1); rc=$?
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-socket 20 2>&1); rc=$?
 check "leak-socket: exit 3 within 20 cycles (exit $rc)" [ $rc = 3 ]
 check "leak-socket: CLOSE_WAIT per cycle, with the broker's address" grep -Eq '^verdict: LEAK fds \+[0-9.]+/cycle \(socket, CLOSE_WAIT \+1.00/cycle to 127.0.0.1:[0-9]+\)' <<<"$out"
 
-out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-thread 100 2>&1); rc=$?
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-thread 20 2>&1); rc=$?
 check "leak-thread: exit 3 within 20 cycles (exit $rc)" [ $rc = 3 ]
 check "leak-thread: the thread's name" grep -Eq '^verdict: LEAK threads \+1.00/cycle \(leaky-worker \+[0-9.]+/cycle\)' <<<"$out"
+
+# 2 ms between cycles: faster than a sample, so a sample covers several cycles; the rates stay per cycle.
+out=$(timeout 60 "$MSHMON" cycle -n 300 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-heap 2 2>&1); rc=$?
+check "a client faster than sampling: exit 3 (exit $rc)" [ $rc = 3 ]
+check "a client faster than sampling: still 2 blocks x 20 B per cycle" \
+    grep -q '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from mqtt_clean_session (mqtt_cycler)' <<<"$out"
+out=$(timeout 60 "$MSHMON" cycle -n 300 --settle 10 --quiet -- "$CYCLER" {host} {port} clean 2 2>&1); rc=$?
+check "a clean client faster than sampling: exit 0, no leak (exit $rc: $out)" sh -c "[ $rc = 0 ] && grep -q '^verdict: no leak over 30[0-9] cycles' <<'O'
+$out
+O"
+
+echo "target: an allocation wrapper"
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-wrapped 20 2>&1)
+check "a wrapper not named as one is the site without --alloc-wrapper" grep -q ' per cycle from pool_get (mqtt_cycler)$' <<<"$out"
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --quiet --alloc-wrapper pool_get -- "$CYCLER" {host} {port} leak-wrapped 20 2>&1)
+check "--alloc-wrapper pool_get: the site is its caller" grep -q '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from session_store (mqtt_cycler)$' <<<"$out"
 
 out=$(timeout 60 "$MSHMON" cycle -n 10 --settle 10 --json -- "$CYCLER" {host} {port} clean 100 2>&1); rc=$?
 check "--json: exit 0, the target and the heap source in the report" sh -c "[ $rc = 0 ] && tail -n 1 <<'J' | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r[\"cycles\"]==10 and r[\"heapSource\"]==\"tap\" and r[\"target\"].startswith(\"target pid \"), r'
@@ -46,9 +63,17 @@ check "kicked every 200 ms: 100 reconnects, exit 0 (exit $rc)" [ $rc = 0 ]
 check "kicked every 200 ms: no leak over 100 cycles" grep -q '^verdict: no leak over 100 cycles' <<<"$out"
 check "no mosquitto_sub left running" sh -c "! pgrep -f 'mshmon-e2e-su[b]' >/dev/null"
 
-echo "target: a running mosquitto_sub by --pid"
+echo "target: a client of another broker (mosquitto), its connections seen by polling"
 PORT=$(free_port)
 start_mosquitto "$PORT" || exit 1
+# 60 ms connected (polled every 20 ms), 150 ms apart: each sample falls between two cycles.
+out=$(CYCLER_HOLD_MS=60 timeout 60 "$MSHMON" cycle --broker "mqtt://127.0.0.1:$PORT" -n 12 --settle 10 -- "$CYCLER" 127.0.0.1 "$PORT" leak-heap 150 2>&1); rc=$?
+check "--broker: cycles seen at mosquitto's address (exit $rc)" grep -q "^mshmon: watching target pid [0-9]* .*; cycles seen at .*127.0.0.1:$PORT" <<<"$out"
+check "--broker: 12 cycles, the heap leak named, exit 3 (exit $rc)" sh -c "[ $rc = 3 ] && grep -q '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from mqtt_clean_session (mqtt_cycler)' <<'O'
+$out
+O"
+
+echo "target: a running mosquitto_sub by --pid"
 mosquitto_sub -p "$PORT" -t 'x/#' -i mshmon-e2e-pid > /dev/null 2>&1 &
 SUB=$!
 PIDS+=("$SUB")
@@ -89,6 +114,26 @@ out=$(timeout 30 "$MSHMON" cycle -n 3 --timeout 1s -- sleep 20 2>&1); rc=$?
 check "no cycle within --timeout: exit 4 (exit $rc)" [ $rc = 4 ]
 check "no cycle within --timeout: the verdict asks whether it connects" grep -Eq '; 1 of 0 cycles failed: no cycle observed in [0-9.]+ s: is the client connecting to mqtt://127.0.0.1:[0-9]+\?$' <<<"$out"
 check "no sleep left running" sh -c "! pgrep -x -f 'slee[p] 20' >/dev/null"
+# Another user's process: run mshmon as nobody against this one (root) — /proc/PID/fd is not readable.
+NOBODY=$(mktemp -d); chmod 755 "$NOBODY"; cp "$MSHMON" "$NOBODY/mshmon"; chmod 755 "$NOBODY/mshmon"
+out=$(cd / && setpriv --reuid=nobody --regid=nogroup --clear-groups "$NOBODY/mshmon" list_fd --pid $$ 2>&1); rc=$?
+check "list_fd --pid of another user's process: exit 1, one line naming the cause (exit $rc: $out)" sh -c "[ $rc = 1 ] && [ \$(wc -l <<'O'
+$out
+O
+) = 1 ] && grep -q 'cannot read /proc/$$/fd: permission denied' <<'O'
+$out
+O"
+out=$(cd / && setpriv --reuid=nobody --regid=nogroup --clear-groups "$NOBODY/mshmon" cycle --pid $$ -n 3 2>&1); rc=$?
+check "cycle --pid of another user's process: exit 1 (exit $rc)" sh -c "[ $rc = 1 ] && grep -q 'permission denied' <<'O'
+$out
+O"
+# A copy of mshmon without the tap library beside it.
+out=$(timeout 20 "$NOBODY/mshmon" cycle -n 3 -- "$CYCLER" {host} {port} clean 20 2>&1); rc=$?
+check "the tap library missing: exit 1, named (exit $rc: $out)" sh -c "[ $rc = 1 ] && grep -q 'the heap tap library is missing: $NOBODY/libmshmontap.so' <<'O'
+$out
+O"
+check "the tap library missing: no target left running" sh -c "! pgrep -f 'mqtt_cycler 127.0.0.1 [0-9]* clean 20$' >/dev/null"
+rm -rf "$NOBODY"
 "$MSHMON" cycle --pid 1 -- true > /dev/null 2>&1; rc=$?
 check "--pid and -- COMMAND together: usage error" [ $rc = 2 ]
 "$MSHMON" cycle --kick-every 1s > /dev/null 2>&1; rc=$?

@@ -44,9 +44,10 @@ typedef struct {
     uint32_t inode;
 } cp_tcp_socket;
 
-/// Dumps every TCP socket of `family` (AF_INET or AF_INET6) through NETLINK_SOCK_DIAG,
-/// calling `each` per socket. Returns 0, or -errno when the dump could not be made.
-int cp_tcp_dump(int family, void (*each)(const cp_tcp_socket *s, void *context), void *context);
+/// Dumps the TCP sockets of `family` (AF_INET or AF_INET6) whose state's bit (1 << TCP_*) is
+/// set in `states` (0xFFF: every state) through NETLINK_SOCK_DIAG, calling `each` per socket.
+/// Returns 0, or -errno when the dump could not be made.
+int cp_tcp_dump(int family, uint32_t states, void (*each)(const cp_tcp_socket *s, void *context), void *context);
 
 /// A TCP 4-tuple to look up (addresses in network byte order, IPv4 in the first 4 bytes).
 typedef struct {
@@ -88,3 +89,10 @@ int cp_catch_resize(int wake_fd);
 /// 1 and the terminal's size (TIOCGWINSZ on `fd`) when a SIGWINCH came since the last call, else 0.
 int cp_take_resize(int fd, int *rows, int *cols);
 #endif
+
+/// pidfd_open(2): a pidfd for `pid` (close-on-exec), or -errno.
+int cp_pidfd_open(int pid);
+
+/// pidfd_getfd(2): a duplicate, in this process, of fd `fd` of the process `pidfd` refers to
+/// (close-on-exec), or -errno (EPERM where ptrace would be refused: kernel.yama.ptrace_scope).
+int cp_pidfd_getfd(int pidfd, int fd);
