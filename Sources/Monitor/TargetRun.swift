@@ -38,7 +38,8 @@ public enum TargetRunEnd: Sendable, Equatable {
 
 /// Samples a target once per cycle of `source`.
 public final class TargetRun: @unchecked Sendable {  // state touched on `loop` only
-    public let sampler: ProcessSampler
+    /// The target's sampler (replaced by `restart`, on the loop).
+    public private(set) var sampler: ProcessSampler
     public let source: CycleSource
     public let log: EventLog
     /// Only connections of this client id are the target's (nil: any connection from a
@@ -65,6 +66,11 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
     private var next: (@Sendable (Int) -> Bool)?
     private var onSample: (@Sendable (CycleSample) -> Void)?
     private var promise: EventLoopPromise<TargetRunEnd>?
+    private var ending: TargetRunEnd?
+    /// How many times the timers were armed: those of an earlier arming stop themselves.
+    private var armed = 0
+    /// Called on the loop each time the run ends (again after a restart revived it).
+    public var onEnd: (@Sendable (TargetRunEnd) -> Void)?
     /// The 4-tuples seen on the last poll (`.remote`).
     private var polled: Set<String> = []
     /// The target's current client id, for kicks.
@@ -104,32 +110,65 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
             self.previous = self.sampler.sample().map(Self.withoutTimeWait)
             self.lastCycleAt = monotonicSeconds()
             if !next(1) { return self.end(.completed(cycles: 0)) }
-            self.watch()
-            switch self.source {
-            case .broker(let broker, let kickEvery?):
-                self.loop.scheduleRepeatedTask(initialDelay: .nanoseconds(Int64(kickEvery * 1e9)), delay: .nanoseconds(Int64(kickEvery * 1e9))) { task in
-                    if self.finished { return task.cancel() }
-                    self.kick(broker)
-                }
-            case .broker: break
-            case .remote(_, _, let poll):
-                self.loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(Int64(poll * 1e9))) { task in
-                    if self.finished { return task.cancel() }
-                    self.pollRemote()
-                }
-            case .timer(let seconds):
-                self.loop.scheduleRepeatedTask(initialDelay: .nanoseconds(Int64(seconds * 1e9)), delay: .nanoseconds(Int64(seconds * 1e9))) { task in
-                    if self.finished { return task.cancel() }
-                    self.cycleEnded(start: wallClockSeconds() - seconds, connected: nil, note: nil)
-                }
-            }
+            self.arm()
         }
         return p.futureResult
+    }
+
+    /// Starts the watch and the cycle source's timers (again after a restart revives a run
+    /// whose target had gone).
+    private func arm() {
+        armed += 1
+        let generation = armed
+        self.watch(generation)
+        switch self.source {
+        case .broker(let broker, let kickEvery?):
+            self.loop.scheduleRepeatedTask(initialDelay: .nanoseconds(Int64(kickEvery * 1e9)), delay: .nanoseconds(Int64(kickEvery * 1e9))) { task in
+                if self.finished || generation != self.armed { return task.cancel() }
+                self.kick(broker)
+            }
+        case .broker: break
+        case .remote(_, _, let poll):
+            self.loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(Int64(poll * 1e9))) { task in
+                if self.finished || generation != self.armed { return task.cancel() }
+                self.pollRemote()
+            }
+        case .timer(let seconds):
+            self.loop.scheduleRepeatedTask(initialDelay: .nanoseconds(Int64(seconds * 1e9)), delay: .nanoseconds(Int64(seconds * 1e9))) { task in
+                if self.finished || generation != self.armed { return task.cancel() }
+                self.cycleEnded(start: wallClockSeconds() - seconds, connected: nil, note: nil)
+            }
+        }
     }
 
     /// Ends the run now (SIGINT, SIGTERM): the verdict covers the cycles completed.
     public func stop() {
         loop.execute { self.end(.completed(cycles: self.cycle)) }
+    }
+
+    /// A new process in the old one's place (the dashboard's `R`): `relaunch` stops the old
+    /// and starts the new, on the run's loop, so its exit does not end the run. The count
+    /// starts again: the new process's baseline is not the old one's.
+    public func restart(_ relaunch: @escaping @Sendable () throws -> (ProcessSampler, exitStatus: @Sendable () -> Int32??)) -> EventLoopFuture<Void> {
+        loop.submit {
+            let (sampler, exitStatus) = try relaunch()
+            self.sampler = sampler
+            self.exitStatus = exitStatus
+            self.cycle = 0
+            self.sampled = 0
+            self.open = [:]
+            self.polled = []
+            self.pendingStart = nil
+            self.lastConnected = nil
+            self.previous = sampler.sample().map(Self.withoutTimeWait)
+            self.lastCycleAt = monotonicSeconds()
+            if self.finished, case .targetGone = self.ending {
+                // The old process had gone: the run goes on with the new one.
+                self.finished = false
+                self.ending = nil
+                self.arm()
+            }
+        }
     }
 
     /// Closes the target's connection from the broker's side once (the dashboard's `k`).
@@ -142,9 +181,9 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
     // MARK: on the loop
 
     /// The target's exit and the timeout, checked every 100 ms.
-    private func watch() {
+    private func watch(_ generation: Int) {
         loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { task in
-            if self.finished { return task.cancel() }
+            if self.finished || generation != self.armed { return task.cancel() }
             if case .some(.some(let status)) = self.exitStatus() {
                 return self.end(.targetGone(status: status, cycles: self.cycle))
             }
@@ -251,6 +290,9 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
     private func end(_ how: TargetRunEnd) {
         guard !finished else { return }
         finished = true
+        ending = how
         promise?.succeed(how)
+        promise = nil
+        onEnd?(how)
     }
 }

@@ -349,12 +349,9 @@ public struct LeakJudge: Sendable {
                 for s in sites { growth[name(s), default: (0, 0)].bytes += s.liveBytes; growth[name(s), default: (0, 0)].blocks += s.liveBlocks }
                 for s in c.first.sites ?? [] { growth[name(s), default: (0, 0)].bytes -= s.liveBytes; growth[name(s), default: (0, 0)].blocks -= s.liveBlocks }
                 if let (site, (bytes, blocks)) = growth.max(by: { $0.value.bytes < $1.value.bytes || ($0.value.bytes == $1.value.bytes && $0.key > $1.key) }), bytes > 0 {
-                    // Per cycle by the heap's robust slope over the window's growth, rather than by
-                    // the cycle count between the two snapshots: a fast target's sample can be a
-                    // cycle ahead of its count, which the slope shrugs off and two points do not.
-                    let heapGrowth = Double(c.last.heap.used - c.first.heap.used)
-                    let slope = v.leaks.first { $0.series == .heap }?.slope ?? 0
-                    let perCycle = heapGrowth > 0 && slope > 0 ? Double(blocks) * slope / heapGrowth : Double(blocks) / span
+                    // Over the cycles between the two snapshots: a fast target's sample can be a
+                    // cycle ahead of its count, so this is within a cycle or two of the span.
+                    let perCycle = Double(blocks) / span
                     let size = blocks > 0 ? bytes / blocks : bytes
                     v.owners[Series.heap.description] = "\(Verdict.format(perCycle)) blocks × \(size) B per cycle from \(site)"
                 }

@@ -3,8 +3,8 @@
 /// What a key asks the dashboard to do.
 public enum Action: Sendable, Hashable {
     case connect, disconnect, cycleOnce, toggleAuto, publish, export, prompt
-    /// A target's: the embedded broker closes its connection once.
-    case kick
+    /// A target's: the embedded broker closes its connection once; its command starts again.
+    case kick, restart
     case help, quit, faster, slower, autoFaster, autoSlower
     case focusNext, scrollUp, scrollDown, pageUp, pageDown, scrollTop, scrollBottom
 }
@@ -40,6 +40,7 @@ public enum KeyMap {
         KeyBinding(keys: [c("a")], label: "a", footer: "Auto", help: "auto-cycle on/off", action: .toggleAuto, target: false),
         KeyBinding(keys: [c("p")], label: "p", footer: "Publish", help: "publish one message (when connected)", action: .publish, target: false),
         KeyBinding(keys: [c("k")], label: "k", footer: "Kick", help: "kick: the embedded broker closes the target's connection (its reconnect path runs)", action: .kick, target: true),
+        KeyBinding(keys: [c("R")], label: "R", footer: "Restart", help: "restart the target's command (a new process, a new run; a launched target only)", action: .restart, target: true),
         KeyBinding(keys: [c("e")], label: "e", footer: "Export", help: "export the session: .log transcript, .csv and .jsonl", action: .export),
         KeyBinding(keys: [c(":")], label: ":", footer: "msh", help: "msh prompt (Tab completes, ↑/↓ history, Esc leaves); `help` lists its commands", action: .prompt),
         KeyBinding(keys: [c("+")], label: "+", footer: nil, help: "refresh faster", action: .faster),

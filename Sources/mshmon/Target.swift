@@ -10,6 +10,7 @@ import Ledger
 import MQTTBroker
 import Monitor
 import Probes
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -153,11 +154,16 @@ final class RunningTarget: @unchecked Sendable {  // set up once; `child` is onl
 /// What a run over a target needs, set up once for `cycle` and the dashboard alike: the
 /// embedded broker in this process (or --broker), the target launched or attached, and the
 /// run whose cycles are its connections.
-final class TargetSession: @unchecked Sendable {  // built once, then only read
+final class TargetSession: Sendable {
     let broker: MQTTBroker.Broker?
     let url: String
-    let target: RunningTarget
+    private let current: Mutex<RunningTarget>
     let run: TargetRun
+    /// Starts the command again (nil for an attached process).
+    private let relaunch: (@Sendable () throws -> RunningTarget)?
+
+    /// The target now (a restart replaces it).
+    var target: RunningTarget { current.withLock { $0 } }
 
     /// `output` gets each line the launched target prints.
     static func start(_ options: TargetOptions, connection: ConnectionOptions, log: EventLog, settle: Int,
@@ -182,15 +188,20 @@ final class TargetSession: @unchecked Sendable {  // built once, then only read
         }
         let url = "mqtt://" + hostPort(host, port)
         let target: RunningTarget
+        var relaunch: (@Sendable () throws -> RunningTarget)?
         do {
             if let pid = options.pid {
                 target = try RunningTarget.attach(pid, wrappers: options.allocWrapper)
             } else {
-                target = try RunningTarget.launch(options.command, brokerHost: host, brokerPort: port, tap: !options.noTap,
-                                                  wrappers: options.allocWrapper) { line in
-                    log.append(.note(time: wallClockSeconds(), "target: " + escaped(line)))
-                    output(line)
+                let launch: @Sendable () throws -> RunningTarget = { [host, port] in
+                    try RunningTarget.launch(options.command, brokerHost: host, brokerPort: port, tap: !options.noTap,
+                                             wrappers: options.allocWrapper) { line in
+                        log.append(.note(time: wallClockSeconds(), "target: " + escaped(line)))
+                        output(line)
+                    }
                 }
+                target = try launch()
+                relaunch = launch
             }
         } catch {
             try? await broker?.stop()
@@ -210,14 +221,35 @@ final class TargetSession: @unchecked Sendable {  // built once, then only read
                             settleMilliseconds: settle, timeoutSeconds: options.timeout.seconds)
         run.exitStatus = { target.exitStatus }
         attach(run)
-        return TargetSession(broker: broker, url: url, target: target, run: run)
+        return TargetSession(broker: broker, url: url, target: target, run: run, relaunch: relaunch)
     }
 
-    private init(broker: MQTTBroker.Broker?, url: String, target: RunningTarget, run: TargetRun) {
+    private init(broker: MQTTBroker.Broker?, url: String, target: RunningTarget, run: TargetRun,
+                 relaunch: (@Sendable () throws -> RunningTarget)?) {
         self.broker = broker
         self.url = url
-        self.target = target
+        current = Mutex(target)
         self.run = run
+        self.relaunch = relaunch
+    }
+
+    var canRestart: Bool { relaunch != nil }
+
+    /// Stops the launched command and starts it again (the dashboard's `R`); what to say of it.
+    func restart() -> String {
+        guard let relaunch else { return "an attached process is not mshmon's to restart" }
+        let old = target
+        do {
+            try run.restart { [self] in
+                old.stop()
+                let new = try relaunch()
+                current.withLock { $0 = new }
+                return (new.sampler, { new.exitStatus })
+            }.wait()
+            return "restarted the target: \(target.description)"
+        } catch {
+            return "restart failed: \(error)"
+        }
     }
 
     /// Where cycles are seen, for the header and the first line.

@@ -17,7 +17,7 @@ struct Tui: AsyncParsableCommand {
         discussion: """
         Keys: c connect, d disconnect, n one cycle, a auto-cycle on/off, p publish one message, e export the session (.log, .csv and .jsonl), : msh prompt, Tab next pane, arrows PgUp PgDn Home End scroll it (or click and wheel), + / - refresh interval, [ / ] auto-cycle interval, ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it.
 
-        With a target (`mshmon -- COMMAND`, `mshmon --pid PID`) the panes show that process, a cycle is one of its connections to the embedded broker, its output goes to the log pane, and k kicks its connection (c, d, n, a and p drive mshmon's own client and are not there).
+        With a target (`mshmon -- COMMAND`, `mshmon --pid PID`) the panes show that process, a cycle is one of its connections to the embedded broker, its output goes to the log pane, k kicks its connection and R starts the command again (a new process, a new run; c, d, n, a and p drive mshmon's own client and are not there).
         """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -114,33 +114,37 @@ extension Tui {
         let session = try await TargetSession.start(target, connection: connection, log: log, settle: settle) { line in
             box.dashboard?.post(line: "target| " + line)
         }
-        let sampler = session.target.sampler
         var kick: (@Sendable () -> Void)?
         if let broker = session.broker {
             let run = session.run
             kick = { run.kick(broker) }
         }
-        let described = session.target.description
-        let description: @Sendable () -> String = { "\(described) (\(sampler.heapSource.label))" }
+        // Through the session: `R` puts a new process in the old one's place.
+        let description: @Sendable () -> String = { let t = session.target; return "\(t.description) (\(t.sampler.heapSource.label))" }
         var options = DashboardOptions()
         options.refreshMs = refresh
         options.color = !noColor
         options.mouse = !noMouse
         options.exportDirectory = exportDir
         options.warmup = 3  // the target's buffers are not ours: the dashboard's own warm-up does not apply
-        let dashboard = Dashboard(target: DashboardTarget(description: description, sample: { all in sampler.sample(allTCP: all) }, kick: kick),
+        var restart: (@Sendable () -> String)?
+        if session.canRestart { restart = { @Sendable in session.restart() } }
+        let watched = DashboardTarget(description: description, sample: { all in session.target.sampler.sample(allTCP: all) },
+                                      kick: kick, restart: restart)
+        let dashboard = Dashboard(target: watched,
                                   log: log, broker: session.cyclesSeenAt, options: options, spool: spool)
         box.dashboard = dashboard
-        let ended = session.run.run(next: { _ in true }, onSample: { dashboard.post(cycle: $0) })
-        ended.whenSuccess { end in
+        let (url, canRestart) = (session.url, session.canRestart)
+        session.run.onEnd = { end in
             switch end {
             case .completed: break
             case .noCycle(let seconds, _):
-                dashboard.post(line: "no cycle for \(Int(seconds)) s: is the client connecting to \(session.url)?")
+                dashboard.post(line: "no cycle for \(Int(seconds)) s: is the client connecting to \(url)?")
             case .targetGone(let status, _):
-                dashboard.post(line: "the target " + (status.map { "exited with status \($0)" } ?? "is gone"))
+                dashboard.post(line: "the target " + (status.map { "exited with status \($0)" } ?? "is gone") + (canRestart ? " (R starts it again)" : ""))
             }
         }
+        _ = session.run.run(next: { _ in true }, onSample: { dashboard.post(cycle: $0) })
         let code = dashboard.run()
         session.run.stop()
         await session.stop()

@@ -55,9 +55,9 @@ struct PromptTests {
     }
 
     @Test func everyShellCommandHasHelpAndAUniqueName() {
-        let names = Dashboard.shellCommands.map(\.name)
+        let names = DashboardModel.shellCommands.map(\.name)
         #expect(Set(names).count == names.count)
-        #expect(Dashboard.shellCommands.allSatisfy { !$0.help.isEmpty })
+        #expect(DashboardModel.shellCommands.allSatisfy { !$0.help.isEmpty })
         for needed in ["free", "list_fd", "netstat", "list_thread", "memtrace", "connect", "disconnect", "cycle", "export", "clear"] {
             #expect(names.contains(needed), "\(needed)")
         }

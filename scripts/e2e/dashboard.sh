@@ -240,19 +240,25 @@ check "resize: the terminal is restored (alternate screen off)" [ "$($T display 
 echo "dashboard: watching a target"
 CYCLER=$WORK/mqtt_cycler
 gcc -O2 -o "$CYCLER" "$ROOT/Tests/Targets/mqtt_cycler.c" -lmosquitto -lpthread || fail "the C test client compiles"
-main_session "'$MSHMON' -- '$CYCLER' {host} {port} leak-heap 100; echo EXITED \$?; sleep 60"
+main_session "'$MSHMON' -- '$CYCLER' {host} {port} leak-heap 20; echo EXITED \$?; sleep 60"
 check "target: the header names it and its heap source" wait_screen '^mshmon  target pid [0-9]* .*mqtt_cycler .*(heap: tap (per call site))'
-check "target: the verdict names the leaking call site" wait_for 40 shows '^verdict: LEAK heap +40.00 B/cycle: [0-9.]* blocks × 20 B per cycle from mqtt_clean_session'
+check "target: the verdict names the leaking call site" wait_for 40 shows '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from mqtt_clean_session'
 check "target: its output is in the log pane" wait_screen 'target| cycle [0-9]* done'
-check "target: the footer has k Kick, not the client's keys" sh -c "$T capture-pane -p -t main | tail -n 1 | grep -q 'kKick' && ! $T capture-pane -p -t main | tail -n 1 | grep -q 'cConnect'"
+check "target: the footer has k Kick and R Restart, not the client's keys" sh -c "$T capture-pane -p -t main | tail -n 1 | grep -q 'kKick.*RRestart' && ! $T capture-pane -p -t main | tail -n 1 | grep -q 'cConnect'"
 tpid=$(screen | sed -n 's/^mshmon  target pid \([0-9]*\) .*/\1/p' | head -n 1)
 $T send-keys -t main c
 check "target: c does nothing (no client of ours)" sh -c "sleep 0.3; ! $T capture-pane -p -t main | grep -q 'connecting…'"
 $T send-keys -t main k
 check "target: k kicks its connection" wait_screen "kick"
+$T send-keys -t main R
+check "target: R restarts the command" wait_for 20 shows 'restarted the target: target pid [0-9]* '
+npid=$(screen | sed -n 's/^mshmon  target pid \([0-9]*\) .*/\1/p' | head -n 1)
+check "target: a new process (pid ${npid:-?}) in the old one's place (pid ${tpid:-?}), which is stopped" \
+    sh -c "[ -n '$npid' ] && [ '$npid' != '$tpid' ] && kill -0 $npid && ! kill -0 $tpid 2>/dev/null"
+check "target: the new process's run makes its own verdict" wait_for 40 shows '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from mqtt_clean_session'
 $T send-keys -t main q
 check "target: q exits 0" wait_screen 'EXITED 0'
-check "target: the target (pid ${tpid:-?}) is stopped on exit" sh -c "[ -n '$tpid' ] && ! kill -0 $tpid 2>/dev/null"
+check "target: the target (pid ${npid:-?}) is stopped on exit" sh -c "[ -n '$npid' ] && ! kill -0 $npid 2>/dev/null"
 
 echo "dashboard: injected leak"
 main_session "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"

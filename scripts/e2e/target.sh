@@ -32,8 +32,9 @@ check "leak-thread: the thread's name" grep -Eq '^verdict: LEAK threads \+1.00/c
 # 2 ms between cycles: faster than a sample, so a sample covers several cycles; the rates stay per cycle.
 out=$(timeout 60 "$MSHMON" cycle -n 300 --settle 10 --quiet -- "$CYCLER" {host} {port} leak-heap 2 2>&1); rc=$?
 check "a client faster than sampling: exit 3 (exit $rc)" [ $rc = 3 ]
-check "a client faster than sampling: still 2 blocks x 20 B per cycle" \
-    grep -q '^verdict: LEAK heap +40.00 B/cycle: 2.00 blocks × 20 B per cycle from mqtt_clean_session (mqtt_cycler)' <<<"$out"
+# A sample can be a cycle or so ahead of its number (cycles close while it is taken): within 1.25 % over 300 cycles.
+check "a client faster than sampling: 40 B and 2 blocks x 20 B per cycle, within 1.25 %" \
+    grep -Eq '^verdict: LEAK heap \+(39\.[5-9][0-9]|40\.[0-4][0-9]) B/cycle: (1\.9[5-9]|2\.0[0-5]) blocks × 20 B per cycle from mqtt_clean_session \(mqtt_cycler\)' <<<"$out"
 out=$(timeout 60 "$MSHMON" cycle -n 300 --settle 10 --quiet -- "$CYCLER" {host} {port} clean 2 2>&1); rc=$?
 check "a clean client faster than sampling: exit 0, no leak (exit $rc: $out)" sh -c "[ $rc = 0 ] && grep -q '^verdict: no leak over 30[0-9] cycles' <<'O'
 $out
