@@ -23,6 +23,7 @@ struct Mshmon: AsyncParsableCommand {
         defaultSubcommand: Tui.self)
 
     static func main() async {
+        if OneShots.runFast(CommandLine.arguments) { return }
         preciseHeapCounters()
         do {
             var command = try parseAsRoot()
@@ -100,15 +101,46 @@ struct ProcessOption: ParsableArguments {
 }
 
 extension OneShot {
-    func runMsh(_ arguments: [String] = []) throws {
+    func runMsh(_ arguments: [String] = []) throws { try OneShots.run(Self.mshName, pid: process.pid, arguments: arguments) }
+}
+
+enum OneShots {
+    static let names = ["free", "list_fd", "netstat", "list_thread", "memtrace"]
+
+    /// Prints what `msh />NAME ARGUMENTS` prints for this process, or for `pid`.
+    static func run(_ name: String, pid: Int32?, arguments: [String] = []) throws {
         var shell = MshShell()
-        if let pid = process.pid {
+        if let pid {
             let sampler: ProcessSampler
             do { sampler = try ProcessSampler(pid: pid) } catch { throw RuntimeError(error.description) }
             shell.context = MshContext { parts in sampler.sample(parts) ?? Snapshot(time: 0, heap: HeapSample(total: 0, used: 0, maximum: 0)) }
         }
-        let out = shell.execute(([Self.mshName] + arguments).joined(separator: " "))
+        let out = shell.execute(([name] + arguments).joined(separator: " "))
         print(out, terminator: "")
+    }
+
+    /// `mshmon NAME`, `mshmon NAME --pid PID` (and `netstat --all`) without the argument
+    /// parser, whose first use of its command tree costs ~5 ms of protocol-conformance
+    /// lookups in this binary: 80 % of a one-shot's time, and what made `list_fd --pid` slower
+    /// than `ls -l /proc/PID/fd`. Anything else (help, a typo, another option) goes to the
+    /// parser, which says what is wrong.
+    static func runFast(_ argv: [String]) -> Bool {
+        guard argv.count >= 2, names.contains(argv[1]) else { return false }
+        var pid: Int32?, all = false
+        var rest = argv.dropFirst(2)
+        while let word = rest.first {
+            rest = rest.dropFirst()
+            if word == "--pid", let value = rest.first, let n = Int32(value), n > 0, pid == nil {
+                pid = n
+                rest = rest.dropFirst()
+            } else if argv[1] == "netstat" && (word == "--all" || word == "-a") && !all {
+                all = true
+            } else {
+                return false
+            }
+        }
+        do { try run(argv[1], pid: pid, arguments: all ? ["--all"] : []) } catch { Mshmon.fail(error) }
+        return true
     }
 }
 

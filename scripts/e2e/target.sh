@@ -137,6 +137,12 @@ check "the tap library missing: no target left running" sh -c "! pgrep -f 'mqtt_
 rm -rf "$NOBODY"
 "$MSHMON" cycle --pid 1 -- true > /dev/null 2>&1; rc=$?
 check "--pid and -- COMMAND together: usage error" [ $rc = 2 ]
+"$MSHMON" list_fd --pid abc > /dev/null 2>&1; rc=$?
+check "list_fd --pid abc: usage error" [ $rc = 2 ]
+out=$("$MSHMON" netstat --pid 999999 --all 2>&1); rc=$?
+check "netstat --pid of no process --all: exit 1, named (exit $rc: $out)" sh -c "[ $rc = 1 ] && grep -q 'no process 999999' <<'O'
+$out
+O"
 "$MSHMON" cycle --kick-every 1s > /dev/null 2>&1; rc=$?
 check "--kick-every without a target: usage error" [ $rc = 2 ]
 
