@@ -259,3 +259,17 @@ int cp_pidfd_getfd(int pidfd, int fd) {
     long dup = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
     return dup < 0 ? -errno : (int)dup;
 }
+
+#include <fcntl.h>
+#include <stdlib.h>
+
+int cp_open_pty(char *name, int size) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return -errno;
+    if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, (size_t)size) != 0) {
+        int e = errno;
+        close(master);
+        return -e;
+    }
+    return master;
+}

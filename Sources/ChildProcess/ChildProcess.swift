@@ -17,17 +17,23 @@ public final class ChildProcess: @unchecked Sendable {
     /// Starts `path` with `arguments`. stdout/stderr go to `outputPath` (appended) or /dev/null.
     /// `environment` entries ("K=V") are added to this process's environment.
     /// With `captureOutput`, stdout is a pipe read through `output` and stderr is inherited,
-    /// or goes into the same pipe with `mergeStderr`. `removing` names variables of this
-    /// environment the child does not get.
+    /// or goes into the same pipe with `mergeStderr`. With `onTerminal` as well, that pipe is
+    /// a pseudo-terminal (no output processing, no echo): the child's stdio then writes each
+    /// line as it comes instead of in 4 KiB blocks, as it would to a pipe. `removing` names
+    /// variables of this environment the child does not get.
     public init(path: String, arguments: [String], outputPath: String? = nil, captureOutput: Bool = false,
-                mergeStderr: Bool = false, environment: [String] = [], removing: [String] = []) throws {
+                mergeStderr: Bool = false, onTerminal: Bool = false, environment: [String] = [], removing: [String] = []) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         var pipeFDs: [Int32] = [-1, -1]
         if captureOutput {
-            guard pipe(&pipeFDs) == 0 else { throw ChildProcessError(path: path, reason: "pipe failed") }
+            if onTerminal {
+                pipeFDs = try Self.terminalPair(path)
+            } else {
+                guard pipe(&pipeFDs) == 0 else { throw ChildProcessError(path: path, reason: "pipe failed") }
+            }
             for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
             posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
             if mergeStderr { posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2) }
@@ -75,6 +81,26 @@ public final class ChildProcess: @unchecked Sendable {
         }
         pid = child
         output = captureOutput ? pipeFDs[0] : nil
+    }
+
+    /// A pseudo-terminal as [read end (master), write end (the child's side)], raw on output.
+    private static func terminalPair(_ path: String) throws -> [Int32] {
+        var name = [CChar](repeating: 0, count: 128)
+        let master = cp_open_pty(&name, Int32(name.count))
+        guard master >= 0 else { throw ChildProcessError(path: path, reason: "no pseudo-terminal: \(String(cString: strerror(-master)))") }
+        let sidePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let side = open(sidePath, O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard side >= 0 else {
+            close(master)
+            throw ChildProcessError(path: path, reason: "cannot open \(sidePath): \(String(cString: strerror(errno)))")
+        }
+        var t = termios()
+        if tcgetattr(side, &t) == 0 {
+            t.c_oflag &= ~tcflag_t(OPOST)  // "\n" stays "\n"
+            t.c_lflag &= ~tcflag_t(ECHO | ICANON)
+            _ = tcsetattr(side, TCSANOW, &t)
+        }
+        return [master, side]
     }
 
     /// Reads one line of the child's stdout (without the newline), waiting at most `timeout`

@@ -196,11 +196,17 @@ func validateExportPaths(_ paths: [String]) throws {
 /// The session log, streamed to `exports` (opened now, so a bad path fails before anything
 /// runs) and kept out of memory, headed with what the run is (never the password).
 func makeSessionLog(exports: [String], peer: BrokerPeer, config: ClientConfiguration) throws -> EventLog {
-    let log = EventLog()
-    for path in exports {
-        do { log.attach(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
-    }
+    let log = try exportingLog(to: exports)
     log.append(.header(RunInfo(broker: peer.description, clientID: config.session.clientID,
                                injectLeak: config.injectLeak?.rawValue, command: commandLine())))
+    return log
+}
+
+/// A session log streaming to each of `paths` (its header comes from whoever runs the session).
+func exportingLog(to paths: [String]) throws -> EventLog {
+    let log = EventLog()
+    for path in paths {
+        do { log.attach(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
+    }
     return log
 }

@@ -153,10 +153,11 @@ struct Cycle: AsyncParsableCommand {
         }
         // SIGINT / SIGTERM stop the run after the current cycle.
         StopSignals.install()
-        let started = monotonicSeconds()
+        let limit = RunLimit(count: count, duration: duration?.seconds)
+        let started = limit.started
         // Allocated once: the verdict's window must not grow the heap it measures.
         let tally = Tally(RunTally(warmup: warmup, capacity: min(max((count ?? 4_096) - warmup, 1), 4_096)))
-        let (count, duration, warmup, quiet, json, noSample) = (self.count, self.duration?.seconds, self.warmup, self.quiet, self.json, self.noSample)
+        let (quiet, json, noSample) = (self.quiet, self.json, self.noSample)
         let finished = runner.runAll(intervalMilliseconds: interval, next: { n in
             // The process after its first cycle, against the end, for `--no-sample` (no other
             // figure then; the bench scripts read these lines beside the rate): taken before
@@ -164,9 +165,7 @@ struct Cycle: AsyncParsableCommand {
             // descriptor of its own lazily around then.
             if noSample && n == 2 { tally.firstCycle = (FDProbe.scan().count, HeapProbe.residentKilobytes()) }
             if StopSignals.caught != nil { return false }
-            if let count { return n <= count }
-            if let duration { return monotonicSeconds() - started < duration }
-            return true
+            return limit.allows(n)
         }, onSample: { sample in
             tally.run.add(sample)
             // Straight to fd 1, a whole line per write: `| tee` and log files see each cycle at once.
@@ -271,4 +270,22 @@ func canCreate(_ path: String) -> Bool {
     guard fd >= 0 else { return false }
     close(fd)
     return true
+}
+
+/// `-n N` or `--duration D` (or neither: until stopped): whether cycle n may start.
+struct RunLimit: Sendable {
+    let count: Int?
+    let duration: Double?
+    let started = monotonicSeconds()
+
+    func allows(_ n: Int) -> Bool {
+        if let count { return n <= count }
+        if let duration { return monotonicSeconds() - started < duration }
+        return true
+    }
+
+    /// Whether a run that ended after `n` cycles, `elapsed` seconds in, ended short of it.
+    func endedShort(after n: Int, elapsed: Double) -> Bool {
+        count.map { n < $0 } ?? (duration.map { elapsed < $0 } ?? false)
+    }
 }

@@ -98,7 +98,7 @@ final class RunningTarget: @unchecked Sendable {  // set up once; `child` is onl
         let child: ChildProcess
         do {
             // Our own heap tunables are for our heap, not the target's.
-            child = try ChildProcess(path: path, arguments: Array(args.dropFirst()), captureOutput: true, mergeStderr: true,
+            child = try ChildProcess(path: path, arguments: Array(args.dropFirst()), captureOutput: true, mergeStderr: true, onTerminal: true,
                                      environment: environment, removing: ["GLIBC_TUNABLES"])
         } catch { throw RuntimeError("cannot start \(args[0]): \(error)") }
         if let fd = child.output { readLines(fd, into: output) }

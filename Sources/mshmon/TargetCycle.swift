@@ -19,10 +19,7 @@ extension Cycle {
         for path in export where !canCreate(path) {
             throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
         }
-        let log = EventLog()
-        for path in export {
-            do { log.attach(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
-        }
+        let log = try exportingLog(to: export)
         let (quiet, json) = (self.quiet, self.json)
         let session = try await TargetSession.start(target, connection: connection, log: log, settle: settle) { line in
             if !quiet && !json { writeLine(2, "target| " + escaped(line)) }
@@ -35,14 +32,10 @@ extension Cycle {
             run.stop()
         }
         DispatchQueue.global().async(execute: stopWatch)
-        let started = monotonicSeconds()
+        let limit = RunLimit(count: count, duration: duration?.seconds)
+        let started = limit.started
         let tally = Tally(RunTally(warmup: warmup, capacity: min(max((count ?? 4_096) - warmup, 1), 4_096), keepsContext: true))
-        let (count, duration) = (self.count, self.duration?.seconds)
-        let end = try await run.run(next: { n in
-            if let count { return n <= count }
-            if let duration { return monotonicSeconds() - started < duration }
-            return true
-        }, onSample: { sample in
+        let end = try await run.run(next: { n in limit.allows(n) }, onSample: { sample in
             tally.run.add(sample)
             if !quiet && !json { writeLine(1, CycleRunner.summary(sample)) }
         }).get()
@@ -61,7 +54,7 @@ extension Cycle {
                 await session.stop()
                 throw RuntimeError("the target (\(running.command)) \(how) before its first cycle")
             }
-            if count.map({ n < $0 }) ?? (duration.map { elapsed < $0 } ?? false) {
+            if limit.endedShort(after: n, elapsed: elapsed) {
                 tally.run.addFailure("the target \(how) after \(n) cycles")
             }
         }

@@ -68,17 +68,8 @@ struct Tui: AsyncParsableCommand {
         var config = try connection.clientConfiguration(host: peer.host, port: peer.port)
         config.reconnect = false
         let client = MQTTClient(configuration: config)
-        // A spool of the whole session in every format for the export key, removed on exit.
-        var template = Array("/tmp/mshmon-session-XXXXXX".utf8CString)
-        guard let dir = mkdtemp(&template) else { throw RuntimeError("cannot create a spool folder in /tmp") }
-        let spoolDir = String(cString: dir)
-        let spool = spoolDir + "/session"
-        let spooled = ExportFormat.allCases.map { spool + "." + $0.rawValue }
-        defer {
-            for path in spooled { unlink(path) }
-            rmdir(spoolDir)
-        }
-        let log = try makeSessionLog(exports: export + spooled, peer: peer, config: config)
+        let spool = try SessionSpool()
+        let log = try makeSessionLog(exports: export + spool.paths, peer: peer, config: config)
         var options = CycleOptions(topics: connection.filters, publishTopic: "mshmon/\(config.session.clientID)/up")
         options.qos = connection.qos
         options.settleMilliseconds = settle
@@ -88,7 +79,7 @@ struct Tui: AsyncParsableCommand {
         dashboardOptions.color = !noColor
         dashboardOptions.mouse = !noMouse
         dashboardOptions.exportDirectory = exportDir
-        let dashboard = Dashboard(client: client, runner: runner, log: log, broker: peer.description, options: dashboardOptions, spool: spool)
+        let dashboard = Dashboard(client: client, runner: runner, log: log, broker: peer.description, options: dashboardOptions, spool: spool.base)
         let code = dashboard.run()
         if code != 0 { throw RuntimeError("cannot open the terminal") }
     }
@@ -97,19 +88,8 @@ struct Tui: AsyncParsableCommand {
 extension Tui {
     /// The dashboard over a target: its cycles come from the broker, its output to the log pane.
     func runTarget() async throws {
-        var template = Array("/tmp/mshmon-session-XXXXXX".utf8CString)
-        guard let dir = mkdtemp(&template) else { throw RuntimeError("cannot create a spool folder in /tmp") }
-        let spoolDir = String(cString: dir)
-        let spool = spoolDir + "/session"
-        let spooled = ExportFormat.allCases.map { spool + "." + $0.rawValue }
-        defer {
-            for path in spooled { unlink(path) }
-            rmdir(spoolDir)
-        }
-        let log = EventLog()
-        for path in export + spooled {
-            do { log.attach(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
-        }
+        let spool = try SessionSpool()
+        let log = try exportingLog(to: export + spool.paths)
         let box = DashboardBox()
         let session = try await TargetSession.start(target, connection: connection, log: log, settle: settle) { line in
             box.dashboard?.post(line: "target| " + line)
@@ -132,7 +112,7 @@ extension Tui {
         let watched = DashboardTarget(description: description, sample: { all in session.target.sampler.sample(allTCP: all) },
                                       kick: kick, restart: restart)
         let dashboard = Dashboard(target: watched,
-                                  log: log, broker: session.cyclesSeenAt, options: options, spool: spool)
+                                  log: log, broker: session.cyclesSeenAt, options: options, spool: spool.base)
         box.dashboard = dashboard
         let (url, canRestart) = (session.url, session.canRestart)
         session.run.onEnd = { end in
@@ -155,4 +135,27 @@ extension Tui {
 /// The dashboard, once made, for the target's output lines that come before and after.
 final class DashboardBox: @unchecked Sendable {  // set once, before the dashboard runs
     var dashboard: Dashboard?
+}
+
+/// The whole session in every format, streamed to a folder of its own for the export key
+/// (which copies them whole), and removed when the dashboard ends.
+struct SessionSpool: ~Copyable {
+    /// `<folder>/session`: the formats are `session.log`, `.csv`, `.jsonl`.
+    let base: String
+    let paths: [String]
+    private let folder: String
+
+    init() throws {
+        var template = Array("/tmp/mshmon-session-XXXXXX".utf8CString)
+        guard let dir = mkdtemp(&template) else { throw RuntimeError("cannot create a spool folder in /tmp") }
+        let folder = String(cString: dir), base = folder + "/session"
+        self.folder = folder
+        self.base = base
+        paths = ExportFormat.allCases.map { base + "." + $0.rawValue }
+    }
+
+    deinit {
+        for path in paths { unlink(path) }
+        rmdir(folder)
+    }
 }

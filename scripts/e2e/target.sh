@@ -57,6 +57,12 @@ check "export: the transcript holds the target's output" grep -q '\] target: cyc
 check "export: the transcript's memtrace names the call site" grep -Eq '^\[0x[0-9a-f]{12} - +[0-9]+\] mqtt mqtt_clean_session \(mqtt_cycler\), [0-9]+ blocks$' "$E.log"
 check "export: one CSV row per cycle" [ "$(grep -c '^20' "$E.csv")" = 6 ]
 
+# Output on a pseudo-terminal: a program's stdio writes each line as it comes (to a pipe it
+# would keep it in a 4 KiB buffer until exit), so it lands in the transcript before the cycles.
+timeout 30 "$MSHMON" cycle --every 200ms -n 3 --export "$E-py.log" -- python3 -c "print('hello from the target'); import time; time.sleep(30)" > /dev/null 2>&1
+check "a target's line is in the transcript as it prints it, before the first cycle" \
+    sh -c "grep -n -e '] target: hello from the target\$' -e '] cycle 1: ' '$E-py.log' | head -n 1 | grep -q hello"
+
 echo "target: mosquitto_sub, launched and kicked"
 # libmosquitto waits 1 s before it reconnects: 100 kicked cycles take about 100 s.
 out=$(timeout 240 "$MSHMON" cycle -n 100 --kick-every 200ms --settle 20 --quiet -- mosquitto_sub -h {host} -p {port} -t 'mshmon/#' -i mshmon-e2e-sub 2>&1); rc=$?

@@ -96,3 +96,7 @@ int cp_pidfd_open(int pid);
 /// pidfd_getfd(2): a duplicate, in this process, of fd `fd` of the process `pidfd` refers to
 /// (close-on-exec), or -errno (EPERM where ptrace would be refused: kernel.yama.ptrace_scope).
 int cp_pidfd_getfd(int pidfd, int fd);
+
+/// A pseudo-terminal's master side (close-on-exec, not our controlling terminal), granted and
+/// unlocked, with the other side's path in `name`; -errno on failure.
+int cp_open_pty(char *name, int size);
