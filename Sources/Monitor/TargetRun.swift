@@ -290,6 +290,9 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
     private func end(_ how: TargetRunEnd) {
         guard !finished else { return }
         finished = true
+        if case .targetGone(let status, let cycles) = how {
+            log.append(.note(time: wallClockSeconds(), "the target " + (status.map { "exited with status \($0)" } ?? "is gone") + " after \(cycles) cycles"))
+        }
         ending = how
         promise?.succeed(how)
         promise = nil

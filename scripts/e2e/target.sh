@@ -96,6 +96,29 @@ check "cycle --pid: the heap source is named" grep -qx 'mshmon_heap_source: heap
 check "cycle --pid: the attached process is left running" kill -0 "$SUB"
 kill "$SUB"; wait "$SUB" 2>/dev/null
 
+echo "target: the broker's address in ARGS and in the environment"
+timeout 30 "$MSHMON" cycle --every 100ms -n 2 --export "$E-env.log" -- \
+    sh -c 'echo "url {url} host {host} port {port} env $MSHMON_BROKER_URL $MSHMON_BROKER_HOST $MSHMON_BROKER_PORT"; sleep 30' > /dev/null 2>&1
+check "{url} {host} {port} and MSHMON_BROKER_URL/HOST/PORT name the embedded broker" \
+    grep -Eq '\] target: url mqtt://127\.0\.0\.1:([0-9]+) host 127\.0\.0\.1 port \1 env mqtt://127\.0\.0\.1:\1 127\.0\.0\.1 \1$' "$E-env.log"
+
+echo "target: mshmon stopped by SIGTERM or SIGINT stops the target"
+for sig in TERM INT; do
+    "$MSHMON" cycle --settle 10 -- "$CYCLER" {host} {port} clean 100 > "$WORK/sig.out" 2>&1 &
+    RUN=$!
+    wait_for 10 grep -q '^cycle 2 ' "$WORK/sig.out"
+    TPID=$(sed -n 's/^mshmon: watching target pid \([0-9]*\) .*/\1/p' "$WORK/sig.out")
+    kill -s "$sig" "$RUN"; wait "$RUN"; rc=$?
+    check "SIG$sig: mshmon ends with the verdict over the cycles seen (exit $rc)" sh -c "[ $rc = 0 ] && grep -q '^verdict: ' '$WORK/sig.out'"
+    check "SIG$sig: the target (pid ${TPID:-?}) is stopped" sh -c "[ -n '$TPID' ] && sleep 0.3 && ! kill -0 $TPID 2>/dev/null"
+done
+
+out=$(timeout 60 "$MSHMON" cycle -n 20 --settle 10 --export "$E-exit.log" -- "$CYCLER" {host} {port} clean 20 6 2>&1); rc=$?
+check "a target exiting after 6 of 20 cycles: exit 4, its status in the verdict (exit $rc)" sh -c "[ $rc = 4 ] && grep -q 'cycles failed: the target exited with status 0 after 6 cycles' <<'O'
+$out
+O"
+check "... and its exit is an event in the transcript" grep -q 'target exited with status 0' "$E-exit.log"
+
 echo "target: mshmon killed with SIGKILL, the target goes on"
 "$MSHMON" cycle --settle 10 -- "$CYCLER" {host} {port} clean 100 > "$WORK/kill.out" 2>&1 &
 RUN=$!
