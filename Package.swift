@@ -1,10 +1,10 @@
 // swift-tools-version: 6.1
 // mshmon: a terminal dashboard for hunting leaks in MQTT clients. Module map: README.md.
+// Linux only: it reads /proc, NETLINK_SOCK_DIAG and glibc's allocator.
 import PackageDescription
 
 let package = Package(
     name: "mshmon",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mshmon", targets: ["mshmon"]),
         .library(name: "MQTTPacket", targets: ["MQTTPacket"]),
@@ -85,7 +85,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "MQTTBrokerTests",
-            dependencies: ["MQTTBroker", "MQTTClient", "MQTTPacket", "Probes", "Ledger",
+            dependencies: ["MQTTBroker", "MQTTClient", "MQTTPacket", "Probes", "Ledger", "TestSupport",
                            .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "TUITests",

@@ -9,12 +9,10 @@ static inline int cn_getmaxy(WINDOW *w) { int y, x; getmaxyx(w, y, x); (void)x; 
 static inline int cn_getmaxx(WINDOW *w) { int y, x; getmaxyx(w, y, x); (void)y; return x; }
 static inline int cn_color_pair(short n) { return (int)COLOR_PAIR(n); }
 static inline WINDOW *cn_stdscr(void) { return stdscr; }
-static inline int cn_colors(void) { return COLORS; }
 static inline int cn_a_bold(void) { return (int)A_BOLD; }
 static inline int cn_a_reverse(void) { return (int)A_REVERSE; }
 static inline int cn_a_dim(void) { return (int)A_DIM; }
 static inline int cn_key_resize(void) { return KEY_RESIZE; }
-static inline int cn_key_f(int n) { return KEY_F(n); }
 static inline int cn_key_mouse(void) { return KEY_MOUSE; }
 static inline unsigned long cn_button1_clicked(void) { return (unsigned long)(BUTTON1_CLICKED | BUTTON1_PRESSED); }
 static inline unsigned long cn_button4_pressed(void) { return (unsigned long)BUTTON4_PRESSED; }

@@ -32,7 +32,6 @@ int cp_tcp_info_of(int fd, cp_tcp_info *out) {
     return 0;
 }
 
-size_t cp_usable_size(void *p) { return malloc_usable_size(p); }
 
 int cp_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
 

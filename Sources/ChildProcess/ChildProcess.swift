@@ -3,16 +3,18 @@
 // Foundation's Process inherits a mask that blocks SIGTERM), and no shell in between.
 
 import CShims
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A running child process.
-public final class ChildProcess: @unchecked Sendable {
+public final class ChildProcess: Sendable {
     public let pid: pid_t
     /// The read end of the child's stdout, when started with `captureOutput`.
     public let output: Int32?
-    private var status: Int32?
+    /// The exit code once reaped (by whichever thread polls first).
+    private let status = Mutex<Int32?>(nil)
 
     /// Starts `path` with `arguments`. stdout/stderr go to `outputPath` (appended) or /dev/null.
     /// `environment` entries ("K=V") are added to this process's environment.
@@ -124,27 +126,29 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Sends `signal` (SIGTERM by default).
     public func signal(_ sig: Int32 = SIGTERM) {
-        if status == nil { kill(pid, sig) }
+        // Not once reaped: the pid may be another process's by now.
+        status.withLock { if $0 == nil { kill(pid, sig) } }
     }
 
     /// Waits for the child to exit; returns its exit code (128 + signal if killed).
     @discardableResult
     public func wait() -> Int32 {
-        if let status { return status }
-        var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
-        let code = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
-        status = code
-        return code
+        while true {
+            if let code = poll() { return code }
+            usleep(1_000)
+        }
     }
 
-    /// The exit code if the child has exited, without blocking.
+    /// The exit code if the child has exited, without blocking. Reaped under the lock, so
+    /// two threads asking at once both get the code (not one of them ECHILD).
     public func poll() -> Int32? {
-        if let status { return status }
-        var raw: Int32 = 0
-        guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
-        status = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
-        return status
+        status.withLock { status in
+            if let status { return status }
+            var raw: Int32 = 0
+            guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+            status = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
+            return status
+        }
     }
 
     /// SIGTERM, then SIGKILL if the child has not exited after `grace` seconds.
@@ -163,7 +167,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     deinit {
         if let output { close(output) }
-        if status == nil {
+        if poll() == nil {
             kill(pid, SIGKILL)
             wait()
         }

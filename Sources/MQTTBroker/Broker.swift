@@ -5,6 +5,7 @@
 import MQTTPacket
 import NIOCore
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -164,7 +165,7 @@ extension String {
 }
 
 /// The embedded broker.
-public final class Broker: @unchecked Sendable {
+public final class Broker: @unchecked Sendable {  // its state is touched on `loop` only; `droppedMessages` is atomic
     public let configuration: BrokerConfiguration
     let group: MultiThreadedEventLoopGroup
     let loop: any EventLoop
@@ -175,8 +176,9 @@ public final class Broker: @unchecked Sendable {
     var retained: [String: Publish] = [:]
     var connections = 0
     private var nextAssignedID = 1
-    /// Messages dropped from full offline queues.
-    public private(set) var droppedMessages = 0
+    /// Messages dropped from full offline queues (read from any thread).
+    public var droppedMessages: Int { dropped.load(ordering: .relaxed) }
+    private let dropped = Atomic<Int>(0)
 
     public init(configuration: BrokerConfiguration) {
         self.configuration = configuration
@@ -251,8 +253,8 @@ public final class Broker: @unchecked Sendable {
             session.offline.append(message)
             if session.offline.count > configuration.maximumQueued {
                 session.offline.removeFirst()
-                droppedMessages += 1
-                configuration.log("queue of \(session.clientID) full (\(configuration.maximumQueued)): dropped the oldest message (\(droppedMessages) dropped so far)")
+                let n = dropped.add(1, ordering: .relaxed).newValue
+                configuration.log("queue of \(session.clientID) full (\(configuration.maximumQueued)): dropped the oldest message (\(n) dropped so far)")
             }
         }
     }

@@ -5,7 +5,7 @@ import MQTTPacket
 import NIOCore
 import NIOPosix
 
-final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {
+final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {  // a channel handler: used on its channel's loop only (Sendable so the broker's closures can capture it weakly)
     typealias InboundIn = ByteBuffer
 
     private let broker: Broker

@@ -46,19 +46,19 @@ public enum ClientEvent: Sendable, Hashable {
     case connectionClosed(MQTTError?)
     case error(MQTTError)
     case reconnectScheduled(attempt: Int, delayMilliseconds: Int)
-    /// A message no subscription matched (given to the interceptor).
+    /// A message no subscription matched.
     case unmatchedMessage(topic: String, size: Int)
 }
 
 /// An MQTT 3.1.1 client. Safe to use from any task; its work runs on its event loop.
-public final class MQTTClient: @unchecked Sendable {
+public final class MQTTClient: @unchecked Sendable {  // its state is the event loop's (see below); other threads only submit to it
     /// The process's one event-loop group (one thread): a client never creates its own.
     public static let eventLoopGroup: MultiThreadedEventLoopGroup = {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        groupEntry = LedgerEntry(.eventLoop, size: 0, owner: "proc")
-        return group
+        _ = groupEntry
+        return MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }()
-    nonisolated(unsafe) private static var groupEntry: LedgerEntry?
+    /// The group's ledger record, made with it and kept for the process's life.
+    private static let groupEntry = LedgerEntry(.eventLoop, size: 0, owner: "proc")
 
     public let configuration: ClientConfiguration
     public let eventLoop: any EventLoop
@@ -88,7 +88,6 @@ public final class MQTTClient: @unchecked Sendable {
     private var closing = false
     private var closeWaiters: [@Sendable () -> Void] = []
     private var listeners: [@Sendable (ClientEvent) -> Void] = []
-    private var interceptor: (@Sendable (Publish) -> Void)?
     private var _state: ClientState = .idle
 
     public init(configuration: ClientConfiguration, ledger: Ledger = .shared) {
@@ -231,30 +230,20 @@ public final class MQTTClient: @unchecked Sendable {
         return try body()
     }
 
-    /// Receives every message that no subscription matches.
-    public func setInterceptor(_ interceptor: (@Sendable (Publish) -> Void)?) {
-        eventLoop.execute { self.interceptor = interceptor }
-    }
-
     /// Calls `listener` on the event loop for every event from now on.
     public func addEventListener(_ listener: @escaping @Sendable (ClientEvent) -> Void) {
         eventLoop.execute { self.listeners.append(listener) }
     }
 
-    /// The events from now on, as an async stream (the newest 10,000 kept if not consumed).
-    public func events() -> AsyncStream<ClientEvent> {
-        let (stream, continuation) = AsyncStream.makeStream(of: ClientEvent.self, bufferingPolicy: .bufferingNewest(10_000))
-        addEventListener { continuation.yield($0) }
-        return stream
-    }
-
+    /// The state, read on the event loop; `.disconnected` once the loop is gone (the group
+    /// shut down: nothing can be connected then).
     public var state: ClientState {
-        get async { try! await eventLoop.submit { self._state }.get() }
+        get async { (try? await eventLoop.submit { self._state }.get()) ?? .disconnected }
     }
 
-    /// In-flight and queued publishes (for the dashboard).
+    /// In-flight and queued publishes; none once the event loop is gone.
     public var inflight: (inflight: Int, queued: Int) {
-        get async { try! await eventLoop.submit { (self.session.inflightCount, self.session.queuedCount) }.get() }
+        get async { (try? await eventLoop.submit { (self.session.inflightCount, self.session.queuedCount) }.get()) ?? (0, 0) }
     }
 
     // MARK: connect / disconnect
@@ -479,7 +468,6 @@ public final class MQTTClient: @unchecked Sendable {
             case .deliver(let message, let handlers):
                 if handlers.isEmpty {
                     if !listeners.isEmpty { emit(.unmatchedMessage(topic: message.topic, size: message.payload.readableBytes)) }
-                    interceptor?(message)
                 } else {
                     for h in handlers { h.deliver(message) }
                 }

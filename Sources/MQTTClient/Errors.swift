@@ -1,5 +1,6 @@
 // What can go wrong for an MQTT client, each case with a message a person can act on.
 
+import Ledger
 import MQTTPacket
 
 /// A client error. `description` is the one line a user sees.
@@ -30,7 +31,7 @@ public enum MQTTError: Error, Sendable, Hashable, CustomStringConvertible {
         case .connectionRefused(let code): "connection refused by broker: \(code) (CONNACK return code \(code.rawValue))"
         case .timeout(let what, let ms): "no \(what) within \(ms) ms"
         case .cannotConnect(let host, let port, let reason):
-            "cannot connect to \(host.contains(":") ? "[\(host)]" : host):\(port): \(reason)"
+            "cannot connect to \(Endpoint(address: host, port: UInt16(clamping: port))): \(reason)"
         case .connectionClosedByPeer: "connection closed by the broker"
         case .connectionReset(let reason): "connection lost: \(reason)"
         case .protocolViolation(let what): "protocol error: \(what)"

@@ -191,7 +191,7 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
 
 /// One cycle under way (used on the event loop only): milliseconds per phase, lap by lap, and
 /// the answers still awaited.
-final class CycleProgress: @unchecked Sendable {
+final class CycleProgress: @unchecked Sendable {  // made and used on the client's event loop only
     private(set) var phases = [String: Double](minimumCapacity: 5)  // connect … settle: never rehashed
     private var last = monotonicSeconds()
     var waiting: Int

@@ -45,7 +45,7 @@ public enum ExportError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A file that receives the log as it grows: opened (and checked) before the run starts.
-public final class StreamingExport: LogSink, @unchecked Sendable {
+public final class StreamingExport: LogSink, @unchecked Sendable {  // written only under the EventLog's lock
     public let path: String
     public let format: ExportFormat
     private let fd: Int32

@@ -223,7 +223,7 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
     }
 
     private static func key(_ c: BrokerClientConnection) -> String {
-        (c.peerHost.contains(":") ? "[\(c.peerHost)]" : c.peerHost) + ":\(c.peerPort)"
+        Endpoint(address: c.peerHost, port: UInt16(clamping: c.peerPort)).description
     }
 
     private func pollRemote() {

@@ -209,18 +209,4 @@ public enum FDProbe {
         return rows
     }
 
-    /// `/proc/self/fdinfo/N`: flags, position and the rest, for a detail view.
-    public static func info(fd: Int32) -> [(key: String, value: String)] {
-        guard let bytes = ProcFile.read("/proc/self/fdinfo/\(fd)", initialCapacity: 1024) else { return [] }
-        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingSpaces())
-        }
-    }
-}
-
-extension Substring {
-    func trimmingSpaces() -> String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-    }
 }

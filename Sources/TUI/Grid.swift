@@ -39,12 +39,6 @@ public struct Grid: Sendable, Equatable {
         }
     }
 
-    /// Sets the style of a run of cells without changing their characters.
-    public mutating func style(x: Int, y: Int, length: Int, _ style: CellStyle) {
-        guard y >= 0 && y < height else { return }
-        for col in max(0, x)..<min(width, x + length) { cells[y * width + col].style = style }
-    }
-
     /// Fills a row with spaces in `style`.
     public mutating func fill(row y: Int, style: CellStyle) {
         guard y >= 0 && y < height else { return }

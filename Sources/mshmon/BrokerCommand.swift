@@ -4,6 +4,7 @@ import ArgumentParser
 import ChildProcess
 import Dispatch
 import CShims
+import Ledger
 import MQTTBroker
 import Probes
 import Synchronization
@@ -130,7 +131,7 @@ func isIPAddress(_ text: String) -> Bool {
 }
 
 /// `host:port`, with an IPv6 host in brackets.
-func hostPort(_ host: String, _ port: Int) -> String { "\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+func hostPort(_ host: String, _ port: Int) -> String { Endpoint(address: host, port: UInt16(clamping: port)).description }
 
 /// Writes a line straight to fd 1 or 2 (no stdio buffering: a parent may wait for it).
 func writeLine(_ fd: Int32, _ text: String) {

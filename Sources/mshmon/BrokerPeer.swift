@@ -4,12 +4,13 @@
 // (PR_SET_PDEATHSIG) if we are killed.
 
 import ChildProcess
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-final class BrokerPeer: @unchecked Sendable, CustomStringConvertible {
+final class BrokerPeer: Sendable, CustomStringConvertible {
     let host: String
     let port: Int
     let child: ChildProcess?
@@ -45,14 +46,14 @@ final class BrokerPeer: @unchecked Sendable, CustomStringConvertible {
         }
         let host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind
         let peer = BrokerPeer(host: host, port: port, child: child, faults: faults, bind: bind)
-        activePeer = peer
+        activePeer.withLock { $0 = peer }
         return peer
     }
 
     /// Stops the embedded broker (SIGTERM, then SIGKILL) and reaps it.
     func stop() {
         child?.stop(grace: 2)
-        if BrokerPeer.activePeer === self { BrokerPeer.activePeer = nil }
+        BrokerPeer.activePeer.withLock { if $0 === self { $0 = nil } }
     }
 
     var description: String {
@@ -63,7 +64,7 @@ final class BrokerPeer: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// The running embedded broker, so a fatal exit path can still stop it.
-    nonisolated(unsafe) static var activePeer: BrokerPeer?
+    static let activePeer = Mutex<BrokerPeer?>(nil)
 
     /// /proc/self/exe: the path of this very binary.
     static func selfExecutable() -> String {

@@ -246,7 +246,7 @@ struct FailureAllowanceArgument: ExpressibleByArgument {
 
 /// What the run keeps of its samples (touched on the client's event loop only, then read
 /// once the run is over).
-final class Tally: @unchecked Sendable {
+final class Tally: @unchecked Sendable {  // see above: one thread at a time, the run's end orders them
     var run: RunTally
     /// Descriptors and RSS (kB) after the first cycle (`--no-sample` only).
     var firstCycle: (fds: Int, rss: Int?)?

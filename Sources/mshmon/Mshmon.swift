@@ -33,8 +33,8 @@ struct Mshmon: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            BrokerPeer.activePeer?.stop()
-            RunningTarget.active?.stop()
+            BrokerPeer.activePeer.withLock { $0 }?.stop()
+            RunningTarget.active.withLock { $0 }?.stop()
             fail(error)
         }
     }

@@ -54,14 +54,14 @@ struct TargetOptions: ParsableArguments {
 }
 
 /// A target that is running: the process (when launched), its sampler, and what stops it.
-final class RunningTarget: @unchecked Sendable {  // set up once; `child` is only stopped
+final class RunningTarget: Sendable {
     let pid: Int32
     let child: ChildProcess?
     let sampler: ProcessSampler
     let command: String
 
     /// The launched target still running, so a fatal exit path can stop it.
-    nonisolated(unsafe) static var active: RunningTarget?  // written before and after the run, on the main task
+    static let active = Mutex<RunningTarget?>(nil)
 
     private init(pid: Int32, child: ChildProcess?, sampler: ProcessSampler, command: String) {
         self.pid = pid
@@ -108,7 +108,7 @@ final class RunningTarget: @unchecked Sendable {  // set up once; `child` is onl
             throw RuntimeError("\(args[0]) exited at once (status \(child.wait()))")
         }
         let target = RunningTarget(pid: child.pid, child: child, sampler: sampler, command: args.joined(separator: " "))
-        active = target
+        active.withLock { $0 = target }
         return target
     }
 
@@ -118,7 +118,7 @@ final class RunningTarget: @unchecked Sendable {  // set up once; `child` is onl
     /// Stops a launched target (SIGTERM, then SIGKILL) and reaps it; an attached one is left alone.
     func stop() {
         child?.stop(grace: 2)
-        if RunningTarget.active === self { RunningTarget.active = nil }
+        RunningTarget.active.withLock { if $0 === self { $0 = nil } }
     }
 
     /// The exit status once a launched target has exited.

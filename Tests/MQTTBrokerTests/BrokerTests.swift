@@ -8,25 +8,11 @@ import MQTTPacket
 import NIOCore
 import Probes
 import Synchronization
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-
-final class Box<T: Sendable>: Sendable {
-    private let items = Mutex<[T]>([])
-    func add(_ item: T) { items.withLock { $0.append(item) } }
-    var all: [T] { items.withLock { $0 } }
-}
-
-func waitFor(_ seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
-    let end = ContinuousClock.now + .seconds(seconds)
-    while ContinuousClock.now < end {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return await condition()
-}
 
 func withBroker(_ fault: BrokerFault = .none, _ body: (Int) async throws -> Void) async throws {
     var config = BrokerConfiguration()
@@ -57,13 +43,13 @@ struct BrokerTests {
     func deliversAtTheLowerOfPublishAndSubscriptionQoS(qos: QoS) async throws {
         try await withBroker { port in
             let sub = makeClient(port, "sub")
-            let got = Box<Publish>()
+            let got = Inbox<Publish>()
             try await sub.connect()
             try await sub.subscribe([.init("t/#", qos: .atLeastOnce)]) { got.add($0) }
             let pub = makeClient(port, "pub")
             try await pub.connect()
             try await pub.publish("t/x", payload: ByteBuffer(string: "m"), qos: qos)
-            #expect(await waitFor { got.all.count == 1 })
+            #expect(await waitUntil(5) { got.all.count == 1 })
             #expect(got.all.first?.qos == min(qos, .atLeastOnce))
             try await pub.disconnect()
             try await sub.disconnect()
@@ -73,12 +59,12 @@ struct BrokerTests {
     @Test func secondConnectionWithTheSameIDTakesOver() async throws {
         try await withBroker { port in
             let first = makeClient(port, "same")
-            let events = Box<ClientEvent>()
+            let events = Inbox<ClientEvent>()
             first.addEventListener { events.add($0) }
             try await first.connect()
             let second = makeClient(port, "same")
             try await second.connect()
-            #expect(await waitFor { events.all.contains(.connectionClosed(.connectionClosedByPeer)) })
+            #expect(await waitUntil(5) { events.all.contains(.connectionClosed(.connectionClosedByPeer)) })
             #expect(await second.state == .connected)
             try await second.disconnect()
         }
@@ -86,7 +72,7 @@ struct BrokerTests {
 
     @Test func persistentSessionGetsWhatWasPublishedWhileAway() async throws {
         try await withBroker { port in
-            let got = Box<String>()
+            let got = Inbox<String>()
             let away = makeClient(port, "away") { $0.session.cleanSession = false }
             try await away.connect()
             try await away.subscribe([.init("news", qos: .atLeastOnce)]) { got.add(String(buffer: $0.payload)) }
@@ -97,7 +83,7 @@ struct BrokerTests {
             try await pub.disconnect()
             let ack = try await away.connect()
             #expect(ack.sessionPresent)
-            #expect(await waitFor { got.all == ["n1", "n2", "n3"] })
+            #expect(await waitUntil(5) { got.all == ["n1", "n2", "n3"] })
             try await away.disconnect()
         }
     }
@@ -109,13 +95,13 @@ struct BrokerTests {
             c.port = port
             c.reconnect = false
             let client = MQTTClient(configuration: c, ledger: ledger)
-            let events = Box<ClientEvent>()
+            let events = Inbox<ClientEvent>()
             client.addEventListener { events.add($0) }
             try await client.connect()
-            #expect(await waitFor { events.all.contains(.connectionClosed(.connectionClosedByPeer)) })
+            #expect(await waitUntil(5) { events.all.contains(.connectionClosed(.connectionClosedByPeer)) })
             let sampler = Sampler(ledger: ledger)
             let ring = ledger.connections.last!
-            #expect(await waitFor {
+            #expect(await waitUntil(5) {
                 !sampler.sample().tcp.contains { $0.local == ring.local && $0.state == .CLOSE_WAIT }
             })
         }
@@ -154,20 +140,20 @@ struct BrokerTests {
     @Test func noPingrespDeclaresTheConnectionDead() async throws {
         try await withBroker(.noPingresp) { port in
             let c = makeClient(port, "np", timeoutMs: 500) { $0.session.keepAlive = 1 }
-            let events = Box<ClientEvent>()
+            let events = Inbox<ClientEvent>()
             c.addEventListener { events.add($0) }
             try await c.connect()
-            #expect(await waitFor(5) { events.all.contains(.connectionClosed(.timeout("PINGRESP", milliseconds: 500))) })
+            #expect(await waitUntil(5) { events.all.contains(.connectionClosed(.timeout("PINGRESP", milliseconds: 500))) })
         }
     }
 
     @Test func resetIsAConnectionResetError() async throws {
         try await withBroker(.reset) { port in
             let c = makeClient(port, "rst")
-            let events = Box<ClientEvent>()
+            let events = Inbox<ClientEvent>()
             c.addEventListener { events.add($0) }
             _ = try? await c.connect()
-            #expect(await waitFor {
+            #expect(await waitUntil(5) {
                 events.all.contains { if case .connectionClosed(.connectionReset(let why)?) = $0 { why.contains("reset") } else { false } }
             })
         }
@@ -215,7 +201,7 @@ struct BrokerTests {
             config.port = port
             config.reconnect = false
             let c = MQTTClient(configuration: config, ledger: ledger)
-            let got = Box<String>()
+            let got = Inbox<String>()
             try await c.connect()
             let codes = try await c.subscribe([.init("test/nosubscribe", qos: .atLeastOnce), .init("dev/cmd"), .init("ok/#", qos: .atLeastOnce)]) {
                 got.add($0.topic)
@@ -224,7 +210,7 @@ struct BrokerTests {
             try await c.publish("test/nosubscribe", payload: ByteBuffer(string: "x"), qos: .atLeastOnce)
             try await c.publish("dev/cmd", payload: ByteBuffer(string: "x"), qos: .atLeastOnce)
             try await c.publish("ok/marker", payload: ByteBuffer(string: "x"), qos: .atLeastOnce)
-            #expect(await waitFor { got.all.contains("ok/marker") })
+            #expect(await waitUntil(5) { got.all.contains("ok/marker") })
             #expect(got.all == ["ok/marker"], "nothing for the refused filters")
             #expect(ledger.snapshot().live(.messageHandler) == 1, "no handler kept for a refused filter")
             try await c.disconnect()
@@ -243,7 +229,7 @@ struct BrokerTests {
     func aSilentClientsWillIsPublishedWhenItsKeepaliveExpires(disconnectFirst: Bool) async throws {
         try await withBroker { port in
             let watcher = makeClient(port, "watcher")
-            let got = Box<String>()
+            let got = Inbox<String>()
             try await watcher.connect()
             _ = try await watcher.subscribe([.init("will/#", qos: .atLeastOnce)]) { got.add($0.topic) }
             let will = Connect.Will(topic: "will/silent", payload: ByteBuffer(string: "gone"), qos: .atLeastOnce)
@@ -259,10 +245,10 @@ struct BrokerTests {
             if disconnectFirst {
                 // A marker routed after the close: had the will gone out, it would be first.
                 try await watcher.publish("will/marker", payload: ByteBuffer(string: "m"), qos: .atLeastOnce)
-                #expect(await waitFor { got.all.contains("will/marker") })
+                #expect(await waitUntil(5) { got.all.contains("will/marker") })
                 #expect(got.all == ["will/marker"], "no will after DISCONNECT")
             } else {
-                #expect(await waitFor(2) { got.all == ["will/silent"] }, "will within 2 s, got \(got.all)")
+                #expect(await waitUntil(2) { got.all == ["will/silent"] }, "will within 2 s, got \(got.all)")
             }
             try await watcher.disconnect()
         }

@@ -10,14 +10,6 @@ import Glibc
 import TestSupport
 import Testing
 
-/// Collects what a handler or listener receives, from any thread.
-final class Inbox<T: Sendable>: Sendable {
-    private let items = Mutex<[T]>([])
-    func add(_ item: T) { items.withLock { $0.append(item) } }
-    var all: [T] { items.withLock { $0 } }
-    var count: Int { items.withLock { $0.count } }
-}
-
 func client(_ broker: Mosquitto, id: String, _ configure: (inout ClientConfiguration) -> Void = { _ in }) -> MQTTClient {
     var c = ClientConfiguration(clientID: id)
     c.port = Int(broker.port)
@@ -146,8 +138,10 @@ struct MosquittoTests {
         #expect(await waitUntil { inbox.count == 1 })
         let got = inbox.all.first
         #expect(got?.topic == "own/x" && got?.qos == qos && got.map { String(buffer: $0.payload) } == "hello \(qos)")
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(inbox.count == 1, "delivered exactly once")
+        // A marker behind it on the same subscription: once it is in, a second copy would be too.
+        try await c.publish("own/marker", payload: ByteBuffer(string: "end"), qos: qos)
+        #expect(await waitUntil { inbox.all.contains { $0.topic == "own/marker" } })
+        #expect(inbox.all.filter { $0.topic == "own/x" }.count == 1, "delivered exactly once")
         try await c.disconnect()
     }
 

@@ -92,7 +92,11 @@ struct SocketTrackerTests {
         ledger.recordConnection(pair.connection)
         close(pair.client)
         close(pair.server)
-        usleep(50_000)
+        // The kernel's own word that the client end is in TIME_WAIT, before the sampler starts.
+        let end = monotonicSeconds() + 5
+        while monotonicSeconds() < end && !TCPProbe.readAll().rows.contains(where: { $0.local.port == pair.clientPort && $0.state == .TIME_WAIT }) {
+            usleep(1_000)
+        }
         let sampler = Sampler(ledger: ledger)  // 801 connections to look up: more than a dump costs
         let first = sampler.sample()
         #expect(first.tcp.contains { $0.local.port == pair.clientPort && $0.state == .TIME_WAIT && $0.isOurs })

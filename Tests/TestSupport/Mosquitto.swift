@@ -4,6 +4,7 @@
 
 import ChildProcess
 import Probes
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -84,4 +85,13 @@ public func waitUntil(_ seconds: Double = 10, _ condition: () async -> Bool) asy
         try? await Task.sleep(for: .milliseconds(10))
     }
     return await condition()
+}
+
+/// Collects what a handler or listener receives, from any thread.
+public final class Inbox<T: Sendable>: Sendable {
+    private let items = Mutex<[T]>([])
+    public init() {}
+    public func add(_ item: T) { items.withLock { $0.append(item) } }
+    public var all: [T] { items.withLock { $0 } }
+    public var count: Int { items.withLock { $0.count } }
 }

@@ -25,9 +25,6 @@ typedef struct {
 /// TCP_INFO of socket fd; returns 0 on success, -1 (errno set) when fd is not a TCP socket.
 int cp_tcp_info_of(int fd, cp_tcp_info *out);
 
-/// malloc_usable_size of a pointer.
-size_t cp_usable_size(void *p);
-
 /// One TCP socket from a NETLINK_SOCK_DIAG dump (addresses in network byte order).
 typedef struct {
     uint8_t family;      /* AF_INET or AF_INET6 */
