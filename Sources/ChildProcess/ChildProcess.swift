@@ -4,9 +4,7 @@
 
 import CShims
 import Synchronization
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A running child process.
 public final class ChildProcess: Sendable {

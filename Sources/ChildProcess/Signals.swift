@@ -4,9 +4,7 @@
 // without its verdict that way. The handler below only stores the signal and writes a byte.
 
 import CShims
-#if canImport(Glibc)
 import Glibc
-#endif
 
 public enum StopSignals {
     /// Catches SIGINT, SIGTERM and `extra`; each one is recorded and, when `wakeFD` is given,

@@ -4,9 +4,7 @@
 // addresses, which lets a TIME_WAIT row (inode 0) be attributed to us.
 
 import Synchronization
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// What a ledger record stands for.
 public enum LedgerKind: String, CaseIterable, Codable, Sendable, Comparable {

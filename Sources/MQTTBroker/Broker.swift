@@ -7,9 +7,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Ways the broker misbehaves on purpose, each provoking a client-side symptom.
 public enum BrokerFault: Sendable, Hashable, CustomStringConvertible {

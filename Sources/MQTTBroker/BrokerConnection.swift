@@ -4,6 +4,7 @@
 import MQTTPacket
 import NIOCore
 import NIOPosix
+import Glibc
 
 final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {  // a channel handler: used on its channel's loop only (Sendable so the broker's closures can capture it weakly)
     typealias InboundIn = ByteBuffer
@@ -294,7 +295,3 @@ final class BrokerConnection: ChannelInboundHandler, @unchecked Sendable {  // a
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

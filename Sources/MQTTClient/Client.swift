@@ -6,6 +6,7 @@ import Ledger
 import MQTTPacket
 import NIOCore
 import NIOPosix
+import Glibc
 
 /// Client settings: where to connect, the session, reconnect policy and test hooks.
 public struct ClientConfiguration: Sendable {
@@ -890,7 +891,3 @@ final class PacketHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -8,9 +8,7 @@
 import Ledger
 import NIOCore
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 public enum LoopbackConnect {
     public enum Outcome {

@@ -6,6 +6,7 @@ import MQTTClient
 import MQTTPacket
 import NIOCore
 import Probes
+import Glibc
 
 /// What one cycle does.
 public struct CycleOptions: Sendable {
@@ -206,8 +207,3 @@ final class CycleProgress: @unchecked Sendable {  // made and used on the client
         last = now
     }
 }
-
-
-#if canImport(Glibc)
-import Glibc
-#endif

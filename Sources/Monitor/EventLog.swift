@@ -2,9 +2,7 @@
 // streamed to export files as it happens (the dashboard's export key copies its spool files).
 
 import FoundationEssentials
-#if canImport(Glibc)
 import Glibc
-#endif
 import Ledger
 import MQTTClient
 import Probes

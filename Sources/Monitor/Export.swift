@@ -9,6 +9,7 @@ import Ledger
 import MQTTClient
 import Msh
 import Probes
+import Glibc
 
 /// The three export formats.
 public enum ExportFormat: String, Sendable, CaseIterable {
@@ -265,7 +266,3 @@ enum JSONLFormat {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -10,9 +10,7 @@ import NIOCore
 import NIOPosix
 import Probes
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// What marks a target's cycle.
 public enum CycleSource: Sendable {

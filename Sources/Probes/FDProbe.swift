@@ -10,9 +10,7 @@
 // or deleted while open). Where that fails, the /proc/self/fd walk does it all.
 
 import Synchronization
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// What an fd refers to, from its /proc/self/fd link target.
 public enum FDType: String, Sendable, Hashable, Codable, CaseIterable {

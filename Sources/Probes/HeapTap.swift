@@ -5,9 +5,7 @@
 import CTapLayout
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// One call site's live heap, as the tap counted it.
 public struct HeapSiteSample: Sendable, Hashable, Codable {

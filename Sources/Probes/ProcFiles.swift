@@ -1,8 +1,6 @@
 // Small, allocation-light readers for /proc files and directories (no Foundation in the hot path).
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Whole-file reads that also work on procfs (whose files report size 0).
 public enum ProcFile {

@@ -6,9 +6,7 @@
 import CShims
 import Ledger
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 public enum ProcessSamplerError: Error, Sendable, Hashable, CustomStringConvertible {
     case noSuchProcess(Int32)

@@ -2,6 +2,7 @@
 // difference between two of them.
 
 import Ledger
+import Glibc
 
 /// What the process holds at one instant. Codable for export.
 public struct Snapshot: Sendable, Hashable, Codable {
@@ -160,10 +161,6 @@ public struct Sampler: Sendable {
                         threads: ThreadProbe.scan(), ledger: ledger?.snapshot())
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Seconds on the monotonic clock (for durations).
 public func monotonicSeconds() -> Double {

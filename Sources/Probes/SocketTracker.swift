@@ -16,9 +16,7 @@
 import CShims
 import Ledger
 import Synchronization
-#if canImport(Glibc)
 import Glibc
-#endif
 
 final class SocketTracker: Sendable {
     /// TIME_WAIT rows re-checked per sample, in rotation.

@@ -4,9 +4,7 @@
 // allocation wrapper (a function that does little but call the allocator: mqttclient's
 // platform_memory_alloc, paho's mymalloc, libmosquitto's mosquitto__malloc).
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// One mapping of a file into the target.
 struct Mapping: Sendable, Hashable {

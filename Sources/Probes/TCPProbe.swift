@@ -2,9 +2,7 @@
 // sockets gives a 3 MB file), and which of them are ours: by inode, or for inode-0 rows
 // (TIME_WAIT, FIN_WAIT_2 after close) by the connection ring the client fills at connect time.
 
-#if canImport(Glibc)
 import Glibc
-#endif
 import CShims
 import Ledger
 

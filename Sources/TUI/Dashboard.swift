@@ -14,9 +14,7 @@ import NIOCore
 import Probes
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 public struct DashboardOptions: Sendable {
     public var refreshMs = 1000

@@ -9,9 +9,7 @@ import MQTTBroker
 import Probes
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 extension BrokerFault: ExpressibleByArgument {
     public init?(argument: String) { self.init(argument) }

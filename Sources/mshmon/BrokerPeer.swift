@@ -6,9 +6,7 @@
 import ChildProcess
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 final class BrokerPeer: Sendable, CustomStringConvertible {
     let host: String

@@ -9,9 +9,7 @@ import Monitor
 import Probes
 import NIOCore
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// `mqtt://HOST:PORT`, `mqtt://[::1]:1883`, `mqtt://HOST` (port 1883).
 struct BrokerURL: ExpressibleByArgument, Sendable, CustomStringConvertible {

@@ -12,9 +12,7 @@ import Monitor
 import Probes
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// `8h`, `30m`, `90s`, `1500ms`.
 struct DurationArgument: ExpressibleByArgument {

@@ -5,9 +5,7 @@ import ArgumentParser
 import Msh
 import Probes
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 @main
 struct Mshmon: AsyncParsableCommand {

@@ -12,9 +12,7 @@ import Monitor
 import Probes
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 struct TargetOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Watch this running process instead of driving mshmon's own client (heap from smaps_rollup: no tap).", valueName: "pid"))

@@ -10,9 +10,7 @@ import Monitor
 import NIOCore
 import Probes
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 extension Cycle {
     func runTarget() async throws {

@@ -6,9 +6,7 @@ import Monitor
 import Probes
 import TUI
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 struct Tui: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

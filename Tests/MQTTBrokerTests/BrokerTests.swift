@@ -10,9 +10,7 @@ import Probes
 import Synchronization
 import TestSupport
 import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
 
 func withBroker(_ fault: BrokerFault = .none, _ body: (Int) async throws -> Void) async throws {
     var config = BrokerConfiguration()

@@ -11,6 +11,7 @@ import Probes
 import Synchronization
 import TestSupport
 import Testing
+import Glibc
 
 /// The seed's device cycle: connect, subscribe two filters, publish one QoS 1 message, disconnect.
 func deviceCycle(_ c: MQTTClient, topic: String) async throws {
@@ -153,8 +154,6 @@ struct LeakTests {
     }
 }
 
-
-import Glibc
 enum ProcessInfoEnv {
     static func get(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 }

@@ -9,9 +9,7 @@ import NIOCore
 import Probes
 import Testing
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A listening socket on 127.0.0.1 that never accepts; closed on deinit.
 final class Listener {

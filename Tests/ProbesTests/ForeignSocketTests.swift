@@ -8,9 +8,7 @@ import Probes
 import Testing
 import TestSupport
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 @Suite(.timeLimit(.minutes(1)))
 struct ForeignSocketTests {

@@ -7,9 +7,7 @@ import Probes
 import Testing
 import TestSupport
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct HeapTapTests {

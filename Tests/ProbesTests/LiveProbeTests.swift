@@ -6,6 +6,7 @@ import Ledger
 import Msh
 import Probes
 import Testing
+import Foundation
 
 /// A TCP pair on loopback: a listener, a client socket and the accepted server socket.
 struct LoopbackPair {
@@ -175,7 +176,5 @@ struct LiveProbeTests {
         #expect(try JSONDecoder().decode(Snapshot.self, from: data) == snap)
     }
 }
-
-import Foundation
 
 func MshRenderHex(_ v: UInt32) -> String { String(format: "%08X", v) }

@@ -4,6 +4,7 @@ import Ledger
 import Msh
 import Probes
 import Testing
+import Foundation
 
 struct MshGoldenTests {
     @Test func freePrintsTheSeedLines() {
@@ -93,5 +94,3 @@ func fixture(_ name: String) throws -> [UInt8] {
     let url = try #require(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil))
     return Array(try Data(contentsOf: url))
 }
-
-import Foundation

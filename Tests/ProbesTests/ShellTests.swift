@@ -4,6 +4,7 @@ import Ledger
 import Msh
 import Probes
 import Testing
+import Foundation
 
 struct ShellTests {
     let shell = MshShell(context: MshContext(sampleParts: { _ in
@@ -42,5 +43,3 @@ struct ShellTests {
         #expect(shell.completions("he") == ["help"])
     }
 }
-
-import Foundation

@@ -6,9 +6,7 @@
 import ChildProcess
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 public enum CTargets {
     /// The package's root folder (this file is Tests/TestSupport/CTargets.swift).

@@ -5,9 +5,7 @@
 import ChildProcess
 import Probes
 import Synchronization
-#if canImport(Glibc)
 import Glibc
-#endif
 
 public final class Mosquitto: @unchecked Sendable {
     public let port: UInt16

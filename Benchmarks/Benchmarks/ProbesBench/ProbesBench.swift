@@ -9,9 +9,7 @@ import Ledger
 import Msh
 import Probes
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(2), maxIterations: 2_000)

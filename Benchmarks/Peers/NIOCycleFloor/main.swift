@@ -18,9 +18,7 @@ import MQTTClient
 import NIOCore
 import NIOPosix
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 func now() -> Double {
     var ts = timespec()
