@@ -148,17 +148,11 @@ public struct BrokerConfiguration: Sendable {
         var result: [String: String] = [:]
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            result[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingCharacters(in: "\r")
+            var value = line[line.index(after: colon)...]
+            while value.last == "\r" { value = value.dropLast() }  // a file written on Windows
+            result[String(line[..<colon])] = String(value)
         }
         return result
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: Character) -> String {
-        var s = Substring(self)
-        while s.last == set { s = s.dropLast() }
-        return String(s)
     }
 }
 

@@ -115,12 +115,12 @@ public enum MshRender {
     // MARK: printf helpers
 
     /// `%Nd`-style: right-aligned in `width`.
-    static func pad(_ s: String, _ width: Int) -> String {
+    public static func pad(_ s: String, _ width: Int) -> String {
         s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
     }
 
     /// `%-Ns`-style: left-aligned in `width`.
-    static func padRight(_ s: String, _ width: Int) -> String {
+    public static func padRight(_ s: String, _ width: Int) -> String {
         s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
     }
 

@@ -150,7 +150,7 @@ public enum View {
             var style = CellStyle.normal
             if text.contains("state: CLOSE_WAIT") { style = .alert }
             if id == .free, let grown = grownHeap(s), grown, text.hasPrefix("used memory") { style = .grown }
-            if id == .listFD, let fd = Int32(text.prefix(3).trimmingCharacters()), grownFDs.contains(fd) { style = .grown }
+            if id == .listFD, let fd = Int32(text.prefix(3).filter { $0 != " " }), grownFDs.contains(fd) { style = .grown }
             g.put(text, x: x, y: row, style: style, maxWidth: w)
             row += 1
         }
@@ -196,9 +196,9 @@ public enum View {
         g.put("per cycle (last \(min(width, s.heapSeries.count)))", x: x, y: y, style: .key, maxWidth: w)
         let heapNow = s.heapSeries.last.map { "\($0)" } ?? "-"
         let fdNow = s.fdSeries.last.map { "\($0)" } ?? "-"
-        g.put("heap \(heapNow.padding(12))", x: x, y: y + 1, maxWidth: w)
+        g.put("heap \(MshRender.padRight(heapNow, 12))", x: x, y: y + 1, maxWidth: w)
         g.put(spark(s.heapSeries), x: x + 18, y: y + 1, maxWidth: w - 18)
-        g.put("fds  \(fdNow.padding(12))", x: x, y: y + 2, maxWidth: w)
+        g.put("fds  \(MshRender.padRight(fdNow, 12))", x: x, y: y + 2, maxWidth: w)
         g.put(spark(s.fdSeries), x: x + 18, y: y + 2, maxWidth: w - 18)
         return y + 4
     }
@@ -218,17 +218,10 @@ public enum View {
         g.put("mshmon keys (any key closes this help)", x: 1, y: top, style: .title)
         var y = top + 2
         for b in KeyMap.bindings(target: target) where y < bottom {
-            g.put(b.label.padding(5), x: 2, y: y, style: .key)
+            g.put(MshRender.padRight(b.label, 5), x: 2, y: y, style: .key)
             g.put(b.help, x: 8, y: y)
             y += 1
         }
     }
 }
 
-extension String {
-    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
-}
-
-extension Substring {
-    func trimmingCharacters() -> String { String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
-}

@@ -94,12 +94,7 @@ struct Broker: AsyncParsableCommand {
         config.maximumPacketSize = maxPacketSize
         config.maximumConnections = maxConnections
         config.maximumQueued = maxQueued
-        if let passwordFile {
-            guard let bytes = ProcFile.read(passwordFile, initialCapacity: 4096) else {
-                throw RuntimeError("cannot read --password-file \(passwordFile): \(String(cString: strerror(errno)).lowercased())")
-            }
-            config.passwords = BrokerConfiguration.parsePasswords(String(decoding: bytes, as: UTF8.self))
-        }
+        if let passwordFile { config.passwords = BrokerConfiguration.parsePasswords(try readPasswordFile(passwordFile)) }
         let broker = MQTTBroker.Broker(configuration: config)
         let bound: Int
         do { bound = try await broker.start() } catch {

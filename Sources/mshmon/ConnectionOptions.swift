@@ -160,11 +160,7 @@ struct ConnectionOptions: ParsableArguments {
     /// MSHMON_PASSWORD, else the first line of --password-file. Never echoed anywhere.
     func readPassword() throws -> String? {
         if let path = passwordFile {
-            guard let bytes = ProcFile.read(path, initialCapacity: 4096) else {
-                throw RuntimeError("cannot read --password-file \(path): \(String(cString: strerror(errno)).lowercased())")
-            }
-            let text = String(decoding: bytes, as: UTF8.self)
-            return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+            return String(try readPasswordFile(path).split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
         }
         if let env = getenv("MSHMON_PASSWORD") { return String(cString: env) }
         return nil
@@ -207,4 +203,12 @@ func exportingLog(to paths: [String]) throws -> EventLog {
         do { log.attach(try StreamingExport(path: path)) } catch { throw RuntimeError(error.description) }
     }
     return log
+}
+
+/// The text of a `--password-file`, or one line saying why it cannot be read.
+func readPasswordFile(_ path: String) throws -> String {
+    guard let bytes = ProcFile.read(path, initialCapacity: 4096) else {
+        throw RuntimeError("cannot read --password-file \(path): \(String(cString: strerror(errno)).lowercased())")
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }

@@ -128,9 +128,7 @@ struct Cycle: AsyncParsableCommand {
     func run() async throws {
         if target.isActive { return try await runTarget() }
         // Exports are checked before the broker starts, so a bad path fails first.
-        for path in export where !canCreate(path) {
-            throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
-        }
+        try checkExports(export)
         let peer = try await connection.startPeer()
         defer { peer.stop() }
         let config = try connection.clientConfiguration(host: peer.host, port: peer.port)
@@ -255,6 +253,14 @@ final class Tally: @unchecked Sendable {  // see above: one thread at a time, th
 /// password never comes from the command line).
 func commandLine() -> String {
     CommandLine.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
+}
+
+/// Fails with one line for the first export path that cannot be written (checked before
+/// anything starts, so a bad path fails first).
+func checkExports(_ paths: [String]) throws {
+    for path in paths where !canCreate(path) {
+        throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
+    }
 }
 
 /// Whether `path` can be opened for writing (creating it if needed), without truncating it.

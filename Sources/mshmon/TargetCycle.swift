@@ -14,9 +14,7 @@ import Glibc
 
 extension Cycle {
     func runTarget() async throws {
-        for path in export where !canCreate(path) {
-            throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
-        }
+        try checkExports(export)
         let log = try exportingLog(to: export)
         let (quiet, json) = (self.quiet, self.json)
         let session = try await TargetSession.start(target, connection: connection, log: log, settle: settle) { line in

@@ -57,9 +57,7 @@ struct Tui: AsyncParsableCommand {
             let term = getenv("TERM").map { String(cString: $0) } ?? ""
             throw RuntimeError("unknown terminal type '\(term)' (TERM): terminfo has no entry for it; try TERM=xterm-256color, or install its entry (apt-get install ncurses-term)")
         }
-        for path in export where !canCreate(path) {
-            throw RuntimeError("cannot write \(path): \(String(cString: strerror(errno)).lowercased())")
-        }
+        try checkExports(export)
         if target.isActive { return try await runTarget() }
         let peer = try await connection.startPeer()
         defer { peer.stop() }
