@@ -84,8 +84,8 @@ public struct Endpoint: Sendable, Hashable, Codable, CustomStringConvertible {
         self.init(address: Self.text(addressBytes), port: port)
     }
 
-    /// `a.b.c.d` of a host-order address, by hand: inet_ntop (sprintf) costs ~1 µs per address,
-    /// and a TCP dump can hold 40,000. At most 15 bytes: a small string, no allocation.
+    /// `a.b.c.d` of a host-order address, by hand: inet_ntop goes through sprintf, and a TCP
+    /// dump can hold tens of thousands. At most 15 bytes: a small string, no allocation.
     static func dotted(_ address: UInt32) -> String {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 15) { text in
             var n = 0
@@ -137,8 +137,9 @@ public struct ConnectionRecord: Sendable, Hashable, Codable {
 public final class Ledger: Sendable {
     public static let shared = Ledger()
 
-    /// How many recent connections the ring keeps: every TIME_WAIT socket of 60 s (the
-    /// kernel's TIME_WAIT lifetime) of cycling at up to 270 cycles/s. Allocated up front, so
+    /// How many recent connections the ring keeps: every TIME_WAIT socket of the kernel's 60 s
+    /// TIME_WAIT lifetime, at cycle rates well above what the embedded client reaches on
+    /// loopback. Allocated up front, so
     /// recording connections never grows the heap being measured.
     public let connectionRingCapacity: Int
 

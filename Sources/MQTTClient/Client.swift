@@ -220,7 +220,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     /// packets its requests send leave together, in one write, when it returns. The cycle
     /// runner sends CONNECT, SUBSCRIBE and PUBLISH this way: as separate segments, a broker
     /// without TCP_NODELAY (mosquitto's default) holds its later answers until the client's
-    /// delayed ACK, 40 ms.
+    /// delayed ACK (Linux's minimum delay, which then bounds the cycle rate).
     public func batchingWrites<T>(_ body: () throws -> T) rethrows -> T {
         eventLoop.preconditionInEventLoop()
         writesHeld += 1
@@ -305,8 +305,8 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     /// A broker on this host, connected within the call: CONNECT and the requests made with it
     /// go out on the socket itself, and NIO takes the socket only after that first write
-    /// (`register`). The broker answers while NIO sets the channel up (~30 µs a connection
-    /// here), where it used to wait for it: a cycle of 240 µs took 185.
+    /// (`register`). The broker answers while NIO sets the channel up, where it used to wait
+    /// for it (scripts/bench measures the cycle rate).
     private func openedSocket(_ fd: CInt, remote: SocketAddress, generation gen: Int, request: RequestID) {
         opening = false
         let record = ConnectionRecord(local: Self.localEndpoint(fd), remote: Self.endpoint(remote))
@@ -386,7 +386,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
             .channelInitializer { [unowned self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Set here, not as a bootstrap option: those are applied per connection
-                    // through a chain of futures, ~10,000 instructions each.
+                    // through a chain of futures for each connection.
                     try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
                     try channel.pipeline.syncOperations.addHandler(
                         PacketHandler(client: self, generation: self.generation, maximumPacketSize: maxSize))

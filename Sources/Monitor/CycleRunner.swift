@@ -57,7 +57,8 @@ public final class CycleRunner: @unchecked Sendable {  // state used on the clie
     }
 
     /// `run` on the event loop, with a callback: the client's callback API, no future of its
-    /// own (a future costs ~1 µs a cycle, and the rate is what is measured).
+    /// own (a future's allocations and metadata lookups add up per cycle, and the rate is what
+    /// is measured).
     private func run(_ number: Int, throwOnConnectFailure: Bool, then done: @escaping @Sendable (Result<CycleSample, any Error>) -> Void) {
         let start = wallClockSeconds()
         let progress = CycleProgress(waiting: options.topics.isEmpty ? 2 : 3)  // CONNACK, SUBACK, the publishes' acks

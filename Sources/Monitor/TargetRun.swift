@@ -103,8 +103,8 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
             self.next = next
             self.onSample = onSample
             self.promise = p
-            // A first sample reads the target's symbol tables (a quarter of a second in a debug
-            // build): taken now, not at the first cycle, which a fast client follows with more.
+            // A first sample reads the target's symbol tables, the slowest sample of all: taken
+            // now, not at the first cycle, which a fast client follows with more.
             self.previous = self.sampler.sample().map(Self.withoutTimeWait)
             self.lastCycleAt = monotonicSeconds()
             if !next(1) { return self.end(.completed(cycles: 0)) }

@@ -28,7 +28,8 @@ public enum MshRender {
     }
 
     /// lwIP `list_tcps`: Active, Listen and TIME-WAIT sections, each numbered from 0.
-    /// Built as bytes: at 20,000 rows (`netstat --all`) string interpolation cost 2.4 µs a row.
+    /// Built as bytes: `netstat --all` can hold tens of thousands of rows, where string
+    /// interpolation per row dominated (Benchmarks/ProbesBench).
     public static func netstat(_ rows: [TCPRow]) -> String {
         var active = Bytes("Active PCB states:\n", capacity: rows.count * 96)
         var listen = Bytes("Listen PCB states:\n", capacity: 64)

@@ -18,8 +18,8 @@ public struct HeapSample: Sendable, Hashable, Codable {
 
 /// Reads the heap and keeps the process-wide peak of `used`.
 ///
-/// Cost: mallinfo2 walks the free lists of every arena: 0.85 µs on a clean heap, 3.3 ms with
-/// 100,000 free 48-byte chunks (measured here, Benchmarks/ProbesBench). Sample at every
+/// Cost: mallinfo2 walks the free lists of every arena, so it grows with fragmentation
+/// (Benchmarks/ProbesBench: a clean heap, and one with 100,000 free chunks). Sample at every
 /// refresh and at every cycle boundary, so the peak misses as little as possible.
 public final class HeapProbe: Sendable {
     public static let shared = HeapProbe()

@@ -6,7 +6,7 @@ import Glibc
 public enum ProcFile {
     /// The whole file, read with plain read(2) (procfs files report size 0, so read until EOF,
     /// doubling the room each time it fills). Bytes are read straight into the array's storage:
-    /// a 4.7 MB library took 2 s in a debug build the element-by-element way.
+    /// filled element by element, a shared library took seconds in a debug build.
     public static func read(_ path: String, initialCapacity: Int = 16_384) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }

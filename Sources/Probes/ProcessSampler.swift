@@ -187,7 +187,7 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
     }
 
     /// The same from a dump of every state but TIME_WAIT (thousands of rows on a busy
-    /// machine, none of them held): a walk of the kernel's whole hash, ~2.3 ms per family.
+    /// machine, none of them held): a walk of the kernel's whole hash per family.
     private func dumpedHeldRows(_ inodes: Set<UInt64>) -> [TCPRow]? {
         guard var held = TCPProbe.readNetlink(states: TCPProbe.heldStates) else { return nil }
         held.rows.removeAll { $0.inode == 0 || !inodes.contains($0.inode) }

@@ -1,8 +1,9 @@
 // Our TCP sockets, followed at the cost of what changed rather than of the kernel's hash.
 //
-// A NETLINK_SOCK_DIAG dump (like /proc/net/tcp) walks the kernel's whole established hash:
-// ~2.3 ms per address family on a 24 GiB machine, with or without sockets in it. An exact
-// lookup by 4-tuple costs ~2.5 µs. So a sample looks up:
+// A NETLINK_SOCK_DIAG dump (like /proc/net/tcp) walks the kernel's whole established hash,
+// whose size grows with the machine's memory, with or without sockets in it; an exact lookup
+// by 4-tuple costs about a thousandth of that (Benchmarks/ProbesBench times both). So a
+// sample looks up:
 // - our live sockets, from our socket fds (getsockname/getpeername), every sample;
 // - each connection the ledger's ring records, once when new, and then every sample while
 //   the kernel holds it in a state that can still change;
@@ -24,9 +25,9 @@ final class SocketTracker: Sendable {
     /// Above this many lookups, a dump is cheaper.
     static let dumpAbove = 700
 
-    /// The newest connections followed at most: a minute of TIME_WAIT at 34 cycles/s (the
-    /// dashboard auto-cycles at ~20/s). The slots fill as cycles go, and their pages with
-    /// them: this bounds the process's growth.
+    /// The newest connections followed at most: a minute of TIME_WAIT (the kernel's lifetime)
+    /// at a faster cycle rate than the dashboard auto-cycles at. The slots fill as cycles go,
+    /// and their pages with them: this bounds the process's growth.
     public static let maxFollowed = 2_048
 
     /// One ring connection being followed (slot n holds the ring's record n % capacity).

@@ -101,7 +101,7 @@ public enum TCPProbe {
     /// Every TCP socket of this network namespace: through NETLINK_SOCK_DIAG (one dump per
     /// family, like `ss`), or from /proc/net/tcp{,6} where netlink is refused. The /proc
     /// text costs more than its size suggests: each read walks the kernel's whole
-    /// established hash (~4 ms per file on a 24 GiB machine, even with no socket).
+    /// established hash, even with no socket in it.
     public static func readAll() -> TCPTable {
         readNetlink() ?? readProc()
     }

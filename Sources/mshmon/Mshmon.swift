@@ -53,13 +53,13 @@ struct Mshmon: AsyncParsableCommand {
 }
 
 /// glibc keeps up to 7 freed blocks per size class in each thread's cache (tcache), and
-/// mallinfo2 counts them as used: the "used" figure then climbs by ~200 KB per thread while
-/// the caches fill, which looks exactly like a leak. mshmon therefore re-executes itself
+/// mallinfo2 counts them as used: the "used" figure then climbs per thread while the caches
+/// fill, which looks exactly like a leak. mshmon therefore re-executes itself
 /// once with the tcache off (GLIBC_TUNABLES), so a freed block counts as free at once.
 /// For the dashboard, the same exec fixes the mmap threshold at 32 KiB: a sample's buffers
-/// grow with the TIME_WAIT rows (to ~100 KB at 1,000), and from the arena each slightly larger
-/// one left the last one's hole behind (RSS grew 3.4 MB over 1,000 auto-cycles, ~2 MB less
-/// with the threshold). `cycle` keeps glibc's default: mapping costs it ~15 % of its rate.
+/// grow with the TIME_WAIT rows, and from the arena each slightly larger one left the last
+/// one's hole behind (RSS grew steadily over long auto-cycling, much less with the
+/// threshold). `cycle` keeps glibc's default: mapping would cost it a good part of its rate.
 func preciseHeapCounters() {
     // Only the commands that judge the heap over time pay for the extra exec.
     // The subcommand is the first argument or absent (the dashboard): the first argument not
@@ -118,9 +118,9 @@ enum OneShots {
     }
 
     /// `mshmon NAME`, `mshmon NAME --pid PID` (and `netstat --all`) without the argument
-    /// parser, whose first use of its command tree costs ~5 ms of protocol-conformance
-    /// lookups in this binary: 80 % of a one-shot's time, and what made `list_fd --pid` slower
-    /// than `ls -l /proc/PID/fd`. Anything else (help, a typo, another option) goes to the
+    /// parser, whose first use of its command tree is mostly protocol-conformance lookups in
+    /// this large binary: most of a one-shot's time, and what made `list_fd --pid` slower than
+    /// `ls -l /proc/PID/fd` (scripts/bench-target compares them). Anything else (help, a typo, another option) goes to the
     /// parser, which says what is wrong.
     static func runFast(_ argv: [String]) -> Bool {
         guard argv.count >= 2, names.contains(argv[1]) else { return false }

@@ -55,8 +55,8 @@ typedef struct {
     uint8_t remote_addr[16];
 } cp_tcp_key;
 
-/// Exact NETLINK_SOCK_DIAG lookups, one per key (~2.5 µs each, against ~2.3 ms for a dump,
-/// which walks the kernel's whole established hash): found[i] is 1 and out[i] filled when
+/// Exact NETLINK_SOCK_DIAG lookups, one per key (far cheaper than a dump, which walks the
+/// kernel's whole established hash): found[i] is 1 and out[i] filled when
 /// the kernel holds a TCP socket with that 4-tuple in any state, TIME_WAIT included, else 0.
 /// Returns 0, or -errno when the lookups could not be made.
 int cp_tcp_lookup(const cp_tcp_key *keys, int count, cp_tcp_socket *out, uint8_t *found);
