@@ -89,7 +89,7 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "TUITests",
-            dependencies: ["TUI", "Probes", "Ledger", "MQTTClient", "Msh"]),
+            dependencies: ["TUI", "Probes", "Ledger", "MQTTClient", "Msh", "TestSupport"]),
         .testTarget(
             name: "MonitorTests",
             dependencies: ["Monitor", "MQTTClient", "MQTTBroker", "MQTTPacket", "Probes", "Ledger", "ChildProcess", "TestSupport",

@@ -259,15 +259,9 @@ final class RawMQTTSocket: @unchecked Sendable {  // used by one test task at a 
     let fd: Int32
 
     init(port: Int, sending packets: [Packet]) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        a.sin_port = UInt16(port).bigEndian
-        let ok = withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        do { fd = try Loopback.connect(port: UInt16(port)) } catch {
+            throw MQTTError.cannotConnect(host: "127.0.0.1", port: port, reason: "\(error)")
         }
-        guard ok else { throw MQTTError.cannotConnect(host: "127.0.0.1", port: port, reason: "connect failed") }
         var bytes = ByteBuffer()
         for p in packets { try p.encode(into: &bytes) }
         let sent = bytes.withUnsafeReadableBytes { send(fd, $0.baseAddress, $0.count, 0) }

@@ -19,21 +19,8 @@ final class RawPeer: @unchecked Sendable {
     private let listener: Int32
 
     init(serve: @escaping @Sendable (Int32) -> Void) throws {
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var one: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        (listener, port) = try Loopback.listen(backlog: 4)
         let listenerFD = listener
-        let ok = withUnsafeMutablePointer(to: &a) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listenerFD, $0, len) == 0 && listen(listenerFD, 4) == 0 && getsockname(listenerFD, $0, &len) == 0
-            }
-        }
-        try #require(ok)
-        port = UInt16(bigEndian: a.sin_port)
         Thread.detach {
             let fd = accept(listenerFD, nil, nil)
             guard fd >= 0 else { return }

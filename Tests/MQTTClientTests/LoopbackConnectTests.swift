@@ -7,6 +7,7 @@ import Ledger
 import MQTTPacket
 import NIOCore
 import Probes
+import TestSupport
 import Testing
 
 import Glibc
@@ -17,17 +18,7 @@ final class Listener {
     let port: UInt16
 
     init(backlog: CInt) throws {
-        let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &a) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard ok, listen(fd, backlog) == 0 else { throw IOError(errnoCode: errno, reason: "listen") }
-        port = UInt16(bigEndian: a.sin_port)
+        (fd, port) = try Loopback.listen(backlog: backlog)
     }
 
     deinit { close(fd) }
@@ -49,10 +40,7 @@ struct LoopbackConnectTests {
             return
         }
         defer { close(fd) }
-        var peer = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &peer) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } }
-        #expect(named == 0 && UInt16(bigEndian: peer.sin_port) == listener.port)
+        #expect(Loopback.peerPort(fd) == listener.port)
         #expect(fcntl(fd, F_GETFL) & O_NONBLOCK != 0 && fcntl(fd, F_GETFD) & FD_CLOEXEC != 0)
     }
 

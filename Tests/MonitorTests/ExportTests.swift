@@ -3,13 +3,10 @@
 import Glibc
 import Monitor
 import Probes
+import TestSupport
 import Testing
 
 struct ExportTests {
-    func tempDir() -> String {
-        var t = Array("/tmp/mshmon-export-test-XXXXXX".utf8CString)
-        return String(cString: mkdtemp(&t)!)
-    }
 
     func read(_ path: String) -> String {
         let fd = open(path, O_RDONLY)
@@ -21,7 +18,8 @@ struct ExportTests {
     }
 
     @Test func streamedFilesHoldEveryEntryAsWholeLines() throws {
-        let dir = tempDir()
+        let dir = try TemporaryFolder.make("mshmon-export-test")
+        defer { TemporaryFolder.remove(dir) }
         let log = EventLog()
         for ext in ["log", "csv", "jsonl"] { log.attach(try StreamingExport(path: "\(dir)/run.\(ext)")) }
         log.append(.header(RunInfo(broker: "mqtt://127.0.0.1:1883", clientID: "dev,1", injectLeak: nil, command: "mshmon cycle")))
@@ -37,7 +35,8 @@ struct ExportTests {
     }
 
     @Test func unsampledCyclesStillHaveTheirCSVRows() throws {
-        let dir = tempDir()
+        let dir = try TemporaryFolder.make("mshmon-export-test")
+        defer { TemporaryFolder.remove(dir) }
         let log = EventLog()
         log.attach(try StreamingExport(path: "\(dir)/run.csv"))
         for n in 1...2 { log.append(.sample(CycleSample(cycle: n, start: Double(n), error: n == 2 ? "timed out" : nil))) }
@@ -51,7 +50,8 @@ struct ExportTests {
 
     /// Issue 14.3: a sample taken at export time is in every format, before any cycle too.
     @Test func anExportTimeSampleIsInEveryFormat() throws {
-        let dir = tempDir()
+        let dir = try TemporaryFolder.make("mshmon-export-test")
+        defer { TemporaryFolder.remove(dir) }
         let log = EventLog()
         for format in ExportFormat.allCases { log.attach(try StreamingExport(path: "\(dir)/run.\(format.rawValue)")) }
         var snap = Snapshot(time: 5, heap: HeapSample(total: 10, used: 7, maximum: 9))
@@ -69,7 +69,8 @@ struct ExportTests {
     }
 
     @Test func atomicCopyReplacesTheTargetWhole() throws {
-        let dir = tempDir()
+        let dir = try TemporaryFolder.make("mshmon-export-test")
+        defer { TemporaryFolder.remove(dir) }
         let log = EventLog()
         log.attach(try StreamingExport(path: "\(dir)/spool.log"))
         log.append(.note(time: 0, "hello"))

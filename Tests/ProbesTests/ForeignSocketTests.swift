@@ -22,20 +22,8 @@ struct ForeignSocketTests {
         """
 
     @Test func aTargetsSocketIsFoundLiveAndAfterItClosesFirst() async throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, port) = try Loopback.listen(backlog: 4)
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        try withUnsafeMutablePointer(to: &address) { p in
-            try p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                guard bind(listener, $0, length) == 0, listen(listener, 4) == 0, getsockname(listener, $0, &length) == 0 else {
-                    throw ChildProcessError(path: "listener", reason: String(cString: strerror(errno)))
-                }
-            }
-        }
-        let port = UInt16(bigEndian: address.sin_port)
         let child = try ChildProcess(path: "/usr/bin/python3", arguments: ["-c", Self.client, "\(port)"], captureOutput: true)
         defer { child.stop(grace: 1) }
         let line = child.readLine(timeout: 10)

@@ -5,6 +5,7 @@ import Glibc
 import Ledger
 import Msh
 import Probes
+import TestSupport
 import Testing
 import Foundation
 
@@ -17,36 +18,11 @@ struct LoopbackPair {
     var clientPort: UInt16
 
     init() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listening = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                bind(listener, sa, len) == 0 && listen(listener, 16) == 0 && getsockname(listener, sa, &len) == 0
-            }
-        }
-        try #require(listening)
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        let connected = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                connect(client, sa, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-        try #require(connected)
-        let server = accept(listener, nil, nil)
+        (listener, port) = try Loopback.listen()
+        client = try Loopback.connect(port: port)
+        server = accept(listener, nil, nil)
         try #require(server >= 0)
-        var local = sockaddr_in()
-        var llen = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &local) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(client, $0, &llen) }
-        }
-        self.listener = listener
-        self.client = client
-        self.server = server
-        self.port = UInt16(bigEndian: addr.sin_port)
-        self.clientPort = UInt16(bigEndian: local.sin_port)
+        clientPort = Loopback.localPort(client)
     }
 
     /// Whether `row` is this pair's client side (the whole 4-tuple: the machine may hold

@@ -3,6 +3,7 @@
 import Ledger
 import Msh
 import Probes
+import TestSupport
 import Testing
 import Foundation
 
@@ -17,12 +18,13 @@ struct MshGoldenTests {
             FDRow(fd: 0, type: .file, ref: 1, path: "/uart1"),
             FDRow(fd: 1, type: .socket, ref: 1, path: ""),
         ])
-        #expect(out == """
+        let want = """
             fd type    ref magic  path
             -- ------  --- ----- ------
              0 file      1 fdfd  /uart1
              1 socket    1 fdfd  \n
-            """)
+            """
+        #expect(out == want, "\(rowDiff(out, want))")
     }
 
     @Test func listFDPrintsUnknownTypesInRTThreadsWiderColumn() {
@@ -43,12 +45,13 @@ struct MshGoldenTests {
                          remote: Endpoint(address: "183.230.40.96", port: 1883), state: .ESTABLISHED)
         row.sndNxt = 0x000B_E6EB
         row.rcvNxt = 0x3C8A_3653
-        #expect(MshRender.netstat([row]) == """
+        let out = MshRender.netstat([row]), want = """
             Active PCB states:
             #0 192.168.0.101:49154 <==> 183.230.40.96:1883 snd_nxt 0x000BE6EB rcv_nxt 0x3C8A3653 state: ESTABLISHED
             Listen PCB states:
             TIME-WAIT PCB states:\n
-            """)
+            """
+        #expect(out == want, "\(rowDiff(out, want))")
     }
 
     @Test func netstatSectionsEachCountFromZero() throws {

@@ -2,6 +2,7 @@
 
 import Ledger
 import Probes
+import TestSupport
 import Testing
 @testable import TUI
 
@@ -28,6 +29,39 @@ func screen(_ s: AppState) -> String {
 }
 
 struct ViewTests {
+    /// The whole 80×24 screen, row by row: any change to the layout shows as the rows it moved.
+    @Test func theSmallScreenIsExactlyAsAccepted() {
+        let got = View.render(sampleState(), width: 80, height: 24).lines.map { String($0.reversed().drop { $0 == " " }.reversed()) }.joined(separator: "\n")
+        #expect(got == Self.golden80x24, "\(rowDiff(got, Self.golden80x24))")
+    }
+
+    static let golden80x24 = """
+        mshmon  embedded broker mqtt://127.0.0.1:40000  client connected  cycles 12  aut
+        verdict: not enough cycles yet
+        msh />free                              msh />list_fd
+        total memory: 173036                    fd type    ref magic  path
+        used memory : 75976                     -- ------  --- ----- ------
+        maximum allocated memory: 84580          0 file      1 fdfd  /uart1
+                                                 7 socket    1 fdfd  socket:[99]
+
+        msh />netstat ◂
+        Active PCB states:
+        #0 127.0.0.1:49154 <==> 127.0.0.1:40000 snd_nxt 0x00000000 rcv_nxt 0x00000000 st
+        Listen PCB states:
+        TIME-WAIT PCB states:
+
+        per cycle (last 3)                      msh />log
+        heap 75976        ▁▃█                   state connected
+        fds  2            ▁▅▅                   message on a\\u{1b}[2J matched no subscri
+
+
+
+
+
+        c connect · n one cycle · a auto-cycle · ? help
+        cConnect dDisconnect nCycle aAuto pPublish eExport :msh F1Help F10Quit
+        """
+
     @Test func wideLayoutShowsEveryPane() {
         let g = View.render(sampleState(), width: 120, height: 40)
         let text = g.lines.joined(separator: "\n")
