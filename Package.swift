@@ -33,10 +33,14 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread"), .unsafeFlags(["-nostartfiles", "-static-stdlib", "-Xlinker", "--as-needed"])]),
         .target(name: "Probes", dependencies: ["CShims", "CTapLayout", "Ledger"]),
         .target(name: "Msh", dependencies: ["Probes", "Ledger"]),
+        // The client's protocol state machine, without I/O: commands, packets and the time in, actions out.
+        .target(
+            name: "MQTTSession",
+            dependencies: ["MQTTPacket", "Ledger", .product(name: "NIOCore", package: "swift-nio")]),
         .target(
             name: "MQTTClient",
             dependencies: [
-                "MQTTPacket", "Ledger",
+                "MQTTPacket", "MQTTSession", "Ledger",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
@@ -78,7 +82,7 @@ let package = Package(
         .testTarget(
             name: "MQTTClientTests",
             dependencies: [
-                "MQTTClient", "MQTTPacket", "Ledger", "Probes",
+                "MQTTClient", "MQTTSession", "MQTTPacket", "Ledger", "Probes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 "ChildProcess", "TestSupport",

@@ -89,6 +89,9 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     private var closing = false
     private var closeWaiters: [@Sendable () -> Void] = []
     private var listeners: [@Sendable (ClientEvent) -> Void] = []
+    /// Each subscribe request's callback, by the id the session's handlers name it with.
+    private var callbacks: [SubscriptionID: @Sendable (Publish) -> Void] = [:]
+    private var nextSubscription: SubscriptionID = 1
     private var _state: ClientState = .idle
 
     public init(configuration: ClientConfiguration, ledger: Ledger = .shared) {
@@ -149,7 +152,11 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     public func subscribe(_ filters: [Subscribe.Filter], handler: @escaping @Sendable (Publish) -> Void,
                           then done: @escaping @Sendable (Result<[SubAck.ReturnCode], MQTTError>) -> Void) {
         request({ if case .subscribed(let codes) = $0 { codes } else { nil } }, then: done) { id, now in
-            self.session.subscribe(filters, request: id, now: now, callback: handler)
+            // The callback stays here, under an id the session's handlers name.
+            let subscription = self.nextSubscription
+            self.nextSubscription += 1
+            self.callbacks[subscription] = handler
+            return self.session.subscribe(filters, request: id, now: now, subscription: subscription)
         }
     }
 
@@ -466,12 +473,14 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
                 } catch {
                     emit(.error(.invalidRequest(String(describing: error))))
                 }
-            case .deliver(let message, let handlers):
-                if handlers.isEmpty {
+            case .deliver(let message, let subscriptions):
+                if subscriptions.isEmpty {
                     if !listeners.isEmpty { emit(.unmatchedMessage(topic: message.topic, size: message.payload.readableBytes)) }
                 } else {
-                    for h in handlers { h.deliver(message) }
+                    for s in subscriptions { callbacks[s]?(message) }
                 }
+            case .forget(let subscription):
+                callbacks[subscription] = nil
             case .complete(let id, let result):
                 complete(id, result)
             case .close(let error):

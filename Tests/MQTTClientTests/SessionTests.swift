@@ -1,9 +1,10 @@
-// The session engine with a fake clock: no sockets, no sleeping. Retransmit timing, packet-id
+// The session engine (MQTTSession) with a fake clock: no sockets, no sleeping. Retransmit timing, packet-id
 // wrap, QoS 2 duplicate suppression, keepalive, resend after reconnect, reconnect backoff.
 
 import Ledger
 import MQTTClient
 import MQTTPacket
+import MQTTSession
 import NIOCore
 import Testing
 
@@ -30,6 +31,55 @@ func connectedSession(_ configure: (inout SessionConfiguration) -> Void = { _ in
 }
 
 struct SessionTests {
+    /// Messages go to subscription ids, and an id is forgotten once no handler names it: when
+    /// unsubscribed, replaced by a later subscribe of the same filter, refused, or the session ends.
+    @Test func subscriptionsDeliverByIdAndAreForgottenWhenNoHandlerNamesThem() {
+        let ledger = Ledger()
+        var s = connectedSession(ledger: ledger)
+        #expect(s.subscribe([.init("a/+", qos: .atLeastOnce), .init("b")], request: 2, now: at(1), subscription: 7)
+            == [.send(.subscribe(Subscribe(packetID: 1, filters: [.init("a/+", qos: .atLeastOnce), .init("b")])))])
+        #expect(s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atLeastOnce), .failure])), now: at(2))
+            == [.complete(2, .success(.subscribed([.granted(.atLeastOnce), .failure])))], "7 still has a/+")
+        let m = Publish(topic: "a/x", payload: ByteBuffer(string: "hi"))
+        #expect(s.receive(.publish(m), now: at(3)) == [.deliver(m, [7])])
+        #expect(s.receive(.publish(Publish(topic: "c", payload: ByteBuffer())), now: at(3)) == [.deliver(Publish(topic: "c", payload: ByteBuffer()), [])])
+
+        // The same filter again: the newer subscription gets the messages, the older is forgotten.
+        _ = s.subscribe([.init("a/+")], request: 3, now: at(4), subscription: 8)
+        #expect(s.receive(.suback(SubAck(packetID: 2, returnCodes: [.granted(.atMostOnce)])), now: at(5))
+            == [.complete(3, .success(.subscribed([.granted(.atMostOnce)]))), .forget(7)])
+        #expect(s.receive(.publish(m), now: at(6)) == [.deliver(m, [8])])
+
+        // Unsubscribed: forgotten. Refused outright: forgotten at once.
+        _ = s.unsubscribe(["a/+"], request: 4, now: at(7))
+        #expect(s.receive(.unsuback(Ack(packetID: 3)), now: at(8)) == [.complete(4, .success(.done)), .forget(8)])
+        _ = s.subscribe([.init("d")], request: 5, now: at(9), subscription: 9)
+        #expect(s.receive(.suback(SubAck(packetID: 4, returnCodes: [.failure])), now: at(10))
+            == [.complete(5, .success(.subscribed([.failure]))), .forget(9)])
+        #expect(s.subscribe([.init("bad/#/x")], request: 6, now: at(11), subscription: 10).last == .forget(10), "an invalid filter")
+
+        // A clean session's end forgets what it held.
+        _ = s.subscribe([.init("e")], request: 7, now: at(12), subscription: 11)
+        _ = s.receive(.suback(SubAck(packetID: 5, returnCodes: [.granted(.atMostOnce)])), now: at(13))
+        #expect(s.dropSession(reason: .sessionEnded) == [.forget(11)])
+        #expect(ledger.snapshot().live(.messageHandler) == 0)
+    }
+
+    /// A SUBSCRIBE that gets no SUBACK in time fails, and its subscription is forgotten.
+    @Test func anUnansweredSubscribeIsForgotten() {
+        var s = connectedSession()
+        _ = s.subscribe([.init("a")], request: 2, now: at(0), subscription: 5)
+        #expect(s.tick(now: at(4_000)) == [.complete(2, .failure(.timeout("SUBACK", milliseconds: 4_000))), .forget(5)])
+    }
+
+    /// The injected ack-handler leak keeps its handlers, so their subscriptions are never forgotten.
+    @Test func leakedHandlersKeepTheirSubscriptions() {
+        var s = connectedSession({ $0.leakHandlersOnClean = true })
+        _ = s.subscribe([.init("a")], request: 2, now: at(1), subscription: 3)
+        _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atMostOnce)])), now: at(2))
+        #expect(s.dropSession(reason: .sessionEnded) == [])
+    }
+
     @Test func connectSendsConnectAndCompletesOnConnack() {
         var s = Session(configuration: SessionConfiguration(clientID: "c1"), ledger: Ledger())
         let out = s.connect(request: 7, now: at(0))
@@ -149,7 +199,7 @@ struct SessionTests {
 
     @Test func subscriptionsAreRenewedWhenTheBrokerHasNoSession() {
         var s = connectedSession { $0.cleanSession = false }
-        _ = s.subscribe([.init("a/+", qos: .atLeastOnce), .init("b/#")], request: 2, now: at(0)) { _ in }
+        _ = s.subscribe([.init("a/+", qos: .atLeastOnce), .init("b/#")], request: 2, now: at(0), subscription: 1)
         _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atLeastOnce), .granted(.atMostOnce)])), now: at(1))
         _ = s.connectionClosed(error: .connectionClosedByPeer, now: at(2))
         _ = s.connect(request: 3, now: at(10))
@@ -164,7 +214,7 @@ struct SessionTests {
         // Queued before the connection opened: sent with CONNECT (MQTT 3.1.1 §3.1.4).
         #expect(s.publish(Publish(topic: "q", payload: ByteBuffer(), qos: .atLeastOnce), request: 2, now: at(0)).isEmpty)
         #expect(s.connect(request: 1, now: at(0)).sent.map(\.type) == [.connect, .publish])
-        let sub = s.subscribe([.init("a/#", qos: .atLeastOnce)], request: 3, now: at(0)) { _ in }
+        let sub = s.subscribe([.init("a/#", qos: .atLeastOnce)], request: 3, now: at(0), subscription: 1)
         let pub1 = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 4, now: at(0))
         let pub0 = s.publish(Publish(topic: "t", payload: ByteBuffer()), request: 5, now: at(0))
         #expect(sub.sent.map(\.type) == [.subscribe] && pub1.sent.compactMap(\.packetID) == [3])
@@ -184,7 +234,7 @@ struct SessionTests {
         let ledger = Ledger()
         var s = Session(configuration: SessionConfiguration(clientID: "c"), ledger: ledger)
         _ = s.connect(request: 1, now: at(0))
-        _ = s.subscribe([.init("a")], request: 2, now: at(0)) { _ in }
+        _ = s.subscribe([.init("a")], request: 2, now: at(0), subscription: 1)
         _ = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 3, now: at(0))
         // CONNECT and the publish behind it fail with the refusal; the subscribe, which
         // belongs to the connection, when it closes.
@@ -241,14 +291,14 @@ struct SessionTests {
 
     @Test func afterAReconnectNewRequestsWaitForTheRenewedSubscriptions() {
         var s = connectedSession { $0.cleanSession = false }
-        _ = s.subscribe([.init("a/#", qos: .atLeastOnce)], request: 2, now: at(0)) { _ in }
+        _ = s.subscribe([.init("a/#", qos: .atLeastOnce)], request: 2, now: at(0), subscription: 1)
         _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atLeastOnce)])), now: at(0))
         _ = s.connectionClosed(error: .connectionClosedByPeer, now: at(1))
         _ = s.publish(Publish(topic: "a/1", payload: ByteBuffer(), qos: .atLeastOnce), request: 3, now: at(2))
         #expect(s.connect(request: 4, now: at(10)).sent.map(\.type) == [.connect])
         // Made while connecting: a broker that lost the session must get the subscription
         // back before a publish that may be meant for it; a new subscribe waits for it too.
-        #expect(s.subscribe([.init("b")], request: 5, now: at(10)) { _ in }.isEmpty)
+        #expect(s.subscribe([.init("b")], request: 5, now: at(10), subscription: 1).isEmpty)
         #expect(s.publish(Publish(topic: "a/2", payload: ByteBuffer(), qos: .atLeastOnce), request: 6, now: at(10)).isEmpty)
         let resumed = s.receive(.connack(ConnAck(sessionPresent: false)), now: at(11))
         let sent = resumed.sent.map { p -> String in
@@ -267,7 +317,7 @@ struct SessionTests {
 
     @Test func aQoS0PublishMadeWhileAKeptSessionReconnectsGoesBehindItsSubscriptions() {
         var s = connectedSession { $0.cleanSession = false }
-        _ = s.subscribe([.init("a/#")], request: 2, now: at(0)) { _ in }
+        _ = s.subscribe([.init("a/#")], request: 2, now: at(0), subscription: 1)
         _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atMostOnce)])), now: at(0))
         _ = s.disconnect(now: at(1))
         _ = s.connectionClosed(error: nil, now: at(1))
@@ -291,11 +341,11 @@ struct SessionTests {
     @Test func subscribesHeldForConnackFailWithTheConnection() {
         let ledger = Ledger()
         var s = connectedSession({ $0.cleanSession = false }, ledger: ledger)
-        _ = s.subscribe([.init("a")], request: 2, now: at(0)) { _ in }
+        _ = s.subscribe([.init("a")], request: 2, now: at(0), subscription: 1)
         _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atMostOnce)])), now: at(0))
         _ = s.connectionClosed(error: .connectionClosedByPeer, now: at(1))
         _ = s.connect(request: 3, now: at(10))
-        #expect(s.subscribe([.init("b")], request: 4, now: at(10)) { _ in }.isEmpty)
+        #expect(s.subscribe([.init("b")], request: 4, now: at(10), subscription: 1).isEmpty)
         #expect(s.unsubscribe(["a"], request: 5, now: at(10)).isEmpty)
         let closed = s.connectionClosed(error: .timeout("CONNACK", milliseconds: 4000), now: at(20))
         #expect(closed.completed.map(\.0) == [3, 4, 5])
@@ -317,7 +367,7 @@ struct SessionTests {
     @Test func cleanDisconnectReleasesEveryRecordAndHandler() {
         let ledger = Ledger()
         var s = connectedSession({ $0.maxInflight = 1 }, ledger: ledger)
-        _ = s.subscribe([.init("a"), .init("b")], request: 2, now: at(0)) { _ in }
+        _ = s.subscribe([.init("a"), .init("b")], request: 2, now: at(0), subscription: 1)
         _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atMostOnce), .granted(.atMostOnce)])), now: at(0))
         _ = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 3, now: at(0))
         _ = s.publish(Publish(topic: "t", payload: ByteBuffer(), qos: .atLeastOnce), request: 4, now: at(0))
@@ -332,7 +382,7 @@ struct SessionTests {
     @Test func leakHandlersOnCleanKeepsTheHandlersAlive() {
         let ledger = Ledger()
         var s = connectedSession({ $0.leakHandlersOnClean = true }, ledger: ledger)
-        _ = s.subscribe([.init("a"), .init("b")], request: 2, now: at(0)) { _ in }
+        _ = s.subscribe([.init("a"), .init("b")], request: 2, now: at(0), subscription: 1)
         _ = s.receive(.suback(SubAck(packetID: 1, returnCodes: [.granted(.atMostOnce), .granted(.atMostOnce)])), now: at(0))
         _ = s.disconnect(now: at(1))
         _ = s.connectionClosed(error: nil, now: at(2))

@@ -10,6 +10,11 @@ import NIOCore
 /// Identifies one request (connect, publish, subscribe, unsubscribe) until it completes.
 public typealias RequestID = UInt64
 
+/// Names the callback of one subscribe request: the driver keeps the callbacks, the session
+/// says which to call (`.deliver`) and when none of its handlers refers to one any more
+/// (`.forget`).
+public typealias SubscriptionID = UInt64
+
 /// What a completed request returns.
 public enum RequestResult: Sendable, Hashable {
     case connected(ConnAck)
@@ -36,22 +41,21 @@ public struct SessionConfiguration: Sendable {
     public init(clientID: String) { self.clientID = clientID }
 }
 
-/// A subscription's message callback; one ledger record each.
+/// A granted filter and the subscription whose callback its messages go to; one ledger
+/// record each (a device's message_handler_t).
 public final class MessageHandler: Sendable {
     public let filter: String
     public let qos: QoS
-    let callback: @Sendable (Publish) -> Void
+    public let subscription: SubscriptionID
     let entry: LedgerEntry
 
-    init(filter: String, qos: QoS, ledger: Ledger, callback: @escaping @Sendable (Publish) -> Void) {
+    init(filter: String, qos: QoS, subscription: SubscriptionID, ledger: Ledger) {
         self.filter = filter
         self.qos = qos
-        self.callback = callback
+        self.subscription = subscription
         // The size kawaii-mqtt's message_handler_t has on a 32-bit device, for the seed's story.
         entry = LedgerEntry(.messageHandler, size: 20, owner: "sess", ledger: ledger)
     }
-
-    public func deliver(_ message: Publish) { callback(message) }
 }
 
 /// One unacknowledged outbound packet; one ledger record each.
@@ -80,12 +84,15 @@ struct AckRecord {
 }
 
 /// An action the driver performs for the session.
-public enum SessionAction: Sendable {
+public enum SessionAction: Sendable, Hashable {
     case send(Packet)
-    case deliver(Publish, [MessageHandler])
+    /// Call these subscriptions' callbacks with the message (one per matching filter).
+    case deliver(Publish, [SubscriptionID])
     case complete(RequestID, Result<RequestResult, MQTTError>)
     /// Close the socket; the error says why (nil: a requested disconnect).
     case close(MQTTError?)
+    /// No handler refers to this subscription any more: its callback can go.
+    case forget(SubscriptionID)
 }
 
 /// The client's protocol state machine.
@@ -109,7 +116,7 @@ public struct Session {
     /// go at once (`sendsNow`): sent in their order once CONNACK comes, after what must go first.
     private var heldForConnack: [HeldRequest] = []
     private enum HeldRequest {
-        case subscribe([Subscribe.Filter], RequestID, @Sendable (Publish) -> Void)
+        case subscribe([Subscribe.Filter], RequestID, SubscriptionID)
         case unsubscribe([String], RequestID)
         case publish(Publish, RequestID)
         var request: RequestID {
@@ -189,23 +196,24 @@ public struct Session {
         return startPublish(message, request: request, now: now)
     }
 
-    /// Subscribes; the handlers are installed when the SUBACK grants them.
+    /// Subscribes; the handlers are installed when the SUBACK grants them, each delivering to
+    /// `subscription`'s callback (which the driver keeps).
     public mutating func subscribe(_ filters: [Subscribe.Filter], request: RequestID, now: NIODeadline,
-                                   callback: @escaping @Sendable (Publish) -> Void) -> [SessionAction] {
+                                   subscription: SubscriptionID) -> [SessionAction] {
         do {
             if filters.isEmpty { throw PacketError.noTopicFilter(.subscribe) }
             for f in filters { try Topic.validateFilter(f.topicFilter) }
         } catch {
-            return [.complete(request, .failure(.invalidRequest(String(describing: error))))]
+            return [.complete(request, .failure(.invalidRequest(String(describing: error)))), .forget(subscription)]
         }
-        guard state == .connected || state == .connecting else { return [.complete(request, .failure(.notConnected))] }
+        guard state == .connected || state == .connecting else { return [.complete(request, .failure(.notConnected)), .forget(subscription)] }
         guard sendsNow else {
-            heldForConnack.append(.subscribe(filters, request, callback))
+            heldForConnack.append(.subscribe(filters, request, subscription))
             return []
         }
         let id = allocatePacketID()
         let s = Subscribe(packetID: id, filters: filters)
-        let handlers = filters.map { MessageHandler(filter: $0.topicFilter, qos: $0.qos, ledger: ledger, callback: callback) }
+        let handlers = filters.map { MessageHandler(filter: $0.topicFilter, qos: $0.qos, subscription: subscription, ledger: ledger) }
         outbound[id] = AckRecord(kind: .subscribe(s, handlers), request: request, sentAt: now, entry: ackEntry())
         return [send(.subscribe(s), now)]
     }
@@ -252,11 +260,18 @@ public struct Session {
         }
         // Subscribe/unsubscribe belong to the connection: fail them now, held ones (and held
         // QoS 0 publishes) too.
-        for held in heldForConnack { actions.append(.complete(held.request, .failure(error ?? .sessionEnded))) }
+        var dropped: [SubscriptionID] = []
+        for held in heldForConnack {
+            actions.append(.complete(held.request, .failure(error ?? .sessionEnded)))
+            if case .subscribe(_, _, let subscription) = held { dropped.append(subscription) }
+        }
         heldForConnack.removeAll(keepingCapacity: true)
         for (id, record) in outbound {
             switch record.kind {
-            case .subscribe, .unsubscribe:
+            case .subscribe(_, let handlers):
+                dropped += handlers.map(\.subscription)
+                fallthrough
+            case .unsubscribe:
                 outbound[id] = nil
                 if let r = record.request { actions.append(.complete(r, .failure(error ?? .sessionEnded))) }
             case .publish, .release: break
@@ -267,7 +282,7 @@ public struct Session {
         if requested && configuration.cleanSession {
             actions += dropSession(reason: .sessionEnded)
         }
-        return actions
+        return actions + forgetting(dropped)
     }
 
     /// Ends the session: ack records, queued publishes, inbound QoS 2 state and the handlers
@@ -275,8 +290,8 @@ public struct Session {
     /// clean session's connection is lost for good (no reconnect will follow).
     public mutating func dropSession(reason: MQTTError) -> [SessionAction] {
         var actions: [SessionAction] = []
-        for id in outbound.keys.sorted() {
-            if let r = outbound[id]!.request { actions.append(.complete(r, .failure(reason))) }
+        for (_, record) in outbound.sorted(by: { $0.key < $1.key }) {
+            if let r = record.request { actions.append(.complete(r, .failure(reason))) }
         }
         outbound.removeAll(keepingCapacity: true)  // at most max-in-flight records: kept, not regrown per connection
         for (_, r) in queued[queuedHead...] { actions.append(.complete(r, .failure(reason))) }
@@ -284,8 +299,28 @@ public struct Session {
         queuedHead = 0
         inboundQoS2.removeAll()
         if configuration.leakHandlersOnClean { leakedHandlers += subscriptions.values }
+        let dropped = subscriptions.values.map(\.subscription)
         subscriptions.removeAll(keepingCapacity: true)
+        return actions + forgetting(dropped)
+    }
+
+    /// `.forget` for each of `ids` that no handler, pending SUBSCRIBE or held request still
+    /// refers to, once each, in order.
+    private func forgetting(_ ids: [SubscriptionID]) -> [SessionAction] {
+        var seen = Set<SubscriptionID>()
+        var actions: [SessionAction] = []
+        for id in ids where seen.insert(id).inserted && !isReferenced(id) { actions.append(.forget(id)) }
         return actions
+    }
+
+    private func isReferenced(_ id: SubscriptionID) -> Bool {
+        if subscriptions.values.contains(where: { $0.subscription == id }) || leakedHandlers.contains(where: { $0.subscription == id }) {
+            return true
+        }
+        for record in outbound.values {
+            if case .subscribe(_, let handlers) = record.kind, handlers.contains(where: { $0.subscription == id }) { return true }
+        }
+        return heldForConnack.contains { if case .subscribe(_, _, let s) = $0 { s == id } else { false } }
     }
 
     // MARK: input
@@ -324,8 +359,8 @@ public struct Session {
             guard let record = outbound[a.packetID] else { return [send(.pubrel(a), now)] }
             switch record.kind {
             case .publish(let p) where p.qos == .exactlyOnce:
-                outbound[a.packetID]!.kind = .release(p)
-                outbound[a.packetID]!.sentAt = now
+                outbound[a.packetID]?.kind = .release(p)
+                outbound[a.packetID]?.sentAt = now
                 return [send(.pubrel(a), now)]
             case .release:
                 return [send(.pubrel(a), now)]
@@ -343,14 +378,19 @@ public struct Session {
             guard s.returnCodes.count == request.filters.count else {
                 return protocolError("SUBACK with \(s.returnCodes.count) return codes for \(request.filters.count) filters")
             }
-            for (handler, code) in zip(handlers, s.returnCodes) where code != .failure {
-                subscriptions[handler.filter] = handler
+            var dropped: [SubscriptionID] = []
+            for (handler, code) in zip(handlers, s.returnCodes) {
+                if code == .failure {
+                    dropped.append(handler.subscription)
+                } else if let old = subscriptions.updateValue(handler, forKey: handler.filter), old !== handler {
+                    dropped.append(old.subscription)  // the same filter again: the newer handler replaces it
+                }
             }
-            return finish(s.packetID, .subscribed(s.returnCodes), now: now)
+            return finish(s.packetID, .subscribed(s.returnCodes), now: now) + forgetting(dropped)
         case (.connected, .unsuback(let a)), (.disconnecting, .unsuback(let a)):
             guard case .unsubscribe(let u)? = outbound[a.packetID]?.kind else { return [] }
-            for f in u.topicFilters { subscriptions[f] = nil }
-            return finish(a.packetID, .done, now: now)
+            let dropped = u.topicFilters.compactMap { subscriptions.removeValue(forKey: $0)?.subscription }
+            return finish(a.packetID, .done, now: now) + forgetting(dropped)
         case (.connected, .pingresp), (.disconnecting, .pingresp):
             pingSentAt = nil
             return []
@@ -378,13 +418,14 @@ public struct Session {
                 return [.close(.timeout("PINGRESP", milliseconds: Int(timeout.nanoseconds / 1_000_000)))]
             }
             var actions: [SessionAction] = []
-            for id in outbound.keys.sorted() where now >= outbound[id]!.sentAt + timeout {
-                let record = outbound[id]!
+            var dropped: [SubscriptionID] = []
+            for (id, record) in outbound.sorted(by: { $0.key < $1.key }) where now >= record.sentAt + timeout {
                 switch record.kind {
                 case .publish, .release:
-                    outbound[id]!.sentAt = now
+                    outbound[id]?.sentAt = now
                     actions.append(send(record.packet, now))
                 case .subscribe, .unsubscribe:
+                    if case .subscribe(_, let handlers) = record.kind { dropped += handlers.map(\.subscription) }
                     outbound[id] = nil
                     let what = record.packet.type == .subscribe ? "SUBACK" : "UNSUBACK"
                     if let r = record.request {
@@ -397,7 +438,7 @@ public struct Session {
                 pingSentAt = now
                 actions.append(send(.pingreq, now))
             }
-            return actions
+            return actions + forgetting(dropped)
         case .disconnected, .disconnecting:
             return []
         }
@@ -441,9 +482,10 @@ public struct Session {
 
     private mutating func startPublish(_ message: Publish, request: RequestID, now: NIODeadline) -> [SessionAction] {
         var m = message
-        m.packetID = allocatePacketID()
-        outbound[m.packetID!] = AckRecord(kind: .publish(m), request: request, sentAt: now, entry: ackEntry())
-        if state == .connecting { sentBeforeConnack.append(m.packetID!) }
+        let id = allocatePacketID()
+        m.packetID = id
+        outbound[id] = AckRecord(kind: .publish(m), request: request, sentAt: now, entry: ackEntry())
+        if state == .connecting { sentBeforeConnack.append(id) }
         return [send(.publish(m), now)]
     }
 
@@ -476,7 +518,7 @@ public struct Session {
     }
 
     private mutating func receivePublish(_ p: Publish, now: NIODeadline) -> [SessionAction] {
-        let handlers = subscriptions.values.filter { Topic.matches(name: p.topic, filter: $0.filter) }
+        let handlers = subscriptions.values.filter { Topic.matches(name: p.topic, filter: $0.filter) }.map(\.subscription)
         switch p.qos {
         case .atMostOnce:
             return [.deliver(p, handlers)]
@@ -504,16 +546,18 @@ public struct Session {
                 actions.append(send(.subscribe(s), now))
             }
         }
-        for id in resendOnConnack where outbound[id] != nil {
-            outbound[id]!.sentAt = now
-            actions.append(send(outbound[id]!.packet, now))
+        for id in resendOnConnack {
+            guard var record = outbound[id] else { continue }
+            record.sentAt = now
+            outbound[id] = record
+            actions.append(send(record.packet, now))
         }
         resendOnConnack.removeAll()
         let held = heldForConnack
         heldForConnack = []
         for request in held {
             switch request {
-            case .subscribe(let filters, let r, let callback): actions += subscribe(filters, request: r, now: now, callback: callback)
+            case .subscribe(let filters, let r, let subscription): actions += subscribe(filters, request: r, now: now, subscription: subscription)
             case .unsubscribe(let filters, let r): actions += unsubscribe(filters, request: r, now: now)
             case .publish(let message, let r): actions += publish(message, request: r, now: now)
             }
