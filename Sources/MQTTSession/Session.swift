@@ -282,7 +282,8 @@ public struct Session {
         if requested && configuration.cleanSession {
             actions += dropSession(reason: .sessionEnded)
         }
-        return actions + forgetting(dropped)
+        if !dropped.isEmpty { actions += forgetting(dropped) }
+        return actions
     }
 
     /// Ends the session: ack records, queued publishes, inbound QoS 2 state and the handlers
@@ -299,17 +300,21 @@ public struct Session {
         queuedHead = 0
         inboundQoS2.removeAll()
         if configuration.leakHandlersOnClean { leakedHandlers += subscriptions.values }
-        let dropped = subscriptions.values.map(\.subscription)
-        subscriptions.removeAll(keepingCapacity: true)
-        return actions + forgetting(dropped)
+        if !subscriptions.isEmpty {
+            let dropped = subscriptions.values.map(\.subscription)
+            subscriptions.removeAll(keepingCapacity: true)
+            actions += forgetting(dropped)
+        }
+        return actions
     }
 
     /// `.forget` for each of `ids` that no handler, pending SUBSCRIBE or held request still
     /// refers to, once each, in order.
     private func forgetting(_ ids: [SubscriptionID]) -> [SessionAction] {
-        var seen = Set<SubscriptionID>()
+        guard !ids.isEmpty else { return [] }
         var actions: [SessionAction] = []
-        for id in ids where seen.insert(id).inserted && !isReferenced(id) { actions.append(.forget(id)) }
+        // A handful of ids at most (one per filter): no set to build.
+        for (i, id) in ids.enumerated() where !ids[..<i].contains(id) && !isReferenced(id) { actions.append(.forget(id)) }
         return actions
     }
 
@@ -386,11 +391,15 @@ public struct Session {
                     dropped.append(old.subscription)  // the same filter again: the newer handler replaces it
                 }
             }
-            return finish(s.packetID, .subscribed(s.returnCodes), now: now) + forgetting(dropped)
+            var actions = finish(s.packetID, .subscribed(s.returnCodes), now: now)
+            if !dropped.isEmpty { actions += forgetting(dropped) }
+            return actions
         case (.connected, .unsuback(let a)), (.disconnecting, .unsuback(let a)):
             guard case .unsubscribe(let u)? = outbound[a.packetID]?.kind else { return [] }
             let dropped = u.topicFilters.compactMap { subscriptions.removeValue(forKey: $0)?.subscription }
-            return finish(a.packetID, .done, now: now) + forgetting(dropped)
+            var actions = finish(a.packetID, .done, now: now)
+            if !dropped.isEmpty { actions += forgetting(dropped) }
+            return actions
         case (.connected, .pingresp), (.disconnecting, .pingresp):
             pingSentAt = nil
             return []
@@ -438,7 +447,8 @@ public struct Session {
                 pingSentAt = now
                 actions.append(send(.pingreq, now))
             }
-            return actions + forgetting(dropped)
+            if !dropped.isEmpty { actions += forgetting(dropped) }
+            return actions
         case .disconnected, .disconnecting:
             return []
         }
@@ -518,7 +528,8 @@ public struct Session {
     }
 
     private mutating func receivePublish(_ p: Publish, now: NIODeadline) -> [SessionAction] {
-        let handlers = subscriptions.values.filter { Topic.matches(name: p.topic, filter: $0.filter) }.map(\.subscription)
+        var handlers: [SubscriptionID] = []
+        for h in subscriptions.values where Topic.matches(name: p.topic, filter: h.filter) { handlers.append(h.subscription) }
         switch p.qos {
         case .atMostOnce:
             return [.deliver(p, handlers)]
