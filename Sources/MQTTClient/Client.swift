@@ -1,6 +1,8 @@
 // The SwiftNIO driver around `Session`: opens the socket, decodes bytes into packets, performs
 // the session's actions, runs its timer and reconnects with backoff. All mutable state lives
-// on one event loop; the public API is async/await. One event-loop group for the process.
+// on one event loop. One event-loop group for the process. Beside it: the public API
+// (ClientAPI.swift), a connection's buffers and raw first flight (Connection.swift), the
+// channel handler (PacketHandler.swift), address and error translation (Addresses.swift).
 
 import Ledger
 import MQTTPacket
@@ -59,40 +61,40 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         return MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }()
     /// The group's ledger record, made with it and kept for the process's life.
-    private static let groupEntry = LedgerEntry(.eventLoop, size: 0, owner: "proc")
+    static let groupEntry = LedgerEntry(.eventLoop, size: 0, owner: "proc")
 
     public let configuration: ClientConfiguration
     public let eventLoop: any EventLoop
     let ledger: Ledger
 
     // Event-loop confined state.
-    private var session: Session
-    private var connection: Connection?
-    private var abandoned: [Connection] = []
-    private var opening = false
+    var session: Session
+    var connection: Connection?
+    var abandoned: [Connection] = []
+    var opening = false
     /// Nesting depth of `batchingWrites`: while above zero, writes wait for its end.
-    private var writesHeld = 0
+    var writesHeld = 0
     /// Requests made while the socket opens: handed to the session once CONNECT is sent.
-    private var afterOpen: [(RequestID, @Sendable (RequestID, NIODeadline) -> [SessionAction])] = []
-    private var generation = 0
-    private var waiters: [RequestID: Waiter] = [:]
-    private var nextRequest: RequestID = 1
-    private var timer: NIOScheduledCallback?
-    private var timerDeadline: NIODeadline?
-    private var timerEntry: LedgerEntry?
-    private var reconnectTask: Scheduled<Void>?
-    private var reconnectAttempts = 0
-    private var wantsConnection = false
+    var afterOpen: [(RequestID, @Sendable (RequestID, NIODeadline) -> [SessionAction])] = []
+    var generation = 0
+    var waiters: [RequestID: Waiter] = [:]
+    var nextRequest: RequestID = 1
+    var timer: NIOScheduledCallback?
+    var timerDeadline: NIODeadline?
+    var timerEntry: LedgerEntry?
+    var reconnectTask: Scheduled<Void>?
+    var reconnectAttempts = 0
+    var wantsConnection = false
     /// Whether a CONNACK accepted this connection request: only then is a loss reconnected.
-    private var everConnected = false
+    var everConnected = false
     /// A requested disconnect is closing the socket; `closeWaiters` run once it is closed.
-    private var closing = false
-    private var closeWaiters: [@Sendable () -> Void] = []
-    private var listeners: [@Sendable (ClientEvent) -> Void] = []
+    var closing = false
+    var closeWaiters: [@Sendable () -> Void] = []
+    var listeners: [@Sendable (ClientEvent) -> Void] = []
     /// Each subscribe request's callback, by the id the session's handlers name it with.
-    private var callbacks: [SubscriptionID: @Sendable (Publish) -> Void] = [:]
-    private var nextSubscription: SubscriptionID = 1
-    private var _state: ClientState = .idle
+    var callbacks: [SubscriptionID: @Sendable (Publish) -> Void] = [:]
+    var nextSubscription: SubscriptionID = 1
+    var _state: ClientState = .idle
 
     public init(configuration: ClientConfiguration, ledger: Ledger = .shared) {
         var c = configuration
@@ -103,160 +105,9 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         self.session = Session(configuration: c.session, ledger: ledger)
     }
 
-    // MARK: public API
-
-    /// Opens the connection and completes the MQTT handshake. Waits for a disconnect in progress.
-    @discardableResult
-    public func connect() async throws -> ConnAck {
-        try await connectFuture().get()
-    }
-
-    /// `connect` as a future (no Swift-concurrency hop: what a measured loop wants).
-    public func connectFuture() -> EventLoopFuture<ConnAck> {
-        future { self.connect(then: $0) }
-    }
-
-    /// `connect` with a callback, called on the event loop: no future to make, for the cycle
-    /// runner's measured loop. Called from the event loop, the request starts at once.
-    public func connect(then done: @escaping @Sendable (Result<ConnAck, MQTTError>) -> Void) {
-        onLoop { self.startConnect(done) }
-    }
-
-    /// Sends DISCONNECT (when connected) and returns once the socket is closed and every
-    /// per-connection record is released. Stops reconnecting.
-    public func disconnect() async throws {
-        try await disconnectFuture().get()
-    }
-
-    public func disconnectFuture() -> EventLoopFuture<Void> {
-        future { done in self.disconnect { done(.success(())) } }
-    }
-
-    /// `disconnect` with a callback, called on the event loop once the socket is closed.
-    public func disconnect(then done: @escaping @Sendable () -> Void) {
-        onLoop { self.startDisconnect(done) }
-    }
-
-    /// Subscribes `filters`; `handler` gets every matching message. Returns SUBACK's codes
-    /// (`.failure` per refused filter).
-    @discardableResult
-    public func subscribe(_ filters: [Subscribe.Filter], handler: @escaping @Sendable (Publish) -> Void) async throws -> [SubAck.ReturnCode] {
-        try await subscribeFuture(filters, handler: handler).get()
-    }
-
-    public func subscribeFuture(_ filters: [Subscribe.Filter], handler: @escaping @Sendable (Publish) -> Void) -> EventLoopFuture<[SubAck.ReturnCode]> {
-        future { self.subscribe(filters, handler: handler, then: $0) }
-    }
-
-    /// `subscribe` with a callback, called on the event loop.
-    public func subscribe(_ filters: [Subscribe.Filter], handler: @escaping @Sendable (Publish) -> Void,
-                          then done: @escaping @Sendable (Result<[SubAck.ReturnCode], MQTTError>) -> Void) {
-        request({ if case .subscribed(let codes) = $0 { codes } else { nil } }, then: done) { id, now in
-            // The callback stays here, under an id the session's handlers name.
-            let subscription = self.nextSubscription
-            self.nextSubscription += 1
-            self.callbacks[subscription] = handler
-            return self.session.subscribe(filters, request: id, now: now, subscription: subscription)
-        }
-    }
-
-    public func unsubscribe(_ filters: [String]) async throws {
-        _ = try await future { done in
-            self.request({ $0 }, then: done) { id, now in self.session.unsubscribe(filters, request: id, now: now) }
-        }.get()
-    }
-
-    /// Publishes and returns when the QoS flow completes (QoS 0: when queued on the
-    /// connection; a later disconnect waits until it is written).
-    public func publish(_ topic: String, payload: ByteBuffer, qos: QoS = .atMostOnce, retain: Bool = false) async throws {
-        _ = try await publishFuture(topic, payload: payload, qos: qos, retain: retain).get()
-    }
-
-    /// `publish` as a future, for callers that keep many publishes in flight at once.
-    public func publishFuture(_ topic: String, payload: ByteBuffer, qos: QoS = .atMostOnce, retain: Bool = false) -> EventLoopFuture<RequestResult> {
-        let message = Publish(topic: topic, payload: payload, qos: qos, retain: retain)
-        return future { done in self.request({ $0 }, then: done, self.publishing(message)) }
-    }
-
-    /// A publish's session command: queued while the client wants a connection, else refused.
-    private func publishing(_ message: Publish) -> @Sendable (RequestID, NIODeadline) -> [SessionAction] {
-        { id, now in
-            guard self.wantsConnection else { return [.complete(id, .failure(.notConnected))] }
-            return self.session.publish(message, request: id, now: now)
-        }
-    }
-
-    /// Drops the connection without DISCONNECT, as a network failure would (the broker then
-    /// publishes the will). Reconnects if configured to.
-    public func abortConnection() async {
-        try? await eventLoop.submit { self.closeConnection(.connectionReset("aborted")) }.get()
-    }
-
-    /// The reconnect delay before `attempt` (1-based): the interval doubled per failed
-    /// attempt, capped at `maxReconnectInterval`.
-    public static func reconnectDelay(attempt: Int, interval: TimeAmount, maximum: TimeAmount) -> TimeAmount {
-        .nanoseconds(min(interval.nanoseconds << min(attempt - 1, 20), maximum.nanoseconds))
-    }
-
-    /// Publishes many messages in one hop to the event loop; the future completes when every
-    /// QoS flow has completed (or fails with the first error). At most `maxInflight` QoS 1/2
-    /// messages are unacknowledged at once; the rest wait in order.
-    public func publish(_ messages: [Publish]) -> EventLoopFuture<Void> {
-        future { self.publish(messages, then: $0) }
-    }
-
-    /// `publish(_:)` with a callback, called on the event loop.
-    public func publish(_ messages: [Publish], then done: @escaping @Sendable (Result<Void, MQTTError>) -> Void) {
-        onLoop {
-            guard !messages.isEmpty else { return done(.success(())) }
-            let batch = Batch(remaining: messages.count, done: done)
-            let now = NIODeadline.now()
-            for m in messages {
-                let id = self.nextRequest
-                self.nextRequest += 1
-                self.waiters[id] = .batch(batch)
-                // One message at a time: QoS 0 completes at once, so `waiters` stays small;
-                // the bytes gather in the connection's outgoing buffer.
-                self.submit(id, now: now, flush: false, self.publishing(m))
-            }
-            self.flush()
-        }
-    }
-
-    /// Runs `body`, which must be on the client's event loop, holding the client's writes: the
-    /// packets its requests send leave together, in one write, when it returns. The cycle
-    /// runner sends CONNECT, SUBSCRIBE and PUBLISH this way: as separate segments, a broker
-    /// without TCP_NODELAY (mosquitto's default) holds its later answers until the client's
-    /// delayed ACK (Linux's minimum delay, which then bounds the cycle rate).
-    public func batchingWrites<T>(_ body: () throws -> T) rethrows -> T {
-        eventLoop.preconditionInEventLoop()
-        writesHeld += 1
-        defer {
-            writesHeld -= 1
-            flush()
-        }
-        return try body()
-    }
-
-    /// Calls `listener` on the event loop for every event from now on.
-    public func addEventListener(_ listener: @escaping @Sendable (ClientEvent) -> Void) {
-        eventLoop.execute { self.listeners.append(listener) }
-    }
-
-    /// The state, read on the event loop; `.disconnected` once the loop is gone (the group
-    /// shut down: nothing can be connected then).
-    public var state: ClientState {
-        get async { (try? await eventLoop.submit { self._state }.get()) ?? .disconnected }
-    }
-
-    /// In-flight and queued publishes; none once the event loop is gone.
-    public var inflight: (inflight: Int, queued: Int) {
-        get async { (try? await eventLoop.submit { (self.session.inflightCount, self.session.queuedCount) }.get()) ?? (0, 0) }
-    }
-
     // MARK: connect / disconnect
 
-    private func startConnect(_ done: @escaping @Sendable (Result<ConnAck, MQTTError>) -> Void) {
+    func startConnect(_ done: @escaping @Sendable (Result<ConnAck, MQTTError>) -> Void) {
         if closing { return closeWaiters.append { self.startConnect(done) } }
         guard connection == nil && !opening else { return done(.failure(.invalidRequest("already \(_state)"))) }
         wantsConnection = true
@@ -267,7 +118,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         open(request: newRequest({ if case .connected(let ack) = $0 { ack } else { nil } }, then: done))
     }
 
-    private func open(request: RequestID) {
+    func open(request: RequestID) {
         opening = true
         setState(_state == .reconnecting ? .reconnecting : .connecting)
         generation += 1
@@ -297,7 +148,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
             }
     }
 
-    private func opened(_ channel: any Channel, generation gen: Int, request: RequestID) {
+    func opened(_ channel: any Channel, generation gen: Int, request: RequestID) {
         guard wantsConnection, gen == generation else {
             channel.close(promise: nil)
             complete(request, .failure(.sessionEnded))
@@ -314,7 +165,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     /// go out on the socket itself, and NIO takes the socket only after that first write
     /// (`register`). The broker answers while NIO sets the channel up, where it used to wait
     /// for it (scripts/bench measures the cycle rate).
-    private func openedSocket(_ fd: CInt, remote: SocketAddress, generation gen: Int, request: RequestID) {
+    func openedSocket(_ fd: CInt, remote: SocketAddress, generation gen: Int, request: RequestID) {
         opening = false
         let record = ConnectionRecord(local: Self.localEndpoint(fd), remote: Self.endpoint(remote))
         // Its first write, then `register`, come with the first flush (`batchingWrites` holds it).
@@ -323,7 +174,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     }
 
     /// Records the new connection and sends CONNECT, then the requests made while it opened.
-    private func begin(_ c: Connection, request: RequestID) {
+    func begin(_ c: Connection, request: RequestID) {
         ledger.recordConnection(c.record)
         connection = c
         emit(.connectionOpened(c.record))
@@ -334,7 +185,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     /// Writes what the connection holds on its own socket (its first flight), then hands the
     /// socket to NIO, once. On the event loop the channel is up when this returns.
-    private func register(_ c: Connection) {
+    func register(_ c: Connection) {
         c.flushOutgoing()
         guard let fd = c.takeDescriptor() else { return }
         let gen = c.generation
@@ -357,14 +208,14 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     /// Hands the requests made while the socket opened to the session: behind CONNECT when it
     /// went out, else as if made now (a QoS 1 publish waits in the queue for a reconnect).
-    private func runAfterOpen(now: NIODeadline) {
+    func runAfterOpen(now: NIODeadline) {
         let waiting = afterOpen
         afterOpen.removeAll(keepingCapacity: true)
         for (id, body) in waiting { perform(body(id, now), flush: false) }
         flush()
     }
 
-    private func openFailed(_ error: any Error, request: RequestID) {
+    func openFailed(_ error: any Error, request: RequestID) {
         resolvedAddress = nil  // the name is resolved again on the next attempt
         let e = MQTTError.cannotConnect(host: configuration.host, port: configuration.port, reason: Self.describe(error))
         emit(.error(e))
@@ -381,7 +232,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     /// The host as an address when it is an IP literal (parsed once, not per connect).
     private lazy var literalAddress = try? SocketAddress(ipAddress: configuration.host, port: configuration.port)
     /// The address a host name led to, once NIO connected to it.
-    private var resolvedAddress: SocketAddress?
+    var resolvedAddress: SocketAddress?
 
     /// Made once per client: its options and initializer are the same for every connection
     /// (the initializer runs on the event loop and reads the generation being opened).
@@ -401,7 +252,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
             }
     }()
 
-    private func startDisconnect(_ done: @escaping @Sendable () -> Void) {
+    func startDisconnect(_ done: @escaping @Sendable () -> Void) {
         wantsConnection = false
         reconnectTask?.cancel()
         reconnectTask = nil
@@ -419,7 +270,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     // MARK: events from the channel (on the event loop)
 
-    fileprivate func received(_ packet: Packet, size: Int, generation gen: Int) {
+    func received(_ packet: Packet, size: Int, generation gen: Int) {
         guard gen == connection?.generation else { return }
         if !listeners.isEmpty { emit(.packetReceived(packet.type, packetID: packet.packetID, size: size)) }
         let actions = session.receive(packet, now: .now())
@@ -433,7 +284,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         perform(actions, flush: false)
     }
 
-    fileprivate func readComplete(generation gen: Int) {
+    func readComplete(generation gen: Int) {
         guard let c = connection, gen == c.generation else { return }
         if writesHeld == 0 && c.writeOutgoing() {
             c.channel?.flush()  // what we send carries the ACK of what came
@@ -445,12 +296,12 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         }
     }
 
-    fileprivate func failed(_ error: MQTTError, generation gen: Int) {
+    func failed(_ error: MQTTError, generation gen: Int) {
         guard gen == connection?.generation else { return }
         closeConnection(error)
     }
 
-    fileprivate func channelClosed(generation gen: Int) {
+    func channelClosed(generation gen: Int) {
         guard let c = connection, gen == c.generation else { return }
         // Closed without our asking and without a reported cause (NIO closes on a failed
         // write, e.g. EPIPE): still a lost connection, never a requested disconnect.
@@ -459,7 +310,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     // MARK: actions
 
-    private func perform(_ actions: [SessionAction], flush: Bool = true) {
+    func perform(_ actions: [SessionAction], flush: Bool = true) {
         for action in actions {
             switch action {
             case .send(let packet):
@@ -492,12 +343,12 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     }
 
     /// Hands the outgoing bytes to the socket, unless `batchingWrites` holds them.
-    private func flush() {
+    func flush() {
         guard writesHeld == 0, let c = connection else { return }
         if c.channel == nil { register(c) } else { c.flushOutgoing() }
     }
 
-    private func closeConnection(_ error: MQTTError?) {
+    func closeConnection(_ error: MQTTError?) {
         guard let c = connection else { return }
         if c.channel == nil {
             // Still the raw socket: its first flight goes out and NIO takes it, then it closes.
@@ -552,7 +403,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     }
 
     /// The connection is gone: release its records, let the session react, then reconnect or stop.
-    private func handleClosed(_ c: Connection, error: MQTTError?, abandoned: Bool = false) {
+    func handleClosed(_ c: Connection, error: MQTTError?, abandoned: Bool = false) {
         connection = nil
         // Now, not when the last closure holding `c` lets go: disconnect's caller may sample
         // the ledger the moment its future completes. (An abandoned socket keeps its records.)
@@ -580,7 +431,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         }
     }
 
-    private func scheduleReconnect() {
+    func scheduleReconnect() {
         reconnectAttempts += 1
         let delay = Self.reconnectDelay(attempt: reconnectAttempts, interval: configuration.reconnectInterval,
                                         maximum: configuration.maxReconnectInterval)
@@ -594,7 +445,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     // MARK: timer
 
-    private func scheduleTimer() {
+    func scheduleTimer() {
         guard connection != nil else { return }
         // Whatever the last actions added is due no sooner than now + command timeout (acks,
         // PINGRESP) or later (keepalive only moves later): a timer due before that stands.
@@ -608,7 +459,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         timer = try? eventLoop.scheduleCallback(at: deadline, handler: TimerFired(client: self))
     }
 
-    fileprivate func timerFired() {
+    func timerFired() {
         timer = nil
         timerDeadline = nil
         perform(session.tick(now: .now()))
@@ -620,7 +471,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         func handleScheduledCallback(eventLoop: some EventLoop) { client.timerFired() }
     }
 
-    private func cancelTimer() {
+    func cancelTimer() {
         timer?.cancel()
         timer = nil
         timerDeadline = nil
@@ -631,12 +482,12 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     /// Runs `body` on the event loop: at once when already there (the cycle runner is), else
     /// as a task.
-    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
         if eventLoop.inEventLoop { body() } else { eventLoop.execute(body) }
     }
 
     /// A future completed by a callback-style request.
-    private func future<T: Sendable>(_ start: (@escaping @Sendable (Result<T, MQTTError>) -> Void) -> Void) -> EventLoopFuture<T> {
+    func future<T: Sendable>(_ start: (@escaping @Sendable (Result<T, MQTTError>) -> Void) -> Void) -> EventLoopFuture<T> {
         let promise = eventLoop.makePromise(of: T.self)
         start { result in promise.completeWith(result.mapError { $0 }) }
         return promise.futureResult
@@ -644,21 +495,21 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     /// Starts a request on the event loop: `body` is its session command, `done` gets the value
     /// `extract` takes out of the session's result.
-    private func request<T: Sendable>(_ extract: @escaping @Sendable (RequestResult) -> T?,
+    func request<T: Sendable>(_ extract: @escaping @Sendable (RequestResult) -> T?,
                                       then done: @escaping @Sendable (Result<T, MQTTError>) -> Void,
                                       _ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) {
         onLoop { self.submit(self.newRequest(extract, then: done), now: .now(), body) }
     }
 
     /// Runs a request's session command now, or once CONNECT is sent if the socket is opening.
-    private func submit(_ id: RequestID, now: NIODeadline, flush: Bool = true,
+    func submit(_ id: RequestID, now: NIODeadline, flush: Bool = true,
                         _ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) {
         if opening { afterOpen.append((id, body)) } else { perform(body(id, now), flush: flush) }
     }
 
     /// A new request and who waits for it. `extract` takes the caller's value out of the
     /// session's result (nil: the wrong kind of result, reported as a protocol violation).
-    private func newRequest<T: Sendable>(_ extract: @escaping @Sendable (RequestResult) -> T?,
+    func newRequest<T: Sendable>(_ extract: @escaping @Sendable (RequestResult) -> T?,
                                          then done: @escaping @Sendable (Result<T, MQTTError>) -> Void) -> RequestID {
         let id = nextRequest
         nextRequest += 1
@@ -673,7 +524,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         return id
     }
 
-    private func complete(_ id: RequestID, _ result: Result<RequestResult, MQTTError>) {
+    func complete(_ id: RequestID, _ result: Result<RequestResult, MQTTError>) {
         switch waiters.removeValue(forKey: id) {
         case .single(let resolve)?:
             resolve(result)
@@ -686,217 +537,13 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         }
     }
 
-    private func setState(_ s: ClientState) {
+    func setState(_ s: ClientState) {
         guard s != _state else { return }
         _state = s
         emit(.stateChanged(s))
     }
 
-    private func emit(_ event: ClientEvent) {
+    func emit(_ event: ClientEvent) {
         for l in listeners { l(event) }
-    }
-
-    /// Enough bytes for `packet` in the common cases, so encoding does not grow the buffer.
-    static func capacityHint(_ packet: Packet) -> Int {
-        if case .publish(let p) = packet { return 9 + p.topic.utf8.count + p.payload.readableBytes }
-        return 64
-    }
-
-    /// The local end of a connected socket, as the kernel bound it.
-    static func localEndpoint(_ fd: CInt) -> Endpoint {
-        var storage = sockaddr_storage()
-        var size = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let ok = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) }
-        } == 0
-        // No host text: `endpoint` works from the address bytes.
-        switch ok ? CInt(storage.ss_family) : AF_UNSPEC {
-        case AF_INET: return endpoint(SocketAddress(withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }, host: ""))
-        case AF_INET6: return endpoint(SocketAddress(withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }, host: ""))
-        default: return endpoint(nil)
-        }
-    }
-
-    static func endpoint(_ address: SocketAddress?) -> Endpoint {
-        let port = UInt16(clamping: address?.port ?? 0)
-        switch address {
-        case .v4(let a)?:
-            // From the bytes: `ipAddress` goes through inet_ntop, i.e. sprintf, on every connect.
-            return Endpoint(ipv4: a.address.sin_addr.s_addr, port: port)
-        case .v6(let a)?:
-            return Endpoint(addressBytes: withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }, port: port)
-        default:
-            return Endpoint(address: address?.ipAddress ?? "?", port: port)
-        }
-    }
-
-    /// The system's reason in a few words: "connection refused", "timed out", "name not known".
-    static func describe(_ error: any Error) -> String {
-        if let e = error as? NIOConnectionError {
-            if let first = e.connectionErrors.first { return describe(first.error) }
-            if e.dnsAError != nil || e.dnsAAAAError != nil { return "cannot resolve host name" }
-            return "no address to connect to"
-        }
-        if let e = error as? IOError { return String(cString: strerror(e.errnoCode)).lowercased() }
-        if let e = error as? ChannelError, case .connectTimeout = e { return "timed out" }
-        return String(describing: error)
-    }
-}
-
-/// Who waits for a request: one caller, or a batch of publishes.
-enum Waiter {
-    case single((Result<RequestResult, MQTTError>) -> Void)
-    case batch(Batch)
-}
-
-final class Batch {
-    var remaining: Int
-    var error: MQTTError?
-    let done: (Result<Void, MQTTError>) -> Void
-    init(remaining: Int, done: @escaping (Result<Void, MQTTError>) -> Void) {
-        self.remaining = remaining
-        self.done = done
-    }
-}
-
-/// One open connection and the ledger records it owns.
-final class Connection {
-    /// Nil while the socket is still the client's own: its first flight goes out on the
-    /// descriptor before NIO takes it (`MQTTClient.openedSocket`).
-    private(set) var channel: (any Channel)?
-    private var descriptor: CInt?
-    /// The raw socket took less than all of the first flight: NIO writes the rest.
-    private(set) var rawWritesStopped = false
-    /// A close asked for before NIO had the socket (its error, nil for a requested one).
-    struct PendingClose { let error: MQTTError? }
-    var closeOnAttach: PendingClose?
-    let generation: Int
-    let record: ConnectionRecord
-    var closeReason: MQTTError?
-    /// Set when the client itself closes the socket after a requested disconnect.
-    var closeRequested = false
-    private var entries: [LedgerEntry]
-
-    convenience init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {
-        self.init(descriptor: nil, generation: generation, record: record, ledger: ledger, maximumPacketSize: maximumPacketSize)
-        self.channel = channel
-    }
-
-    init(descriptor: CInt?, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {
-        self.descriptor = descriptor
-        self.generation = generation
-        self.record = record
-        entries = [
-            LedgerEntry(.socket, size: 0, owner: "conn", ledger: ledger),
-            LedgerEntry(.rxBuffer, size: 1024, owner: "conn", ledger: ledger),
-            LedgerEntry(.txBuffer, size: 1024, owner: "conn", ledger: ledger),
-        ]
-    }
-
-    func releaseRecords() { entries.removeAll() }
-
-    /// The descriptor, for NIO to take; nil once taken.
-    func takeDescriptor() -> CInt? {
-        defer { descriptor = nil }
-        return descriptor
-    }
-
-    func attach(_ channel: any Channel) {
-        self.channel = channel
-        rawWritesStopped = false
-    }
-
-    /// Encoded packets not yet handed to the channel: one write (and one iovec) for many
-    /// small packets instead of one each.
-    private var outgoing: ByteBuffer?
-    /// Past this, the outgoing bytes go to the socket without waiting for the flush.
-    static let outgoingChunk = 64 * 1024
-    /// NIO's channels allocate with a plain `ByteBufferAllocator` too.
-    private static let allocator = ByteBufferAllocator()
-
-    /// Encodes `packet` after the outgoing bytes; returns its size. A packet that fails to
-    /// encode writes nothing (`encode` validates first).
-    func append(_ packet: Packet) throws(PacketError) -> Int {
-        if outgoing == nil { outgoing = Self.allocator.buffer(capacity: max(256, MQTTClient.capacityHint(packet))) }
-        let before = outgoing!.readableBytes
-        try packet.encode(into: &outgoing!)
-        let size = outgoing!.readableBytes - before
-        if outgoing!.readableBytes >= Self.outgoingChunk { flushOutgoing() }
-        return size
-    }
-
-    /// Hands the outgoing bytes to the channel, unflushed; whether there were any.
-    @discardableResult
-    func writeOutgoing() -> Bool {
-        guard var bytes = outgoing, bytes.readableBytes > 0 else { return false }
-        guard let channel else {
-            // The socket is still ours: straight to it. What it does not take (or an error,
-            // which NIO then meets and reports) waits for NIO, in order.
-            if let fd = descriptor, !rawWritesStopped {
-                let written = bytes.withUnsafeReadableBytes { send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
-                if written > 0 { bytes.moveReaderIndex(forwardBy: written) }
-                rawWritesStopped = bytes.readableBytes > 0
-                outgoing = rawWritesStopped ? bytes : nil
-            }
-            return false
-        }
-        outgoing = nil
-        // The pipeline's write is specialised for ByteBuffer; `Channel.write` is generic and
-        // casts the value at run time on every call.
-        channel.pipeline.syncOperations.write(NIOAny(bytes), promise: nil)
-        return true
-    }
-
-    func flushOutgoing() {
-        if writeOutgoing() { channel?.flush() }
-    }
-}
-
-/// Bytes → packets for one channel, reported to the client with the channel's generation.
-final class PacketHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-
-    private let client: MQTTClient
-    private let generation: Int
-    private var decoder: PacketDecoder
-
-    init(client: MQTTClient, generation: Int, maximumPacketSize: Int) {
-        self.client = client
-        self.generation = generation
-        self.decoder = PacketDecoder(maximumPacketSize: maximumPacketSize)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        decoder.append(unwrapInboundIn(data))
-        do {
-            var before = decoder.bufferedByteCount
-            while let packet = try decoder.next() {
-                let after = decoder.bufferedByteCount
-                client.received(packet, size: before - after, generation: generation)
-                before = after
-            }
-        } catch {
-            client.failed(.protocolViolation(error.description), generation: generation)
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        client.readComplete(generation: generation)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event {
-            client.failed(.connectionClosedByPeer, generation: generation)
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        client.failed(.connectionReset(MQTTClient.describe(error)), generation: generation)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        client.channelClosed(generation: generation)
-        context.fireChannelInactive()
     }
 }
