@@ -99,7 +99,27 @@ public enum SessionAction: Sendable, Hashable {
 public struct Session {
     public enum State: Sendable, Hashable { case disconnected, connecting, connected, disconnecting }
 
-    public private(set) var state: State = .disconnected
+    /// The connection's phase and what belongs to it alone.
+    private enum Link {
+        case disconnected
+        /// CONNECT went out at `sentAt` (nil once its timeout fired) for `request` (nil once
+        /// answered or failed).
+        case connecting(request: RequestID?, sentAt: NIODeadline?)
+        /// `pingSentAt`: a PINGREQ awaits its PINGRESP.
+        case connected(pingSentAt: NIODeadline?)
+        /// A requested disconnect; a connect still unanswered fails once the socket is closed.
+        case disconnecting(connectRequest: RequestID?)
+    }
+    private var link = Link.disconnected
+
+    public var state: State {
+        switch link {
+        case .disconnected: .disconnected
+        case .connecting: .connecting
+        case .connected: .connected
+        case .disconnecting: .disconnecting
+        }
+    }
     public var configuration: SessionConfiguration
     let ledger: Ledger
 
@@ -109,7 +129,6 @@ public struct Session {
     private var queuedHead = 0
     private var inboundQoS2: Set<UInt16> = []
     public private(set) var subscriptions: [String: MessageHandler] = [:]
-    private var connectRequest: RequestID?
     /// In-flight records of an earlier connection, resent in their order once CONNACK comes.
     private var resendOnConnack: [UInt16] = []
     /// Subscribes, unsubscribes and QoS 0 publishes made while connecting when they could not
@@ -128,9 +147,7 @@ public struct Session {
     /// Publishes sent behind CONNECT, before its CONNACK: a broker that refuses the CONNECT
     /// discards them ([MQTT-3.1.4-5]), so they fail with the refusal, kept session or not.
     private var sentBeforeConnack: [UInt16] = []
-    private var connectSentAt: NIODeadline?
     private var lastSent: NIODeadline = .uptimeNanoseconds(0)
-    private var pingSentAt: NIODeadline?
     /// Handlers lost by the injected ack-handler bug: never released.
     private var leakedHandlers: [MessageHandler] = []
 
@@ -152,10 +169,7 @@ public struct Session {
         guard state == .disconnected else {
             return [.complete(request, .failure(.invalidRequest("connect while \(state)")))]
         }
-        state = .connecting
-        connectRequest = request
-        connectSentAt = now
-        pingSentAt = nil
+        link = .connecting(request: request, sentAt: now)
         let c = configuration
         var actions = [send(.connect(Connect(clientID: c.clientID, cleanSession: c.cleanSession, keepAlive: c.keepAlive,
                                              will: c.will, username: c.username, password: c.password)), now)]
@@ -241,7 +255,7 @@ public struct Session {
     public mutating func disconnect(now: NIODeadline) -> [SessionAction] {
         var actions: [SessionAction] = []
         if state == .connected { actions.append(send(.disconnect, now)) }
-        state = .disconnecting
+        if case .connecting(let request, _) = link { link = .disconnecting(connectRequest: request) } else { link = .disconnecting(connectRequest: nil) }
         actions.append(.close(nil))
         return actions
     }
@@ -249,15 +263,15 @@ public struct Session {
     /// The socket closed (after `.close`, or by the peer, or with an error).
     public mutating func connectionClosed(error: MQTTError?, now: NIODeadline) -> [SessionAction] {
         let requested = state == .disconnecting
-        state = .disconnected
-        pingSentAt = nil
+        var actions: [SessionAction] = []
+        switch link {
+        case .connecting(let request?, _), .disconnecting(let request?):
+            actions.append(.complete(request, .failure(error ?? .connectionClosedByPeer)))
+        default: break
+        }
+        link = .disconnected
         resendOnConnack.removeAll()
         sentBeforeConnack.removeAll(keepingCapacity: true)  // lost before CONNACK: the broker may have them, kept in flight
-        var actions: [SessionAction] = []
-        if let request = connectRequest {
-            connectRequest = nil
-            actions.append(.complete(request, .failure(error ?? .connectionClosedByPeer)))
-        }
         // Subscribe/unsubscribe belong to the connection: fail them now, held ones (and held
         // QoS 0 publishes) too.
         var dropped: [SubscriptionID] = []
@@ -334,9 +348,8 @@ public struct Session {
     public mutating func receive(_ packet: Packet, now: NIODeadline) -> [SessionAction] {
         switch (state, packet) {
         case (.connecting, .connack(let ack)):
-            let request = connectRequest
-            connectRequest = nil
-            connectSentAt = nil
+            guard case .connecting(let request, _) = link else { return [] }
+            link = .connecting(request: nil, sentAt: nil)
             guard ack.returnCode == .accepted else {
                 let refused = MQTTError.connectionRefused(ack.returnCode)
                 var actions: [SessionAction] = []
@@ -348,7 +361,7 @@ public struct Session {
                 return actions + [.close(refused)]
             }
             sentBeforeConnack.removeAll(keepingCapacity: true)
-            state = .connected
+            link = .connected(pingSentAt: nil)
             var actions: [SessionAction] = []
             if let request { actions.append(.complete(request, .success(.connected(ack)))) }
             actions += resumeAfterConnect(sessionPresent: ack.sessionPresent, now: now)
@@ -401,7 +414,7 @@ public struct Session {
             if !dropped.isEmpty { actions += forgetting(dropped) }
             return actions
         case (.connected, .pingresp), (.disconnecting, .pingresp):
-            pingSentAt = nil
+            if case .connected = link { link = .connected(pingSentAt: nil) }
             return []
         case (.disconnected, _):
             return []
@@ -415,14 +428,14 @@ public struct Session {
     /// Keepalive, CONNACK/PINGRESP timeouts and retransmission, due at `now`.
     public mutating func tick(now: NIODeadline) -> [SessionAction] {
         let timeout = configuration.commandTimeout
-        switch state {
+        switch link {
+        case .connecting(let request, let sent?):
+            guard now >= sent + timeout else { return [] }
+            link = .connecting(request: request, sentAt: nil)
+            return [.close(.timeout("CONNACK", milliseconds: Int(timeout.nanoseconds / 1_000_000)))]
         case .connecting:
-            if let sent = connectSentAt, now >= sent + timeout {
-                connectSentAt = nil
-                return [.close(.timeout("CONNACK", milliseconds: Int(timeout.nanoseconds / 1_000_000)))]
-            }
             return []
-        case .connected:
+        case .connected(let pingSentAt):
             if let ping = pingSentAt, now >= ping + timeout {
                 return [.close(.timeout("PINGRESP", milliseconds: Int(timeout.nanoseconds / 1_000_000)))]
             }
@@ -444,7 +457,7 @@ public struct Session {
             }
             let keepAlive = TimeAmount.seconds(Int64(configuration.keepAlive))
             if configuration.keepAlive > 0 && pingSentAt == nil && now >= lastSent + keepAlive {
-                pingSentAt = now
+                link = .connected(pingSentAt: now)
                 actions.append(send(.pingreq, now))
             }
             if !dropped.isEmpty { actions += forgetting(dropped) }
@@ -458,10 +471,10 @@ public struct Session {
     public func nextDeadline() -> NIODeadline? {
         let timeout = configuration.commandTimeout
         var deadlines: [NIODeadline] = []
-        switch state {
-        case .connecting:
-            if let sent = connectSentAt { deadlines.append(sent + timeout) }
-        case .connected:
+        switch link {
+        case .connecting(_, let sent):
+            if let sent { deadlines.append(sent + timeout) }
+        case .connected(let pingSentAt):
             if let ping = pingSentAt { deadlines.append(ping + timeout) }
             else if configuration.keepAlive > 0 { deadlines.append(lastSent + .seconds(Int64(configuration.keepAlive))) }
             if let oldest = outbound.values.lazy.map(\.sentAt).min() { deadlines.append(oldest + timeout) }

@@ -65,6 +65,17 @@ struct SessionTests {
         #expect(ledger.snapshot().live(.messageHandler) == 0)
     }
 
+    /// A disconnect asked for while CONNECT is unanswered: the connect request fails once the
+    /// socket is closed, not before and not never.
+    @Test func aDisconnectWhileConnectingFailsTheConnectOnClose() {
+        var s = Session(configuration: SessionConfiguration(clientID: "c"), ledger: Ledger())
+        _ = s.connect(request: 1, now: at(0))
+        #expect(s.disconnect(now: at(1)) == [.close(nil)] && s.state == .disconnecting)
+        #expect(s.tick(now: at(10_000)) == [], "no CONNACK timeout while disconnecting")
+        #expect(s.connectionClosed(error: nil, now: at(2)) == [.complete(1, .failure(.connectionClosedByPeer))])
+        #expect(s.state == .disconnected && s.nextDeadline() == nil)
+    }
+
     /// A SUBSCRIBE that gets no SUBACK in time fails, and its subscription is forgotten.
     @Test func anUnansweredSubscribeIsForgotten() {
         var s = connectedSession()
