@@ -91,9 +91,8 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     var closing = false
     var closeWaiters: [@Sendable () -> Void] = []
     var listeners: [@Sendable (ClientEvent) -> Void] = []
-    /// Each subscribe request's callback, by the id the session's handlers name it with.
-    var callbacks: [SubscriptionID: @Sendable (Publish) -> Void] = [:]
-    var nextSubscription: SubscriptionID = 1
+    /// Each subscribe request's callback, under the id the session's handlers name it with.
+    var callbacks = CallbackSlots()
     var _state: ClientState = .idle
 
     public init(configuration: ClientConfiguration, ledger: Ledger = .shared) {
@@ -331,7 +330,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
                     for s in subscriptions { callbacks[s]?(message) }
                 }
             case .forget(let subscription):
-                callbacks[subscription] = nil
+                callbacks.remove(subscription)
             case .complete(let id, let result):
                 complete(id, result)
             case .close(let error):
@@ -545,5 +544,32 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     func emit(_ event: ClientEvent) {
         for l in listeners { l(event) }
+    }
+}
+
+/// Subscribe callbacks in reused slots: an id is its slot, free again once the session has
+/// forgotten it (it never names a forgotten id again). No hashing per cycle, and storage that
+/// stays the size of the most subscriptions held at once.
+struct CallbackSlots {
+    private var slots: [(@Sendable (Publish) -> Void)?] = []
+    private var free: [Int] = []
+
+    mutating func add(_ callback: @escaping @Sendable (Publish) -> Void) -> SubscriptionID {
+        if let i = free.popLast() {
+            slots[i] = callback
+            return SubscriptionID(i)
+        }
+        slots.append(callback)
+        return SubscriptionID(slots.count - 1)
+    }
+
+    subscript(id: SubscriptionID) -> (@Sendable (Publish) -> Void)? {
+        id < slots.count ? slots[Int(id)] : nil
+    }
+
+    mutating func remove(_ id: SubscriptionID) {
+        guard id < slots.count, slots[Int(id)] != nil else { return }
+        slots[Int(id)] = nil
+        free.append(Int(id))
     }
 }

@@ -56,9 +56,7 @@ extension MQTTClient {
                           then done: @escaping @Sendable (Result<[SubAck.ReturnCode], MQTTError>) -> Void) {
         request({ if case .subscribed(let codes) = $0 { codes } else { nil } }, then: done) { id, now in
             // The callback stays here, under an id the session's handlers name.
-            let subscription = self.nextSubscription
-            self.nextSubscription += 1
-            self.callbacks[subscription] = handler
+            let subscription = self.callbacks.add(handler)
             return self.session.subscribe(filters, request: id, now: now, subscription: subscription)
         }
     }
