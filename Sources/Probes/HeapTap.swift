@@ -51,6 +51,8 @@ public final class HeapTap: @unchecked Sendable {  // immutable after init; the 
     public let path: String
     private let table: UnsafePointer<mshmon_tap_table>
     private let peak = Mutex(0)
+    /// Whether this reader made the table (and removes it when done).
+    private let owned: Bool
 
     /// The environment the target needs: LD_PRELOAD of `library` (prepended to any already
     /// set) and the table's path.
@@ -76,6 +78,29 @@ public final class HeapTap: @unchecked Sendable {  // immutable after init; the 
         fchmod(fd, 0o666)  // a target running as another user can still open it
         self.path = path
         table = UnsafePointer(m.assumingMemoryBound(to: mshmon_tap_table.self))
+        owned = true
+    }
+
+    /// The table of a process already running under the tap (launched by another mshmon, or
+    /// by hand with LD_PRELOAD and MSHMON_TAP_FILE), found through its environment; nil when
+    /// it has none, or the table is not that process's.
+    public init?(attachingTo pid: Int32) {
+        guard let environ = ProcFile.read("/proc/\(pid)/environ", initialCapacity: 16_384) else { return nil }
+        let key = Array("\(MSHMON_TAP_ENV)=".utf8)
+        guard let entry = environ.split(separator: 0).last(where: { $0.starts(with: key) }) else { return nil }
+        let path = String(decoding: entry.dropFirst(key.count), as: UTF8.self)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        let size = mshmon_tap_table_size()
+        guard fstat(fd, &st) == 0, st.st_size >= off_t(size),
+            let m = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), m != MAP_FAILED
+        else { return nil }
+        self.path = path
+        table = UnsafePointer(m.assumingMemoryBound(to: mshmon_tap_table.self))
+        owned = false
+        guard owner == pid else { return nil }  // deinit unmaps it
     }
 
     /// Whether a process has claimed the table (the tap loaded in it), and which.
@@ -136,6 +161,6 @@ public final class HeapTap: @unchecked Sendable {  // immutable after init; the 
 
     deinit {
         munmap(UnsafeMutableRawPointer(mutating: table), mshmon_tap_table_size())
-        unlink(path)
+        if owned { unlink(path) }
     }
 }

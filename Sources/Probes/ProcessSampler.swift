@@ -39,9 +39,11 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
     private var pidfd: Int32 = -1
 
     /// Checks that the process exists and its fds can be read.
+    /// Without `tap`, a process already running under the tap (its environment names the
+    /// table) is read through it anyway.
     public init(pid: Int32, tap: HeapTap? = nil, connections: Ledger = Ledger(), wrappers: [String] = []) throws(ProcessSamplerError) {
         self.pid = pid
-        self.tap = tap
+        self.tap = tap ?? HeapTap(attachingTo: pid)
         self.connections = connections
         closedSockets = SocketTracker(ringCapacity: connections.connectionRingCapacity)
         symbolizer = Symbolizer(pid: pid, wrappers: wrappers)

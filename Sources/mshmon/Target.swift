@@ -15,7 +15,7 @@ import Synchronization
 import Glibc
 
 struct TargetOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Watch this running process instead of driving mshmon's own client (heap from smaps_rollup: no tap).", valueName: "pid"))
+    @Option(help: ArgumentHelp("Watch this running process instead of driving mshmon's own client (heap from smaps_rollup, or from the heap tap's table when the process runs under it: LD_PRELOAD=libmshmontap.so MSHMON_TAP_FILE=/dev/shm/FILE).", valueName: "pid"))
     var pid: Int32?
 
     @Option(help: ArgumentHelp("With a target and the embedded broker: close the target's connection from the broker's side this often (90s, 500ms), so its reconnect path is cycled.", valueName: "time"))
@@ -46,7 +46,7 @@ struct TargetOptions: ParsableArguments {
             }
         }
         if let pid, pid <= 0 { throw ValidationError("--pid must be a process id (got \(pid))") }
-        if pid != nil && noTap { throw ValidationError("--no-tap applies to a launched target; an attached one has no tap") }
+        if pid != nil && noTap { throw ValidationError("--no-tap applies to a launched target; an attached one is read as it runs") }
         if kickEvery != nil && every != nil { throw ValidationError("give --kick-every or --every, not both") }
     }
 }

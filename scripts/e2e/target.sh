@@ -80,6 +80,24 @@ check "--broker: 12 cycles, the heap leak named, exit 3 (exit $rc)" sh -c "[ $rc
 $out
 O"
 
+echo "target: --pid of a client started by hand under the tap (LD_PRELOAD, MSHMON_TAP_FILE)"
+TAPFILE=$(mktemp /dev/shm/mshmon-e2e-tap.XXXXXX)
+MSHMON_TAP_FILE=$TAPFILE LD_PRELOAD="$(dirname "$MSHMON")/libmshmontap.so" "$CYCLER" 127.0.0.1 "$PORT" leak-heap 20 > /dev/null 2>&1 &
+HANDPID=$!
+PIDS+=("$HANDPID")
+wait_for 5 sh -c "'$MSHMON' memtrace --pid $HANDPID | grep -q mqtt_clean_session"
+check "memtrace --pid: the call sites, from its table" sh -c "'$MSHMON' memtrace --pid $HANDPID | grep -Eq '^\[0x[0-9a-f]+ - +[0-9]+\] mqtt mqtt_clean_session \(mqtt_cycler\), [0-9]+ blocks$'"
+out=$(timeout 60 "$MSHMON" cycle --pid "$HANDPID" --every 200ms -n 10 --quiet 2>&1); rc=$?
+check "cycle --pid --every: the heap leak and its site, from the tap (exit $rc)" sh -c "[ $rc = 3 ] && grep -q '^mshmon_heap_source: heap: tap (per call site)$' <<'O'
+$out
+O
+grep -q 'per cycle from mqtt_clean_session (mqtt_cycler)' <<'O'
+$out
+O"
+kill "$HANDPID"; wait "$HANDPID" 2>/dev/null
+check "the table is left to whoever made it" [ -e "$TAPFILE" ]
+rm -f "$TAPFILE"
+
 echo "target: a running mosquitto_sub by --pid"
 mosquitto_sub -p "$PORT" -t 'x/#' -i mshmon-e2e-pid > /dev/null 2>&1 &
 SUB=$!
