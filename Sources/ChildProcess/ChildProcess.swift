@@ -133,7 +133,9 @@ public final class ChildProcess: Sendable {
     public func wait() -> Int32 {
         while true {
             if let code = poll() { return code }
-            usleep(1_000)
+            // Blocks until it has exited, without reaping it: `poll` reaps, under the lock.
+            var info = siginfo_t()
+            if waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno != EINTR && errno != ECHILD { usleep(1_000) }
         }
     }
 

@@ -103,7 +103,7 @@ extension OneShot {
 }
 
 enum OneShots {
-    static let names = ["free", "list_fd", "netstat", "list_thread", "memtrace"]
+    static let names = [Free.mshName, ListFD.mshName, Netstat.mshName, ListThread.mshName, Memtrace.mshName]
 
     /// Prints what `msh />NAME ARGUMENTS` prints for this process, or for `pid`.
     static func run(_ name: String, pid: Int32?, arguments: [String] = []) throws {

@@ -42,18 +42,15 @@ public enum Loopback {
     }
 
     /// The local port of a bound socket (0 if it has none).
-    public static func localPort(_ fd: Int32) -> UInt16 {
-        var a = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let rc = withUnsafeMutablePointer(to: &a) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return rc == 0 ? UInt16(bigEndian: a.sin_port) : 0
-    }
+    public static func localPort(_ fd: Int32) -> UInt16 { port(fd, getsockname) }
 
     /// The remote port of a connected socket (0 if it has none).
-    public static func peerPort(_ fd: Int32) -> UInt16 {
+    public static func peerPort(_ fd: Int32) -> UInt16 { port(fd, getpeername) }
+
+    private static func port(_ fd: Int32, _ name: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> UInt16 {
         var a = sockaddr_in()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let rc = withUnsafeMutablePointer(to: &a) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } }
+        let rc = withUnsafeMutablePointer(to: &a) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { name(fd, $0, &len) } }
         return rc == 0 ? UInt16(bigEndian: a.sin_port) : 0
     }
 
