@@ -33,6 +33,8 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread"), .unsafeFlags(["-nostartfiles", "-static-stdlib", "-Xlinker", "--as-needed"])]),
         .target(name: "Probes", dependencies: ["CShims", "CTapLayout", "Ledger"]),
         .target(name: "Msh", dependencies: ["Probes", "Ledger"]),
+        // A device watched through its msh console: serial, telnet or a program on a pty; its replies parsed.
+        .target(name: "Console", dependencies: ["Probes", "Ledger", "ChildProcess", "CShims"]),
         // The client's protocol state machine, without I/O: commands, packets and the time in, actions out.
         .target(
             name: "MQTTSession",
@@ -64,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "mshmon",
             dependencies: [
-                "MQTTPacket", "MQTTClient", "MQTTBroker", "Monitor", "Msh", "Probes", "Ledger", "ChildProcess", "TUI",
+                "MQTTPacket", "MQTTClient", "MQTTBroker", "Monitor", "Msh", "Probes", "Ledger", "ChildProcess", "TUI", "Console",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -98,6 +100,9 @@ let package = Package(
             name: "MonitorTests",
             dependencies: ["Monitor", "MQTTClient", "MQTTBroker", "MQTTPacket", "Probes", "Ledger", "ChildProcess", "TestSupport",
                            .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "ConsoleTests",
+            dependencies: ["Console", "Probes", "Ledger", "ChildProcess", "TestSupport"]),
         .testTarget(
             name: "MQTTPacketTests",
             dependencies: [

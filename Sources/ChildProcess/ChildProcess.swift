@@ -20,17 +20,21 @@ public final class ChildProcess: Sendable {
     /// or goes into the same pipe with `mergeStderr`. With `onTerminal` as well, that pipe is
     /// a pseudo-terminal (no output processing, no echo): the child's stdio then writes each
     /// line as it comes instead of in 4 KiB blocks, as it would to a pipe. `removing` names
-    /// variables of this environment the child does not get.
+    /// variables of this environment the child does not get. With `terminalInput` (and
+    /// `onTerminal`), stdin is the terminal too, raw both ways, and `output` is written to
+    /// as well as read: the child's console.
     public init(path: String, arguments: [String], outputPath: String? = nil, captureOutput: Bool = false,
-                mergeStderr: Bool = false, onTerminal: Bool = false, environment: [String] = [], removing: [String] = []) throws {
+                mergeStderr: Bool = false, onTerminal: Bool = false, terminalInput: Bool = false,
+                environment: [String] = [], removing: [String] = []) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         var pipeFDs: [Int32] = [-1, -1]
+        if !(captureOutput && onTerminal && terminalInput) { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
         if captureOutput {
             if onTerminal {
-                pipeFDs = try Self.terminalPair(path)
+                pipeFDs = try Self.terminalPair(path, raw: terminalInput)
+                if terminalInput { posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 0) }
             } else {
                 guard pipe(&pipeFDs) == 0 else { throw ChildProcessError(path: path, reason: "pipe failed") }
             }
@@ -84,7 +88,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// A pseudo-terminal as [read end (master), write end (the child's side)], raw on output.
-    private static func terminalPair(_ path: String) throws -> [Int32] {
+    private static func terminalPair(_ path: String, raw: Bool) throws -> [Int32] {
         var name = [CChar](repeating: 0, count: 128)
         let master = cp_open_pty(&name, Int32(name.count))
         guard master >= 0 else { throw ChildProcessError(path: path, reason: "no pseudo-terminal: \(String(cString: strerror(-master)))") }
@@ -96,8 +100,12 @@ public final class ChildProcess: Sendable {
         }
         var t = termios()
         if tcgetattr(side, &t) == 0 {
-            t.c_oflag &= ~tcflag_t(OPOST)  // "\n" stays "\n"
-            t.c_lflag &= ~tcflag_t(ECHO | ICANON)
+            if raw {
+                cfmakeraw(&t)  // a console: bytes pass as typed ("\r" stays "\r"), no signals
+            } else {
+                t.c_oflag &= ~tcflag_t(OPOST)  // "\n" stays "\n"
+                t.c_lflag &= ~tcflag_t(ECHO | ICANON)
+            }
             _ = tcsetattr(side, TCSANOW, &t)
         }
         return [master, side]
@@ -151,12 +159,15 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    /// SIGTERM, then SIGKILL if the child has not exited after `grace` seconds.
-    public func stop(grace: Double = 3) {
+    /// SIGTERM, then SIGKILL if the child has not exited after `grace` seconds. With `group`,
+    /// to its process group too (what a shell it runs started).
+    public func stop(grace: Double = 3, group: Bool = false) {
+        if group { status.withLock { if $0 == nil { kill(-pid, SIGTERM) } } }
         signal(SIGTERM)
         let end = monotonicSeconds() + grace
         while poll() == nil {
             if monotonicSeconds() > end {
+                if group { kill(-pid, SIGKILL) }
                 kill(pid, SIGKILL)
                 wait()
                 return

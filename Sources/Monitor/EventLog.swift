@@ -34,6 +34,8 @@ public struct CycleSample: Sendable, Hashable, Codable {
     public var snapshot: Snapshot?
     public var delta: SnapshotDiff?
     public var error: String?
+    /// Set when the target was reset before this sample: the verdict's window starts here.
+    public var reset: String?
 
     public init(cycle: Int, start: Double, phases: [String: Double] = [:], snapshot: Snapshot? = nil,
                 delta: SnapshotDiff? = nil, error: String? = nil) {

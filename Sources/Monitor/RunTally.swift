@@ -113,14 +113,23 @@ public struct RunTally: Sendable {
 
     public init(warmup: Int, capacity: Int, keepsContext: Bool = false) {
         self.warmup = warmup
+        warmupEnds = warmup
         self.keepsContext = keepsContext
         window = SeriesWindow(capacity: capacity)
     }
 
+    /// Samples up to this cycle are warm-up (a reset moves it: the window starts again).
+    private var warmupEnds: Int
+
     public mutating func add(_ sample: CycleSample) {
         cycles = max(cycles, sample.cycle)
         if let error = sample.error { failures.add(error) }
-        if let snap = sample.snapshot, sample.cycle > warmup {
+        if sample.reset != nil {
+            window = SeriesWindow(capacity: window.capacity)
+            context = nil
+            warmupEnds = sample.cycle - 1 + warmup
+        }
+        if let snap = sample.snapshot, sample.cycle > warmupEnds {
             window.append(SeriesPoint(snap, cycle: sample.cycle))
             if keepsContext {
                 context = VerdictContext(first: context?.first ?? snap, firstCycle: context?.firstCycle ?? sample.cycle,

@@ -22,6 +22,9 @@ public enum CycleSource: Sendable {
     case remote(host: String, port: Int, poll: Double)
     /// A sample every `seconds`, connections or not.
     case timer(seconds: Double)
+    /// A cycle run by the target on request (a device's `--cycle-command`), then a sample,
+    /// back to back; `run` returns what went wrong, if anything.
+    case commanded(run: @Sendable () -> String?)
 }
 
 /// How a target run ended.
@@ -37,7 +40,7 @@ public enum TargetRunEnd: Sendable, Equatable {
 /// Samples a target once per cycle of `source`.
 public final class TargetRun: @unchecked Sendable {  // state touched on `loop` only
     /// The target's sampler (replaced by `restart`, on the loop).
-    public private(set) var sampler: ProcessSampler
+    public private(set) var sampler: any TargetSampler
     public let source: CycleSource
     public let log: EventLog
     /// Only connections of this client id are the target's (nil: any connection from a
@@ -74,7 +77,7 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
     /// The target's current client id, for kicks.
     public private(set) var lastClientID: String?
 
-    public init(sampler: ProcessSampler, source: CycleSource, log: EventLog, clientID: String? = nil,
+    public init(sampler: any TargetSampler, source: CycleSource, log: EventLog, clientID: String? = nil,
                 settleMilliseconds: Int = 50, timeoutSeconds: Double = 30) {
         self.sampler = sampler
         self.source = source
@@ -136,6 +139,20 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
                 if self.finished || generation != self.armed { return task.cancel() }
                 self.cycleEnded(start: wallClockSeconds() - seconds, connected: nil, note: nil)
             }
+        case .commanded(let command):
+            self.loop.execute { self.command(command, generation) }
+        }
+    }
+
+    /// Asks the target for one cycle, then samples it; the next once that sample is taken.
+    private func command(_ command: @escaping @Sendable () -> String?, _ generation: Int) {
+        guard !finished, generation == armed else { return }
+        let start = wallClockSeconds()
+        if let error = command() {
+            log.append(.note(time: wallClockSeconds(), "cycle command: " + error))
+        }
+        cycleEnded(start: start, connected: nil, note: nil) {
+            self.loop.execute { self.command(command, generation) }
         }
     }
 
@@ -147,7 +164,7 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
     /// A new process in the old one's place (the dashboard's `R`): `relaunch` stops the old
     /// and starts the new, on the run's loop, so its exit does not end the run. The count
     /// starts again: the new process's baseline is not the old one's.
-    public func restart(_ relaunch: @escaping @Sendable () throws -> (ProcessSampler, exitStatus: @Sendable () -> Int32??)) -> EventLoopFuture<Void> {
+    public func restart(_ relaunch: @escaping @Sendable () throws -> (any TargetSampler, exitStatus: @Sendable () -> Int32??)) -> EventLoopFuture<Void> {
         loop.submit {
             let (sampler, exitStatus) = try relaunch()
             self.sampler = sampler
@@ -186,7 +203,10 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
                 return self.end(.targetGone(status: status, cycles: self.cycle))
             }
             if !self.sampler.isAlive { return self.end(.targetGone(status: nil, cycles: self.cycle)) }
-            if case .timer = self.source { return }
+            switch self.source {
+            case .timer, .commanded: return
+            default: break
+            }
             let idle = monotonicSeconds() - self.lastCycleAt
             if idle >= self.timeoutSeconds && self.open.isEmpty { self.end(.noCycle(seconds: idle, cycles: self.cycle)) }
         }
@@ -251,7 +271,7 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
     /// end while a sample is pending share it: a client faster than sampling is sampled as
     /// often as sampling allows, each sample numbered by the cycles seen when it is taken, so
     /// the verdict's slopes stay per cycle.
-    private func cycleEnded(start: Double, connected: Double?, note: String?) {
+    private func cycleEnded(start: Double, connected: Double?, note: String?, then: (@Sendable () -> Void)? = nil) {
         if let note { log.append(.note(time: wallClockSeconds(), note)) }
         cycle += 1
         lastCycleAt = monotonicSeconds()
@@ -266,7 +286,20 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
             var sample = CycleSample(cycle: n, start: start)
             if let connected = self.lastConnected { sample.phases["connected"] = connected * 1000 }
             sample.phases["settle"] = Double(settle)
-            guard let snap = self.sampler.sample() else { return self.end(.targetGone(status: self.exitStatus() ?? nil, cycles: self.sampled)) }
+            guard let snap = self.sampler.sample() else {
+                guard self.sampler.isAlive else { return self.end(.targetGone(status: self.exitStatus() ?? nil, cycles: self.sampled)) }
+                // A device that did not answer: the sample is missing, never zero.
+                self.log.append(.note(time: wallClockSeconds(), "cycle \(n): no sample (the target did not answer)"))
+                if self.next?(n + 1) == false { return self.end(.completed(cycles: n)) }
+                then?()
+                return
+            }
+            if let reset = snap.console?.reset {
+                // A new baseline: the old one's counters are gone with the reset.
+                self.log.append(.note(time: wallClockSeconds(), "the target was reset (\(reset)): the verdict's window starts again"))
+                self.previous = nil
+                sample.reset = reset
+            }
             sample.snapshot = snap
             self.sampled = n
             let kept = Self.withoutTimeWait(snap)
@@ -274,7 +307,8 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
             self.previous = kept
             self.log.append(.sample(sample))
             self.onSample?(sample)
-            if self.next?(n + 1) == false { self.end(.completed(cycles: n)) }
+            if self.next?(n + 1) == false { return self.end(.completed(cycles: n)) }
+            then?()
         }
     }
 

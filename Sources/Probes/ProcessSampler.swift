@@ -22,7 +22,7 @@ public enum ProcessSamplerError: Error, Sendable, Hashable, CustomStringConverti
 }
 
 /// Takes snapshots of one process by PID.
-public final class ProcessSampler: @unchecked Sendable {  // sampled from one thread at a time
+public final class ProcessSampler: TargetSampler, @unchecked Sendable {  // sampled from one thread at a time
     public let pid: Int32
     public let tap: HeapTap?
     /// Connections the target opened (recorded as it opened them), for its TIME_WAIT rows.
@@ -76,6 +76,9 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
         sample(allTCP ? SampleParts.all.union(.allTCP) : .all, time: time)
     }
 
+    public func sample() -> Snapshot? { sample(allTCP: false) }
+    public func current(allTCP: Bool) -> Snapshot? { sample(allTCP: allTCP) }
+
     /// A sample holding `parts` (the fds always: they tell whether the process is there).
     public func sample(_ parts: SampleParts, time: Double = wallClockSeconds()) -> Snapshot? {
         guard let fds = FDProbe.scanProc(pid: pid) else { return nil }
@@ -113,16 +116,6 @@ public final class ProcessSampler: @unchecked Sendable {  // sampled from one th
             snap.heap = HeapSample(total: max(rss, anonymous), used: anonymous, maximum: peak)
         }
         return snap
-    }
-
-    /// Whose socket a connection is (local and remote as the process sees them).
-    public enum SocketOwner: Sendable, Equatable {
-        /// One of this process's fds holds it.
-        case this
-        /// Another process holds it.
-        case other
-        /// Nobody can tell any more: closed already (a short cycle), or in TIME_WAIT.
-        case unknown
     }
 
     /// The kernel's row for the 4-tuple (one exact lookup), by inode among the process's fds.

@@ -18,8 +18,11 @@ public struct Snapshot: Sendable, Hashable, Codable {
     public var ledger: LedgerSnapshot?
     /// Where `heap` comes from.
     public var heapSource: HeapSource = .mallinfo
-    /// Live heap per call site (a target under the heap tap), largest first.
+    /// Live heap per call site (a target under the heap tap), largest first; per owner tag
+    /// (a device's `memtrace`).
     public var sites: [HeapSiteSample]?
+    /// A device's own lines, for its panes (nil for a process).
+    public var console: ConsoleText?
 
     public init(time: Double, heap: HeapSample, fds: [FDRow] = [], tcp: [TCPRow] = [], malformedTCPLines: Int = 0,
                 threads: [ThreadRow] = [], ledger: LedgerSnapshot? = nil) {
@@ -96,6 +99,8 @@ public enum HeapSource: String, Sendable, Hashable, Codable {
     /// /proc/PID/smaps_rollup (anonymous resident memory): page-granular, so a leak shows
     /// only once it has filled a 4 KiB page; the allocator's own caches move it too.
     case smaps
+    /// A device's msh `free` (or `list_memheap`): its heap's own counters, exact to the byte.
+    case console
 
     /// For the header and the verdict.
     public var label: String {
@@ -103,8 +108,60 @@ public enum HeapSource: String, Sendable, Hashable, Codable {
         case .mallinfo: "heap: mallinfo2"
         case .tap: "heap: tap (per call site)"
         case .smaps: "heap: smaps_rollup (Anonymous, 4 KiB pages: coarser)"
+        case .console: "heap: the device's free"
         }
     }
+}
+
+/// What a device printed for each pane, verbatim, and what it could not give.
+public struct ConsoleText: Sendable, Hashable, Codable {
+    /// The lines of each command's reply that the parser read (`free`, `list_fd`, `netstat`,
+    /// `list_thread`, `memtrace`), as the device printed them.
+    public var replies: [String: [String]]
+    /// Commands not asked: "not on this device" or "no answer".
+    public var unavailable: [String: String]
+    /// Why this sample starts a new window (the device was reset), if it does.
+    public var reset: String?
+
+    public init(replies: [String: [String]] = [:], unavailable: [String: String] = [:], reset: String? = nil) {
+        self.replies = replies
+        self.unavailable = unavailable
+        self.reset = reset
+    }
+
+    /// The pane's text for `command`: `msh />command` and the reply, or why there is none.
+    public func pane(_ command: String) -> String {
+        var text = "msh />\(command)\n"
+        if let why = unavailable[command] { return text + "(\(why))\n" }
+        for line in replies[command] ?? [] { text += line + "\n" }
+        return text
+    }
+}
+
+/// Whose socket a connection is, as a target's sampler can tell.
+public enum SocketOwner: Sendable, Equatable {
+    /// One of the target's fds holds it.
+    case this
+    /// Another process holds it.
+    case other
+    /// Nobody can tell (closed already, in TIME_WAIT, or on a device whose sockets are not ours to read).
+    case unknown
+}
+
+/// What a target run samples: another process, or a device through its console.
+public protocol TargetSampler: AnyObject, Sendable {
+    /// A full sample for a cycle; nil when none could be taken (the process gone, the device silent).
+    func sample() -> Snapshot?
+    /// A sample for the panes between cycles (a device's last one: its console is not asked more often).
+    func current(allTCP: Bool) -> Snapshot?
+    /// Whether the target is still there (a device: its console still open).
+    var isAlive: Bool { get }
+    /// Connections the target opened, recorded as it opened them, for its TIME_WAIT rows.
+    var connections: Ledger { get }
+    /// Whose socket the connection is (local and remote as the target sees them).
+    func owner(local: Endpoint, remote: Endpoint) -> SocketOwner
+    /// Where the heap figures come from.
+    var heapSource: HeapSource { get }
 }
 
 /// The difference between two snapshots.

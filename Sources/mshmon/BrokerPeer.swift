@@ -26,10 +26,10 @@ final class BrokerPeer: Sendable, CustomStringConvertible {
 
     /// The given broker, or a freshly started embedded one listening on `bind` (`faults`
     /// passed to it). With a wildcard `bind` (0.0.0.0, ::) the client connects over loopback.
-    static func start(_ url: BrokerURL?, faults: [String] = [], bind: String = "127.0.0.1") async throws -> BrokerPeer {
+    static func start(_ url: BrokerURL?, faults: [String] = [], bind: String = "127.0.0.1", port: Int = 0) async throws -> BrokerPeer {
         if let url { return BrokerPeer(host: url.host, port: url.port, child: nil) }
         let me = selfExecutable()
-        var arguments = ["broker", "--port", "0", "--bind", bind, "--die-with-parent"]
+        var arguments = ["broker", "--port", "\(port)", "--bind", bind, "--die-with-parent"]
         for fault in faults { arguments += ["--fault", fault] }
         let child: ChildProcess
         do {

@@ -72,6 +72,9 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Address the embedded broker listens on (default 127.0.0.1; 0.0.0.0 or :: for a device on the bench network); not with --broker.", valueName: "address"))
     var brokerBind: String?
 
+    @Option(help: ArgumentHelp("Port of the embedded broker (default: a free one); a device's firmware usually names 1883. Not with --broker.", valueName: "port"))
+    var brokerPort: Int?
+
     @Option(name: [.customShort("i"), .long], help: "Client identifier (default: mshmon-PID).")
     var clientID: String?
 
@@ -128,6 +131,10 @@ struct ConnectionOptions: ParsableArguments {
                 throw ValidationError("--broker-fault modes conflict: \(brokerFault.joined(separator: ", ")) (only deny-subscribe lists add up)")
             }
         }
+        if let port = brokerPort {
+            if broker != nil { throw ValidationError("--broker-port applies to the embedded broker, not to --broker") }
+            if !(1...65535).contains(port) { throw ValidationError("--broker-port must be 1 to 65535 (got \(port))") }
+        }
         if let bind = brokerBind {
             if broker != nil { throw ValidationError("--broker-bind applies to the embedded broker, not to --broker") }
             if !isIPAddress(bind) { throw ValidationError("--broker-bind must be an IPv4 or IPv6 address (got \(bind))") }
@@ -170,7 +177,7 @@ struct ConnectionOptions: ParsableArguments {
 extension ConnectionOptions {
     /// The peer these options name: `--broker`, or the embedded broker with its faults and address.
     func startPeer() async throws -> BrokerPeer {
-        try await BrokerPeer.start(broker, faults: brokerFault, bind: brokerBind ?? "127.0.0.1")
+        try await BrokerPeer.start(broker, faults: brokerFault, bind: brokerBind ?? "127.0.0.1", port: brokerPort ?? 0)
     }
 }
 

@@ -1,10 +1,11 @@
 // Targets: another process watched instead of this one. `-- COMMAND [ARGS…]` launches it
 // (under the heap tap, with the embedded broker's address in {host} {port} {url} and in
 // MSHMON_BROKER_*), `--pid PID` attaches to one running. Its output goes to the session log;
-// it is stopped by PID on every exit path.
+// it is stopped by PID on every exit path. Or a device, through its msh console (`--console`).
 
 import ArgumentParser
 import ChildProcess
+import Console
 import Dispatch
 import Ledger
 import MQTTBroker
@@ -33,16 +34,50 @@ struct TargetOptions: ParsableArguments {
     @Flag(help: "Launch the target without the heap tap (heap from smaps_rollup, coarser).")
     var noTap = false
 
+    @Option(help: ArgumentHelp("Watch an RT-Thread device through its msh console: a serial device (/dev/ttyUSB0, a pty), telnet://HOST[:PORT], or exec:COMMAND (a program whose stdin and stdout are the console, run by /bin/sh on a pty; {host} {port} {url} in it are the embedded broker).", valueName: "console"))
+    var console: String?
+
+    @Option(help: ArgumentHelp("The serial console's baud rate (8N1, raw).", valueName: "rate"))
+    var baud: Int?
+
+    @Option(help: ArgumentHelp("The device's prompt, when it is not `msh />` or `finsh />`.", valueName: "text"))
+    var prompt: String?
+
+    @Option(help: ArgumentHelp("A device command that runs one MQTT cycle (typed, then the device sampled, back to back) instead of cycles seen at the broker.", valueName: "command"))
+    var cycleCommand: String?
+
+    @Option(help: ArgumentHelp("How long a device command may go without a byte before it counts as unanswered.", valueName: "time"))
+    var consoleTimeout: DurationArgument = DurationArgument(seconds: 2)
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The target to launch, after `--`: {host}, {port} and {url} in its arguments are the embedded broker's address.", valueName: "command"))
     var command: [String] = []
 
-    var isActive: Bool { pid != nil || !command.isEmpty }
+    var isActive: Bool { pid != nil || !command.isEmpty || console != nil }
+
+    /// The console's address, checked (a usage error for a bad one).
+    func consoleAddress() throws -> ConsoleAddress? {
+        guard let console else { return nil }
+        do { return try ConsoleAddress(console, baud: baud ?? 115_200) } catch { throw ValidationError(error.description) }
+    }
 
     func validate() throws {
         if pid != nil && !command.isEmpty { throw ValidationError("give --pid or -- COMMAND, not both") }
+        if console != nil && (pid != nil || !command.isEmpty) { throw ValidationError("give --console, --pid or -- COMMAND, one of them") }
+        if console == nil {
+            for (set, name) in [(baud != nil, "--baud"), (prompt != nil, "--prompt"), (cycleCommand != nil, "--cycle-command")] where set {
+                throw ValidationError("\(name) needs a device (--console)")
+            }
+        } else {
+            let address = try consoleAddress()
+            if baud != nil, case .serial = address {} else if baud != nil { throw ValidationError("--baud applies to a serial console") }
+            if noTap || !allocWrapper.isEmpty { throw ValidationError("--no-tap and --alloc-wrapper apply to a process, not a device") }
+            if cycleCommand != nil && (every != nil || kickEvery != nil) { throw ValidationError("give --cycle-command, --every or --kick-every, one of them") }
+            if prompt?.isEmpty == true { throw ValidationError("--prompt cannot be empty") }
+        }
+        if consoleTimeout.seconds <= 0 { throw ValidationError("--console-timeout must be positive") }
         if !isActive {
             for (set, name) in [(kickEvery != nil, "--kick-every"), (every != nil, "--every"), (!allocWrapper.isEmpty, "--alloc-wrapper"), (noTap, "--no-tap")] where set {
-                throw ValidationError("\(name) needs a target (--pid PID or -- COMMAND)")
+                throw ValidationError("\(name) needs a target (--pid PID, -- COMMAND or --console)")
             }
         }
         if let pid, pid <= 0 { throw ValidationError("--pid must be a process id (got \(pid))") }
@@ -51,21 +86,45 @@ struct TargetOptions: ParsableArguments {
     }
 }
 
-/// A target that is running: the process (when launched), its sampler, and what stops it.
+/// A target that is running: the process (when launched) or the device's console, its
+/// sampler, and what stops it.
 final class RunningTarget: Sendable {
     let pid: Int32
     let child: ChildProcess?
-    let sampler: ProcessSampler
+    let sampler: any TargetSampler
     let command: String
+    /// A device's sampler (nil for a process).
+    let device: DeviceSampler?
 
     /// The launched target still running, so a fatal exit path can stop it.
     static let active = Mutex<RunningTarget?>(nil)
 
-    private init(pid: Int32, child: ChildProcess?, sampler: ProcessSampler, command: String) {
+    private init(pid: Int32, child: ChildProcess?, sampler: any TargetSampler, command: String, device: DeviceSampler? = nil) {
         self.pid = pid
         self.child = child
         self.sampler = sampler
         self.command = command
+        self.device = device
+    }
+
+    /// Opens a device's console (one line and exit 1 if it cannot be); its lines go to
+    /// `onLine`, the sampler's status lines to `onStatus`.
+    static func open(_ address: ConsoleAddress, prompt: String?, timeout: Double, brokerHost: String, brokerPort: Int,
+                     onLine: @escaping @Sendable (String) -> Void, onStatus: @escaping @Sendable (String) -> Void) throws -> RunningTarget {
+        let link: ConsoleLink
+        do {
+            link = try ConsoleLink(address) { substitute($0, host: brokerHost, port: brokerPort) }
+        } catch { throw RuntimeError(error.description) }
+        let console = MshConsole(link: link, prompt: prompt, idleTimeout: timeout, onLine: onLine)
+        let device = DeviceSampler(console: console, onStatus: onStatus)
+        let target = RunningTarget(pid: link.pid ?? 0, child: nil, sampler: device, command: address.description, device: device)
+        active.withLock { $0 = target }
+        return target
+    }
+
+    /// `{host}`, `{port}`, `{url}` replaced by the broker's address.
+    static func substitute(_ text: String, host: String, port: Int) -> String {
+        text.replacing("{host}", with: host).replacing("{port}", with: "\(port)").replacing("{url}", with: "mqtt://" + hostPort(host, port))
     }
 
     /// Attaches to `pid`: checked readable now (one line and exit 1 if not).
@@ -81,9 +140,7 @@ final class RunningTarget: Sendable {
     static func launch(_ command: [String], brokerHost: String, brokerPort: Int, tap: Bool, wrappers: [String],
                        output: @escaping @Sendable (String) -> Void) throws -> RunningTarget {
         let url = "mqtt://" + hostPort(brokerHost, brokerPort)
-        let args = command.map {
-            $0.replacing("{host}", with: brokerHost).replacing("{port}", with: "\(brokerPort)").replacing("{url}", with: url)
-        }
+        let args = command.map { substitute($0, host: brokerHost, port: brokerPort) }
         guard let path = findExecutable(args[0]) else { throw RuntimeError("\(args[0]): command not found") }
         var environment = ["MSHMON_BROKER_HOST=\(brokerHost)", "MSHMON_BROKER_PORT=\(brokerPort)", "MSHMON_BROKER_URL=\(url)"]
         var heapTap: HeapTap?
@@ -110,12 +167,14 @@ final class RunningTarget: Sendable {
         return target
     }
 
-    /// `pid 1234 mosquitto_sub -h … (heap: tap (per call site))`.
-    var description: String { "target pid \(pid) \(command)" }
+    /// `target pid 1234 mosquitto_sub -h …`, `device on /dev/ttyUSB0 at 115200 baud`.
+    var description: String { device != nil ? "device on \(command)" : "target pid \(pid) \(command)" }
 
-    /// Stops a launched target (SIGTERM, then SIGKILL) and reaps it; an attached one is left alone.
+    /// Stops a launched target (SIGTERM, then SIGKILL) and reaps it; an attached one is left
+    /// alone; a device's console is closed (an exec'd program stopped).
     func stop() {
         child?.stop(grace: 2)
+        device?.console.close()
         RunningTarget.active.withLock { if $0 === self { $0 = nil } }
     }
 
@@ -175,7 +234,7 @@ final class TargetSession: Sendable {
             var config = BrokerConfiguration()
             let bind = connection.brokerBind ?? "127.0.0.1"
             config.host = bind
-            config.port = 0
+            config.port = connection.brokerPort ?? 0
             config.fault = BrokerFault.combining(connection.brokerFault.compactMap { BrokerFault($0) }) ?? .none
             config.onConnection = relay
             config.log = { line in log.append(.note(time: wallClockSeconds(), "broker: " + line)) }
@@ -188,7 +247,18 @@ final class TargetSession: Sendable {
         let target: RunningTarget
         var relaunch: (@Sendable () throws -> RunningTarget)?
         do {
-            if let pid = options.pid {
+            if let address = try options.consoleAddress() {
+                target = try RunningTarget.open(address, prompt: options.prompt, timeout: options.consoleTimeout.seconds,
+                                                brokerHost: host, brokerPort: port,
+                                                onLine: { line in
+                                                    log.append(.note(time: wallClockSeconds(), "device: " + escaped(line)))
+                                                    output(line)
+                                                },
+                                                onStatus: { line in
+                                                    log.append(.note(time: wallClockSeconds(), line))
+                                                    output("mshmon: " + line)
+                                                })
+            } else if let pid = options.pid {
                 target = try RunningTarget.attach(pid, wrappers: options.allocWrapper)
             } else {
                 let launch: @Sendable () throws -> RunningTarget = { [host, port] in
@@ -207,8 +277,32 @@ final class TargetSession: Sendable {
         }
         log.append(.header(RunInfo(broker: (broker == nil ? "" : "embedded broker ") + url,
                                    clientID: connection.clientID ?? "(the target's)", injectLeak: nil, command: commandLine())))
+        var deviceURLs: [String] = []
+        if let device = target.device {
+            if broker != nil {
+                deviceURLs = reachableURLs(bind: connection.brokerBind ?? "127.0.0.1", port: port)
+                log.append(.note(time: wallClockSeconds(), "configure the device's MQTT client with " + deviceURLs.joined(separator: " or ")))
+            }
+            // The device's own lines between samples, as they come.
+            let console = device.console
+            DispatchQueue.global().async {
+                while console.isOpen {
+                    console.poll()
+                    usleep(200_000)
+                }
+            }
+        }
         let source: CycleSource
-        if let every = options.every {
+        if let command = options.cycleCommand, let device = target.device {
+            source = .commanded(run: {
+                switch device.console.run(command) {
+                case .output: nil
+                case .notFound: "`\(command)` is not on this device"
+                case .noAnswer: "`\(command)` got no prompt back within \(Verdict.format(options.consoleTimeout.seconds)) s"
+                case .closed: "the console has closed"
+                }
+            })
+        } else if let every = options.every {
             source = .timer(seconds: every.seconds)
         } else if let broker {
             source = .broker(broker, kickEvery: options.kickEvery?.seconds)
@@ -219,11 +313,39 @@ final class TargetSession: Sendable {
                             settleMilliseconds: settle, timeoutSeconds: options.timeout.seconds)
         run.exitStatus = { target.exitStatus }
         attach(run)
-        return TargetSession(broker: broker, url: url, target: target, run: run, relaunch: relaunch)
+        return TargetSession(broker: broker, url: url, target: target, run: run, relaunch: relaunch, deviceURLs: deviceURLs)
     }
 
+    /// The URLs a device on the bench network can reach the embedded broker at (a wildcard
+    /// bind: this host's addresses).
+    static func reachableURLs(bind: String, port: Int) -> [String] {
+        guard bind == "0.0.0.0" || bind == "::" else { return ["mqtt://" + hostPort(bind, port)] }
+        var list: UnsafeMutablePointer<ifaddrs>?
+        var urls: [String] = []
+        if getifaddrs(&list) == 0 {
+            var entry = list
+            while let e = entry {
+                defer { entry = e.pointee.ifa_next }
+                guard let addr = e.pointee.ifa_addr, (e.pointee.ifa_flags & UInt32(IFF_LOOPBACK)) == 0 else { continue }
+                let family = Int32(addr.pointee.sa_family)
+                guard family == AF_INET || (family == AF_INET6 && bind == "::") else { continue }
+                var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+                let length = socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
+                guard getnameinfo(addr, length, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 else { continue }
+                let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if !host.hasPrefix("fe80") { urls.append("mqtt://" + hostPort(host, port)) }
+            }
+            freeifaddrs(list)
+        }
+        return urls.isEmpty ? ["mqtt://" + hostPort(bind == "::" ? "::1" : "127.0.0.1", port)] : urls
+    }
+
+    /// Where a device should connect (the embedded broker), for the header and the first line.
+    let deviceURLs: [String]
+
     private init(broker: MQTTBroker.Broker?, url: String, target: RunningTarget, run: TargetRun,
-                 relaunch: (@Sendable () throws -> RunningTarget)?) {
+                 relaunch: (@Sendable () throws -> RunningTarget)?, deviceURLs: [String]) {
+        self.deviceURLs = deviceURLs
         self.broker = broker
         self.url = url
         current = Mutex(target)

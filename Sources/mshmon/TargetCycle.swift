@@ -16,12 +16,17 @@ extension Cycle {
     func runTarget() async throws {
         try checkExports(export)
         let log = try exportingLog(to: export)
-        let (quiet, json) = (self.quiet, self.json)
+        let (quiet, json, device) = (self.quiet, self.json, target.console != nil)
         let session = try await TargetSession.start(target, connection: connection, log: log, settle: settle) { line in
-            if !quiet && !json { writeLine(2, "target| " + escaped(line)) }
+            if !quiet && !json { writeLine(2, (device ? "device| " : "target| ") + escaped(line)) }
         }
         let (running, run, url) = (session.target, session.run, session.url)
-        if !quiet && !json { writeLine(1, "mshmon: watching \(running.description); cycles seen at \(session.cyclesSeenAt)") }
+        if !quiet && !json {
+            writeLine(1, "mshmon: watching \(running.description); cycles seen at \(session.cyclesSeenAt)")
+            if !session.deviceURLs.isEmpty {
+                writeLine(1, "mshmon: configure the device's MQTT client with \(session.deviceURLs.joined(separator: " or "))")
+            }
+        }
         StopSignals.install()
         let stopWatch = DispatchWorkItem {
             StopSignals.wait()
@@ -56,7 +61,7 @@ extension Cycle {
         }
         await session.stop()
         var judge = LeakJudge()
-        judge.heapThreshold = heapThreshold ?? (running.sampler.heapSource == .tap ? 1 : judge.heapThreshold)
+        judge.heapThreshold = heapThreshold ?? ([.tap, .console].contains(running.sampler.heapSource) ? 1 : judge.heapThreshold)
         let verdict = tally.run.verdict(judge, cycles: done, duration: elapsed)
         log.append(.verdict(time: wallClockSeconds(), verdict))
         let heapSource = running.sampler.heapSource

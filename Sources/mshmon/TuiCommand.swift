@@ -105,7 +105,7 @@ extension Tui {
         options.warmup = 3  // the target's buffers are not ours: the dashboard's own warm-up does not apply
         var restart: (@Sendable () -> String)?
         if session.canRestart { restart = { @Sendable in session.restart() } }
-        let watched = DashboardTarget(description: description, sample: { all in session.target.sampler.sample(allTCP: all) },
+        let watched = DashboardTarget(description: description, sample: { all in session.target.sampler.current(allTCP: all) },
                                       kick: kick, restart: restart)
         let dashboard = Dashboard(target: watched,
                                   log: log, broker: session.cyclesSeenAt, options: options, spool: spool.base)
