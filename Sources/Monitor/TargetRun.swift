@@ -226,6 +226,7 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
                 self.log.append(.note(time: wallClockSeconds(), "target connected: client id \(c.clientID) from \(Self.key(c))"))
             case .closed(let c, let reason):
                 guard let (_, start) = self.open.removeValue(forKey: Self.key(c)) else { return }
+                if case .commanded = self.source { return }  // the command's reply ends the cycle
                 self.cycleEnded(start: start, connected: wallClockSeconds() - start, note: "target's connection closed: \(reason)")
             }
         }

@@ -129,12 +129,10 @@ public struct ConsoleText: Sendable, Hashable, Codable {
         self.reset = reset
     }
 
-    /// The pane's text for `command`: `msh />command` and the reply, or why there is none.
-    public func pane(_ command: String) -> String {
-        var text = "msh />\(command)\n"
-        if let why = unavailable[command] { return text + "(\(why))\n" }
-        for line in replies[command] ?? [] { text += line + "\n" }
-        return text
+    /// The pane's text for `command`: its reply, or why there is none.
+    public func body(_ command: String) -> String {
+        if let why = unavailable[command] { return "(\(why))\n" }
+        return (replies[command] ?? []).map { $0 + "\n" }.joined()
     }
 }
 

@@ -39,13 +39,18 @@ public struct DashboardTarget: Sendable {
     /// Stops the launched command and starts it again, returning what to say of it (nil for
     /// an attached process). Called off the terminal thread.
     public var restart: (@Sendable () -> String)?
+    /// A device's shell: a line typed at the `:` prompt goes to it, its reply comes back
+    /// (nil: the prompt runs mshmon's msh commands over the target's samples). Called off the
+    /// terminal thread.
+    public var shell: (@Sendable (String) -> [String])?
 
     public init(description: @escaping @Sendable () -> String, sample: @escaping @Sendable (_ allTCP: Bool) -> Snapshot?,
-                kick: (@Sendable () -> Void)?, restart: (@Sendable () -> String)? = nil) {
+                kick: (@Sendable () -> Void)?, restart: (@Sendable () -> String)? = nil, shell: (@Sendable (String) -> [String])? = nil) {
         self.description = description
         self.sample = sample
         self.kick = kick
         self.restart = restart
+        self.shell = shell
     }
 }
 
@@ -266,6 +271,11 @@ public final class Dashboard: @unchecked Sendable {  // the model and curses are
                 self?.post(.targetRestarted(note, target: t.description()))
             }
         case .shell(let line):
+            if case .target(let t) = driver, let device = t.shell {
+                // The device's own shell: its reply can take the console's deadline.
+                DispatchQueue.global().async { [weak self] in self?.post(.shellOutput(device(line))) }
+                return
+            }
             let shell = MshShell(commands: DashboardModel.shellCommands, context: MshContext { [sample] all in sample(all) })
             apply(.shellOutput(shell.execute(line).split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)))
         case .export(let path, let format):

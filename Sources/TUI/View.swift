@@ -94,20 +94,28 @@ public enum View {
             let left = width / 2
             let third = max(6, (bottom - y) / 3)
             let topBottom = min(bottom, y + third)
-            _ = pane(&g, .free, text: MshRender.free(snap.heap) + ledgerLines(snap.ledger), x: 0, y: y, w: left - 1, bottom: topBottom, s: s, regions: &regions)
-            _ = pane(&g, .listFD, text: MshRender.listFD(snap.fds), x: left, y: y, w: width - left, bottom: topBottom, s: s, regions: &regions)
+            let text = paneTexts(snap)
+            _ = pane(&g, .free, text: text.free + ledgerLines(snap.ledger), x: 0, y: y, w: left - 1, bottom: topBottom, s: s, regions: &regions)
+            _ = pane(&g, .listFD, text: text.listFD, x: left, y: y, w: width - left, bottom: topBottom, s: s, regions: &regions)
             let netBottom = min(bottom, topBottom + third)
-            let ny = pane(&g, .netstat, text: MshRender.netstat(snap.tcp), x: 0, y: topBottom, w: width, bottom: netBottom, s: s, regions: &regions)
+            let ny = pane(&g, .netstat, text: text.netstat, x: 0, y: topBottom, w: width, bottom: netBottom, s: s, regions: &regions)
             let lowTop = min(ny, netBottom)
             _ = chart(&g, s, x: 0, y: lowTop, w: left - 1, bottom: bottom)
             _ = pane(&g, .log, text: s.log.joined(separator: "\n"), x: left, y: lowTop, w: width - left, bottom: bottom, s: s, regions: &regions)
         } else {
             // Narrow or short: one column, most useful panes first.
-            y = pane(&g, .free, text: MshRender.free(snap.heap), x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
-            y = pane(&g, .netstat, text: MshRender.netstat(snap.tcp), x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
-            _ = pane(&g, .listFD, text: MshRender.listFD(snap.fds), x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
+            let text = paneTexts(snap)
+            y = pane(&g, .free, text: text.free, x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
+            y = pane(&g, .netstat, text: text.netstat, x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
+            _ = pane(&g, .listFD, text: text.listFD, x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
         }
         return g
+    }
+
+    /// The panes' text: rendered from the snapshot, or a device's own lines verbatim.
+    static func paneTexts(_ snap: Snapshot) -> (free: String, listFD: String, netstat: String) {
+        if let c = snap.console { return (c.body("free"), c.body("list_fd"), c.body("netstat")) }
+        return (MshRender.free(snap.heap), MshRender.listFD(snap.fds), MshRender.netstat(snap.tcp))
     }
 
     /// Header rows; returns the first free row.
@@ -149,7 +157,7 @@ public enum View {
             let text = String(line)
             var style = CellStyle.normal
             if text.contains("state: CLOSE_WAIT") { style = .alert }
-            if id == .free, let grown = grownHeap(s), grown, text.hasPrefix("used memory") { style = .grown }
+            if id == .free, let grown = grownHeap(s), grown, text.hasPrefix("used") { style = .grown }
             if id == .listFD, let fd = Int32(text.prefix(3).filter { $0 != " " }), grownFDs.contains(fd) { style = .grown }
             g.put(text, x: x, y: row, style: style, maxWidth: w)
             row += 1

@@ -87,8 +87,9 @@ extension Tui {
         let spool = try SessionSpool()
         let log = try exportingLog(to: export + spool.paths)
         let box = DashboardBox()
+        let prefix = target.console != nil ? "device| " : "target| "
         let session = try await TargetSession.start(target, connection: connection, log: log, settle: settle) { line in
-            box.dashboard?.post(line: "target| " + line)
+            box.dashboard?.post(line: prefix + line)
         }
         var kick: (@Sendable () -> Void)?
         if let broker = session.broker {
@@ -96,7 +97,8 @@ extension Tui {
             kick = { run.kick(broker) }
         }
         // Through the session: `R` puts a new process in the old one's place.
-        let description: @Sendable () -> String = { let t = session.target; return "\(t.description) (\(t.sampler.heapSource.label))" }
+        let reach = session.deviceURLs.isEmpty ? "" : " · the device's broker: " + session.deviceURLs.joined(separator: " or ")
+        let description: @Sendable () -> String = { let t = session.target; return "\(t.description) (\(t.sampler.heapSource.label))\(reach)" }
         var options = DashboardOptions()
         options.refreshMs = refresh
         options.color = !noColor
@@ -105,8 +107,10 @@ extension Tui {
         options.warmup = 3  // the target's buffers are not ours: the dashboard's own warm-up does not apply
         var restart: (@Sendable () -> String)?
         if session.canRestart { restart = { @Sendable in session.restart() } }
+        var shell: (@Sendable (String) -> [String])?
+        if let device = session.target.device { shell = { line in device.shell(line) } }
         let watched = DashboardTarget(description: description, sample: { all in session.target.sampler.current(allTCP: all) },
-                                      kick: kick, restart: restart)
+                                      kick: kick, restart: restart, shell: shell)
         let dashboard = Dashboard(target: watched,
                                   log: log, broker: session.cyclesSeenAt, options: options, spool: spool.base)
         box.dashboard = dashboard
