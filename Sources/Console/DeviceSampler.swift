@@ -112,7 +112,7 @@ public final class DeviceSampler: TargetSampler, Sendable {
 
     /// Types a line at the device's shell (the dashboard's `:` prompt); its reply.
     public func shell(_ line: String) -> [String] {
-        switch console.run(line) {
+        switch console.run(line, typedByHand: true) {
         case .output(let lines): lines
         case .notFound: ["\(line.split(separator: " ").first ?? ""): command not found."]
         case .noAnswer: ["(no prompt within \(console.idleTimeout) s)"]

@@ -61,15 +61,19 @@ public final class MshConsole: Sendable {
 
     public func close() { state.withLock { $0.link.close() } }
 
-    /// Types `command` and reads its reply.
-    public func run(_ command: String) -> ConsoleReply {
+    /// Types `command` and reads its reply. A boot banner in it counts as a reset unless
+    /// `typedByHand` (someone asked for `version`).
+    public func run(_ command: String, typedByHand: Bool = false) -> ConsoleReply {
         state.withLock { s in
             // Not known to be at its prompt (the first command, or after one went unanswered):
             // an empty line first, and nothing typed into a shell that does not answer it.
             if !s.idleAtPrompt && !wake(&s) { return .noAnswer }
             drain(&s)
             s.link.write(command + "\r\n")
-            return readReply(&s, echo: Array(command.utf8))
+            let wasReset = s.resetSeen
+            let reply = readReply(&s, echo: Array(command.utf8))
+            if typedByHand { s.resetSeen = wasReset }
+            return reply
         }
     }
 

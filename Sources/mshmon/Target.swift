@@ -117,7 +117,8 @@ final class RunningTarget: Sendable {
         } catch { throw RuntimeError(error.description) }
         let console = MshConsole(link: link, prompt: prompt, idleTimeout: timeout, onLine: onLine)
         let device = DeviceSampler(console: console, onStatus: onStatus)
-        let target = RunningTarget(pid: link.pid ?? 0, child: nil, sampler: device, command: address.description, device: device)
+        let target = RunningTarget(pid: link.pid ?? 0, child: nil, sampler: device,
+                                   command: substitute(address.description, host: brokerHost, port: brokerPort), device: device)
         active.withLock { $0 = target }
         return target
     }

@@ -260,6 +260,25 @@ $T send-keys -t main q
 check "target: q exits 0" wait_screen 'EXITED 0'
 check "target: the target (pid ${npid:-?}) is stopped on exit" sh -c "[ -n '$npid' ] && ! kill -0 $npid 2>/dev/null"
 
+echo "dashboard: watching a device"
+SIM="$ROOT/Tests/Device/simdevice.py"
+main_session "'$MSHMON' --console 'exec:python3 $SIM --broker {host}:{port} --leak socket --version 5 --noise 0.02 --cycle-ms 200'; echo EXITED \$?; sleep 60"
+check "device: the header names its console, the broker substituted" wait_screen "^mshmon  device on exec:python3 .*simdevice.py --broker 127.0.0.1:[0-9]"
+check "device: the free pane shows its own 5.x lines" wait_screen '^total    : 4194304'
+check "device: the list_fd pane shows its rows" wait_screen '/dev/uart0'
+check "device: the netstat pane shows its CLOSE_WAIT PCBs" wait_for 20 shows 'state: CLOSE_WAIT'
+check "device: its log lines are in the log pane" wait_for 20 shows 'device| \[I/mqtt\] connected, port'
+check "device: the verdict names the CLOSE_WAIT leak" wait_for 60 shows '^verdict: LEAK fds +1.00/cycle (socket, CLOSE_WAIT'
+$T send-keys -t main k
+check "device: k kicks its connection" wait_screen "kick"
+$T send-keys -t main : v e r s i o n Enter
+check "device: the : prompt is the device's shell (its version banner)" wait_screen 'Thread Operating System'
+$T send-keys -t main : r e b o o t x Enter
+check "device: its own 'command not found'" wait_screen 'rebootx: command not found.'
+$T send-keys -t main q
+check "device: q exits 0" wait_screen 'EXITED 0'
+check "device: the simulated device is stopped on exit" sh -c "! pgrep -f '^python3 .*simdevice.py' >/dev/null"
+
 echo "dashboard: injected leak"
 main_session "'$MSHMON' --inject-leak socket-race; echo EXITED \$?; sleep 60"
 check "red banner for the injected leak" wait_screen 'LEAK INJECTED ON PURPOSE: socket-race'
