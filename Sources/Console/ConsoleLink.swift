@@ -99,6 +99,14 @@ public final class ConsoleLink: @unchecked Sendable {  // used under MshConsole'
         }
     }
 
+    /// A console on an fd already open (a socketpair in tests), closed with the link.
+    init(fd: Int32, address: ConsoleAddress, telnet: Bool = false) {
+        self.address = address
+        self.fd = fd
+        child = nil
+        self.telnet = telnet ? TelnetFilter() : nil
+    }
+
     deinit { close() }
 
     /// Whether the console is still there: the exec'd program running, the line not hung up.
