@@ -188,7 +188,7 @@ _mshmon_tui() {
     repeating_flags=()
     non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-tap --no-color --no-mouse -h --help)
     repeating_options=(--broker-fault -t --topic --alloc-wrapper --export)
-    non_repeating_options=(--broker --broker-bind -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout --refresh --export-dir --settle)
+    non_repeating_options=(--broker --broker-bind --broker-port -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout --refresh --export-dir --settle)
     __mshmon_offer_flags_options -1
 
     # Offer option value completions
@@ -200,6 +200,9 @@ _mshmon_tui() {
         return
         ;;
     '--broker-bind')
+        return
+        ;;
+    '--broker-port')
         return
         ;;
     '-i'|'--client-id')
@@ -251,6 +254,21 @@ _mshmon_tui() {
         return
         ;;
     '--alloc-wrapper')
+        return
+        ;;
+    '--console')
+        return
+        ;;
+    '--baud')
+        return
+        ;;
+    '--prompt')
+        return
+        ;;
+    '--cycle-command')
+        return
+        ;;
+    '--console-timeout')
         return
         ;;
     '--refresh')
@@ -272,7 +290,7 @@ _mshmon_cycle() {
     repeating_flags=()
     non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-tap --no-sample --json --quiet -h --help)
     repeating_options=(--broker-fault -t --topic --alloc-wrapper --export)
-    non_repeating_options=(--broker --broker-bind -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold --allow-failures)
+    non_repeating_options=(--broker --broker-bind --broker-port -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold --allow-failures)
     __mshmon_offer_flags_options -1
 
     # Offer option value completions
@@ -284,6 +302,9 @@ _mshmon_cycle() {
         return
         ;;
     '--broker-bind')
+        return
+        ;;
+    '--broker-port')
         return
         ;;
     '-i'|'--client-id')
@@ -335,6 +356,21 @@ _mshmon_cycle() {
         return
         ;;
     '--alloc-wrapper')
+        return
+        ;;
+    '--console')
+        return
+        ;;
+    '--baud')
+        return
+        ;;
+    '--prompt')
+        return
+        ;;
+    '--cycle-command')
+        return
+        ;;
+    '--console-timeout')
         return
         ;;
     '-n'|'--count')

@@ -41,6 +41,7 @@ public final class DeviceSampler: TargetSampler, Sendable {
         var snap = Snapshot(time: wallClockSeconds(), heap: HeapSample(total: 0, used: 0, maximum: 0))
         snap.heapSource = .console
         var heapRead = false
+        let traffic = console.bytesMoved
         for command in Self.commands where text.unavailable[command] == nil {
             var reply = console.run(command)
             if reply == .noAnswer && command == Self.commands[0] {
@@ -105,6 +106,7 @@ public final class DeviceSampler: TargetSampler, Sendable {
             state.withLock { $0.maximum = snap.heap.maximum }
             text.reset = reset
         }
+        text.bytes = console.bytesMoved - traffic
         snap.console = text
         state.withLock { $0.last = snap }
         return snap

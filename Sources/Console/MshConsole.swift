@@ -33,6 +33,8 @@ public final class MshConsole: Sendable {
         var resetSeen = false
         /// Whether the shell is known to sit at its prompt (the last reply ended with one).
         var idleAtPrompt = false
+        /// Bytes typed and read so far (the line's traffic).
+        var traffic = 0
     }
     private let state: Mutex<State>
     /// The device's own lines, as they come (called with the console's lock held).
@@ -50,6 +52,9 @@ public final class MshConsole: Sendable {
     }
 
     public var isOpen: Bool { state.withLock { $0.link.isOpen } }
+
+    /// Bytes typed and read since the console opened.
+    public var bytesMoved: Int { state.withLock { $0.traffic } }
 
     /// Whether the boot banner went by since the last call.
     public func takeReset() -> Bool {
@@ -70,6 +75,7 @@ public final class MshConsole: Sendable {
             if !s.idleAtPrompt && !wake(&s) { return .noAnswer }
             drain(&s)
             s.link.write(command + "\r\n")
+            s.traffic += command.utf8.count + 2
             let wasReset = s.resetSeen
             let reply = readReply(&s, echo: Array(command.utf8))
             if typedByHand { s.resetSeen = wasReset }
@@ -96,6 +102,7 @@ public final class MshConsole: Sendable {
     private func wake(_ s: inout State) -> Bool {
         drain(&s)
         s.link.write("\r\n")
+        s.traffic += 2
         if case .output = readReply(&s, echo: []) { return true }
         return false
     }
@@ -104,7 +111,10 @@ public final class MshConsole: Sendable {
 
     /// What has arrived already: lines to `onLine`, prompts dropped; a partial line is kept.
     private func drain(_ s: inout State) {
-        while let bytes = s.link.read(timeout: 0), !bytes.isEmpty { s.pending += bytes }
+        while let bytes = s.link.read(timeout: 0), !bytes.isEmpty {
+            s.pending += bytes
+            s.traffic += bytes.count
+        }
         guard !s.pending.isEmpty else { return }
         var text = s.pending
         for prompt in prompts { text = Self.removing(prompt, from: text) }
@@ -153,6 +163,7 @@ public final class MshConsole: Sendable {
             }
             if !bytes.isEmpty {
                 buffer += bytes
+                s.traffic += bytes.count
                 lastByte = monotonicSeconds()
             }
         }

@@ -228,8 +228,13 @@ enum JSONLFormat {
         var verdict: String?
         var leak: Bool?
         var leaks: [SeriesFinding]?
+        /// A device's: the bytes its sample moved on the console, and a reset before it.
+        var consoleBytes: Int?
+        var reset: String?
 
         mutating func measure(_ s: Snapshot) {
+            consoleBytes = s.console?.bytes
+            reset = s.console?.reset
             heap = s.heap
             fds = s.fds.count
             threads = s.threads.count

@@ -287,7 +287,10 @@ public final class TargetRun: @unchecked Sendable {  // state touched on `loop` 
             var sample = CycleSample(cycle: n, start: start)
             if let connected = self.lastConnected { sample.phases["connected"] = connected * 1000 }
             sample.phases["settle"] = Double(settle)
-            guard let snap = self.sampler.sample() else {
+            let began = monotonicSeconds()
+            let taken = self.sampler.sample()
+            sample.phases["sample"] = (monotonicSeconds() - began) * 1000
+            guard let snap = taken else {
                 guard self.sampler.isAlive else { return self.end(.targetGone(status: self.exitStatus() ?? nil, cycles: self.sampled)) }
                 // A device that did not answer: the sample is missing, never zero.
                 self.log.append(.note(time: wallClockSeconds(), "cycle \(n): no sample (the target did not answer)"))

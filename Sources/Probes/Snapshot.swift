@@ -122,6 +122,8 @@ public struct ConsoleText: Sendable, Hashable, Codable {
     public var unavailable: [String: String]
     /// Why this sample starts a new window (the device was reset), if it does.
     public var reset: String?
+    /// Bytes typed and read for this sample (what it cost on the line).
+    public var bytes: Int?
 
     public init(replies: [String: [String]] = [:], unavailable: [String: String] = [:], reset: String? = nil) {
         self.replies = replies

@@ -59,11 +59,16 @@ struct Cycle: AsyncParsableCommand {
           mshmon cycle -n 50 --kick-every 200ms -- mosquitto_sub -h {host} -p {port} -t '#'
           mshmon cycle -n 20 -- ./my_client {url}
           mshmon cycle --pid 4242 --every 10s --duration 8h
+
+        Devices: `--console` watches an RT-Thread device through its msh console — a serial line (`/dev/ttyUSB0`, `--baud`, raw 8N1), RT-Thread's telnet server (`telnet://HOST[:PORT]`) or a program whose stdio is the console (`exec:COMMAND`, e.g. qemu with -serial stdio; {host} {port} {url} substituted). Each sample types `free` (4.x or 5.x form, or list_memheap), `list_fd`, `netstat`, `list_thread` and `memtrace` and reads each reply up to the next prompt (`msh />`, `finsh />` or --prompt), the device's own log lines kept apart; a command the image lacks, or one that got no prompt back within --console-timeout, is not asked again. A cycle is one connection of the device's client (--client-id) to the embedded broker (--broker-bind 0.0.0.0 --broker-port 1883 makes it reachable: the first lines say which URL to configure), or one `--cycle-command`, or --every. A silent device gets one retry, then the sample is missing (never zero); a reset (boot banner, `maximum` falling) starts the verdict's window again. A heap leak names memtrace's owner tag.
+          mshmon cycle --console /dev/ttyUSB0 --broker-bind 0.0.0.0 --broker-port 1883 --client-id rtt-dev-1 -n 100
+          mshmon cycle --console telnet://192.168.0.50 --broker mqtt://192.168.0.2:1883 --every 30s --duration 48h
+          mshmon cycle --console 'exec:qemu-system-arm -M vexpress-a9 -kernel rtthread.bin -nographic -serial stdio' -n 50
         """)
 
     @OptionGroup var connection: ConnectionOptions
 
-    @OptionGroup(title: "Target (watch another process instead of mshmon's own client)") var target: TargetOptions
+    @OptionGroup(title: "Target (watch another process, or a device's msh console, instead of mshmon's own client)") var target: TargetOptions
 
     @Option(name: [.customShort("n"), .customLong("count")], parsing: .unconditional, help: "Number of cycles.")
     var count: Int?

@@ -16,11 +16,13 @@ struct Tui: AsyncParsableCommand {
         Keys: c connect, d disconnect, n one cycle, a auto-cycle on/off, p publish one message, e export the session (.log, .csv and .jsonl), : msh prompt, Tab next pane, arrows PgUp PgDn Home End scroll it (or click and wheel), + / - refresh interval, [ / ] auto-cycle interval, ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it.
 
         With a target (`mshmon -- COMMAND`, `mshmon --pid PID`) the panes show that process, a cycle is one of its connections to the embedded broker, its output goes to the log pane, k kicks its connection and R starts the command again (a new process, a new run; c, d, n, a and p drive mshmon's own client and are not there).
+
+        With a device (`mshmon --console PATH|telnet://HOST|exec:COMMAND`, see `mshmon cycle --help`) the panes show the device's own `free`, `list_fd` and `netstat` lines as of its last sample, its log lines go to the log pane, and the : prompt is the device's shell: what is typed there is typed at its msh prompt.
         """)
 
     @OptionGroup var connection: ConnectionOptions
 
-    @OptionGroup(title: "Target (watch another process instead of mshmon's own client)") var target: TargetOptions
+    @OptionGroup(title: "Target (watch another process, or a device's msh console, instead of mshmon's own client)") var target: TargetOptions
 
     @Option(help: "Refresh interval in milliseconds.")
     var refresh: Int = 1000
