@@ -111,6 +111,7 @@ struct Cycle: AsyncParsableCommand {
     var quiet = false
 
     func validate() throws {
+        try target.validate(with: connection)
         if let count, count < 1 { throw ValidationError("-n must be at least 1 (got \(count))") }
         if count != nil && duration != nil { throw ValidationError("give -n or --duration, not both") }
         if interval < 0 { throw ValidationError("--interval must be 0 or more milliseconds") }

@@ -60,6 +60,13 @@ struct TargetOptions: ParsableArguments {
         do { return try ConsoleAddress(console, baud: baud ?? 115_200) } catch { throw ValidationError(error.description) }
     }
 
+    /// What the target options need of the connection options.
+    func validate(with connection: ConnectionOptions) throws {
+        if console != nil && connection.broker != nil && every == nil && cycleCommand == nil {
+            throw ValidationError("a device talking to another broker (--broker) cannot be seen cycling there: give --every or --cycle-command")
+        }
+    }
+
     func validate() throws {
         if pid != nil && !command.isEmpty { throw ValidationError("give --pid or -- COMMAND, not both") }
         if console != nil && (pid != nil || !command.isEmpty) { throw ValidationError("give --console, --pid or -- COMMAND, one of them") }

@@ -43,6 +43,7 @@ struct Tui: AsyncParsableCommand {
     var settle: Int = 50
 
     func validate() throws {
+        try target.validate(with: connection)
         if target.isActive && connection.injectLeak != nil { throw ValidationError("--inject-leak replays a bug in mshmon's own client; a target has its own") }
         if refresh < 100 || refresh > 60_000 { throw ValidationError("--refresh must be 100 to 60000 milliseconds") }
         try validateExportPaths(export)

@@ -109,6 +109,10 @@ $out
 O"
 out=$("$MSHMON" cycle --console exec:true --pid 1 2>&1); rc=$?
 check "--console with --pid: exit 2 (exit $rc)" [ $rc = 2 ]
+out=$("$MSHMON" cycle --console exec:true --broker mqtt://127.0.0.1:1883 2>&1); rc=$?
+check "a device with another broker and no --every: exit 2, saying why (exit $rc)" sh -c "[ $rc = 2 ] && grep -q 'give --every or --cycle-command' <<'O'
+$out
+O"
 out=$("$MSHMON" cycle --baud 9600 2>&1); rc=$?
 check "--baud without --console: exit 2 (exit $rc)" [ $rc = 2 ]
 
