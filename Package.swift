@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Probes", dependencies: ["CShims", "CTapLayout", "Ledger"]),
         .target(name: "Msh", dependencies: ["Probes", "Ledger"]),
         // A device watched through its msh console: serial, telnet or a program on a pty; its replies parsed.
-        .target(name: "Console", dependencies: ["Probes", "Ledger", "ChildProcess", "CShims"]),
+        .target(name: "Console", dependencies: ["Probes", "Ledger", "ChildProcess"]),
         // The client's protocol state machine, without I/O: commands, packets and the time in, actions out.
         .target(
             name: "MQTTSession",

@@ -2,8 +2,8 @@
 // supports), RT-Thread's telnet server (its option negotiation answered, then plain text),
 // or a program whose stdin and stdout are a pseudo-terminal (`exec:`, stopped by PID).
 
-import CShims
 import ChildProcess
+import Ledger
 import Glibc
 
 /// Where the console is, as given to `--console`.
@@ -19,22 +19,9 @@ public enum ConsoleAddress: Sendable, Equatable, CustomStringConvertible {
             guard !command.allSatisfy(\.isWhitespace) else { throw .usage("--console exec: needs a command (exec:COMMAND)") }
             self = .exec(command: command)
         } else if text.hasPrefix("telnet://") {
-            var rest = Substring(text.dropFirst(9))
-            if rest.hasSuffix("/") { rest = rest.dropLast() }
-            var host = String(rest), port = 23
-            if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
-                host = String(rest[rest.index(after: rest.startIndex)..<close])
-                let after = rest[rest.index(after: close)...]
-                if after.hasPrefix(":") {
-                    guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw .usage("bad port in \(text)") }
-                    port = p
-                }
-            } else if let colon = rest.lastIndex(of: ":") {
-                host = String(rest[..<colon])
-                guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else { throw .usage("bad port in \(text)") }
-                port = p
+            guard let (host, port) = Endpoint.parse(hostPort: text.dropFirst("telnet://".count), defaultPort: 23) else {
+                throw .usage("--console \(text): expected telnet://HOST[:PORT] (port 1 to 65535, 23 by default)")
             }
-            guard !host.isEmpty else { throw .usage("no host in \(text) (telnet://HOST[:PORT])") }
             self = .telnet(host: host, port: port)
         } else if text.contains("://") {
             throw .usage("unknown console \(text): give a serial device path, telnet://HOST[:PORT] or exec:COMMAND")
@@ -49,7 +36,7 @@ public enum ConsoleAddress: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .serial(let path, let baud): "\(path) at \(baud) baud"
-        case .telnet(let host, let port): "telnet://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        case .telnet(let host, let port): "telnet://" + Endpoint(address: host, port: UInt16(port)).description
         case .exec(let command): "exec:\(command)"
         }
     }
@@ -74,7 +61,10 @@ public final class ConsoleLink: @unchecked Sendable {  // used under MshConsole'
     private let fd: Int32
     private let child: ChildProcess?
     private var telnet: TelnetFilter?
-    private var closed = false
+    /// The far end hung up (EOF, a failed write): nothing more comes, but the fd is still ours.
+    private var hungUp = false
+    private var fdOpen = true
+    private var closed: Bool { hungUp || !fdOpen }
 
     /// Opens the console. `substitute` fills `{host}` `{port}` `{url}` in an exec command.
     public init(_ address: ConsoleAddress, substitute: (String) -> String = { $0 }) throws(ConsoleError) {
@@ -84,7 +74,7 @@ public final class ConsoleLink: @unchecked Sendable {  // used under MshConsole'
             fd = try Self.openSerial(path, baud: baud)
             child = nil
         case .telnet(let host, let port):
-            fd = try Self.connect(host, port)
+            fd = try Self.connect(host, port, name: address.description)
             child = nil
             telnet = TelnetFilter()
         case .exec(let command):
@@ -132,7 +122,7 @@ public final class ConsoleLink: @unchecked Sendable {  // used under MshConsole'
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN { var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0); _ = poll(&p, 1, 100); continue }
-                closed = true
+                hungUp = true
                 return
             }
             offset += n
@@ -151,7 +141,7 @@ public final class ConsoleLink: @unchecked Sendable {  // used under MshConsole'
         let n = Glibc.read(fd, &buffer, buffer.count)
         if n < 0 && (errno == EINTR || errno == EAGAIN) { return [] }
         if n <= 0 {
-            closed = true
+            hungUp = true
             return nil
         }
         let data = Array(buffer[..<n])
@@ -164,9 +154,9 @@ public final class ConsoleLink: @unchecked Sendable {  // used under MshConsole'
 
     /// Closes the console and stops an exec'd program (SIGTERM, then SIGKILL).
     public func close() {
-        guard !closed || child != nil else { return }
-        if !closed { Glibc.close(fd) }
-        closed = true
+        // An exec'd program's pty is its ChildProcess's, closed with it.
+        if fdOpen && child == nil { Glibc.close(fd) }
+        fdOpen = false
         child?.stop(grace: 1, group: true)
     }
 
@@ -217,12 +207,12 @@ public final class ConsoleLink: @unchecked Sendable {  // used under MshConsole'
         return fd
     }
 
-    private static func connect(_ host: String, _ port: Int) throws(ConsoleError) -> Int32 {
+    private static func connect(_ host: String, _ port: Int, name: String) throws(ConsoleError) -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host, String(port), &hints, &list)
-        guard rc == 0, let first = list else { throw .cannotOpen("telnet://\(host):\(port): cannot resolve \(host) (\(String(cString: gai_strerror(rc))))") }
+        guard rc == 0, let first = list else { throw .cannotOpen("\(name): cannot resolve \(host) (\(String(cString: gai_strerror(rc))))") }
         defer { freeaddrinfo(list) }
         var lastError = ECONNREFUSED
         var entry: UnsafeMutablePointer<addrinfo>? = first
@@ -236,7 +226,7 @@ public final class ConsoleLink: @unchecked Sendable {  // used under MshConsole'
             entry = e.pointee.ai_next
         }
         let why = lastError == ECONNREFUSED ? "connection refused (is the device's telnet server running?)" : String(cString: strerror(lastError))
-        throw .cannotOpen("telnet://\(host):\(port): \(why)")
+        throw .cannotOpen("\(name): \(why)")
     }
 }
 

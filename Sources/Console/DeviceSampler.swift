@@ -64,25 +64,16 @@ public final class DeviceSampler: TargetSampler, Sendable {
             case .output(let lines):
                 switch command {
                 case "free":
-                    let p = MshParse.free(lines)
-                    if let heap = p.value { snap.heap = heap; heapRead = true }
-                    record(command, p, &text)
-                case "list_fd":
-                    let p = MshParse.listFD(lines)
-                    snap.fds = p.value
-                    record(command, p, &text)
-                case "netstat":
-                    let p = MshParse.netstat(lines)
-                    snap.tcp = p.value
-                    record(command, p, &text)
-                case "list_thread":
-                    let p = MshParse.listThread(lines)
-                    snap.threads = p.value
-                    record(command, p, &text)
+                    if let heap = record(command, MshParse.free(lines), &text) {
+                        snap.heap = heap
+                        heapRead = true
+                    }
+                case "list_fd": snap.fds = record(command, MshParse.listFD(lines), &text)
+                case "netstat": snap.tcp = record(command, MshParse.netstat(lines), &text)
+                case "list_thread": snap.threads = record(command, MshParse.listThread(lines), &text)
                 case "memtrace":
-                    let p = MshParse.memtrace(lines)
-                    if !p.value.isEmpty { snap.sites = p.value }
-                    record(command, p, &text)
+                    let sites = record(command, MshParse.memtrace(lines), &text)
+                    if !sites.isEmpty { snap.sites = sites }
                 default:
                     break
                 }
@@ -114,17 +105,32 @@ public final class DeviceSampler: TargetSampler, Sendable {
 
     /// Types a line at the device's shell (the dashboard's `:` prompt); its reply.
     public func shell(_ line: String) -> [String] {
-        switch console.run(line, typedByHand: true) {
-        case .output(let lines): lines
-        case .notFound: ["\(line.split(separator: " ").first ?? ""): command not found."]
-        case .noAnswer: ["(no prompt within \(console.idleTimeout) s)"]
-        case .closed: ["(the console has closed)"]
+        let reply = console.run(line, typedByHand: true)
+        if case .output(let lines) = reply { return lines }
+        if reply == .notFound { return ["\(line.split(separator: " ").first ?? ""): command not found."] }
+        return ["(\(problem(reply, line) ?? ""))"]
+    }
+
+    /// Types the firmware's cycle command (`--cycle-command`); what went wrong, if anything.
+    public func runCycle(_ command: String) -> String? {
+        problem(console.run(command), command)
+    }
+
+    /// What a reply that is not output says about `command`.
+    private func problem(_ reply: ConsoleReply, _ command: String) -> String? {
+        switch reply {
+        case .output: nil
+        case .notFound: "`\(command)` is not on this device"
+        case .noAnswer: "`\(command)` got no prompt back within \(console.idleTimeout) s"
+        case .closed: "the console has closed"
         }
     }
 
-    private func record<V>(_ command: String, _ p: Parsed<V>, _ text: inout ConsoleText) {
+    /// Keeps the reply's own lines for the pane, passes the strays on; the parsed value.
+    private func record<V>(_ command: String, _ p: Parsed<V>, _ text: inout ConsoleText) -> V {
         text.replies[command] = p.lines
         for line in p.strays where !line.isEmpty { console.stray(line) }
+        return p.value
     }
 
     private func drop(_ command: String, _ why: String, _ text: inout ConsoleText) {

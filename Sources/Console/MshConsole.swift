@@ -22,7 +22,7 @@ public enum ConsoleReply: Sendable, Equatable {
 
 public final class MshConsole: Sendable {
     /// Prompts that end a reply: `msh />`, `finsh />`, or the one given.
-    public let prompts: [[UInt8]]
+    let prompts: Prompts
     /// Seconds without a byte before a command counts as unanswered.
     public let idleTimeout: Double
     private struct State: ~Copyable {
@@ -43,7 +43,7 @@ public final class MshConsole: Sendable {
     public let pid: Int32?
 
     public init(link: ConsoleLink, prompt: String? = nil, idleTimeout: Double = 2, onLine: @escaping @Sendable (String) -> Void) {
-        prompts = (prompt.map { [$0] } ?? ["msh />", "finsh />"]).map { Array($0.utf8) }
+        prompts = Prompts(prompt.map { [$0] } ?? ["msh />", "finsh />"])
         self.idleTimeout = idleTimeout
         self.onLine = onLine
         address = link.address
@@ -116,8 +116,7 @@ public final class MshConsole: Sendable {
             s.traffic += bytes.count
         }
         guard !s.pending.isEmpty else { return }
-        var text = s.pending
-        for prompt in prompts { text = Self.removing(prompt, from: text) }
+        let text = prompts.removed(from: s.pending[...])
         if let lastNewline = text.lastIndex(of: 10) {
             emit(&s, Self.lines(text[...lastNewline]))
             s.pending = Array(text[(lastNewline + 1)...])
@@ -132,33 +131,27 @@ public final class MshConsole: Sendable {
         var scan = EchoScan(echo: echo, idleAtPrompt: s.idleAtPrompt)
         var lastByte = monotonicSeconds()
         let cap = lastByte + idleTimeout * 15
+        // Where the search for the ending prompt goes on from: a long reply arrives in many
+        // reads, and the bytes already searched are not searched again.
+        var searched = 0
         while true {
             scan.advance(buffer, prompts: prompts)
-            if let start = scan.end, let (at, length) = firstPrompt(in: buffer, from: start) {
-                let before = Self.lines(buffer[..<start]).dropLast()
-                emit(&s, Array(before).map { line in prompts.reduce(line) { Self.removingText($1, from: $0) } }.filter { !$0.isEmpty })
-                s.pending = Array(buffer[(at + length)...])
-                s.idleAtPrompt = true
-                var reply = Self.lines(buffer[start..<at])
-                if reply.first?.isEmpty == true { reply.removeFirst() }
-                if reply.last?.isEmpty == true { reply.removeLast() }
-                let name = String(decoding: echo, as: UTF8.self)
-                if !echo.isEmpty, reply.contains(where: { MshParse.isNotFound($0, command: name) }) {
-                    emit(&s, reply.filter { !MshParse.isNotFound($0, command: name) })
-                    return .notFound
+            if let start = scan.end {
+                searched = max(searched, start)
+                if let (at, length) = prompts.first(in: buffer, from: searched) {
+                    return reply(&s, buffer, echo: echo, from: start, to: at, promptLength: length)
                 }
-                for line in reply where MshParse.isBootBanner(line) { s.resetSeen = true }
-                return .output(reply)
+                searched = max(searched, buffer.count - prompts.longest + 1)
             }
             let now = monotonicSeconds()
             if now - lastByte > idleTimeout || now > cap {
                 // What came is the device's, whatever it was; its prompt is not to be trusted now.
-                emit(&s, Self.lines(buffer).filter { !$0.isEmpty })
+                emit(&s, Self.lines(buffer))
                 s.idleAtPrompt = false
                 return .noAnswer
             }
             guard let bytes = s.link.read(timeout: min(idleTimeout - (now - lastByte), cap - now) + 0.001) else {
-                emit(&s, Self.lines(buffer).filter { !$0.isEmpty })
+                emit(&s, Self.lines(buffer))
                 return .closed
             }
             if !bytes.isEmpty {
@@ -167,6 +160,25 @@ public final class MshConsole: Sendable {
                 lastByte = monotonicSeconds()
             }
         }
+    }
+
+    /// The reply between the echo's end (`start`) and the prompt at `at`; what came before the
+    /// echo goes to `onLine`, what came after the prompt stays pending.
+    private func reply(_ s: inout State, _ buffer: [UInt8], echo: [UInt8], from start: Int, to at: Int, promptLength: Int) -> ConsoleReply {
+        // Before the echo: other threads' lines (the echo's own line is the last).
+        emit(&s, Array(Self.lines(prompts.removed(from: buffer[..<start])).dropLast()))
+        s.pending = Array(buffer[(at + promptLength)...])
+        s.idleAtPrompt = true
+        var reply = Self.lines(buffer[start..<at])
+        if reply.first?.isEmpty == true { reply.removeFirst() }
+        if reply.last?.isEmpty == true { reply.removeLast() }
+        let name = String(decoding: echo, as: UTF8.self)
+        if !echo.isEmpty, reply.contains(where: { MshParse.isNotFound($0, command: name) }) {
+            emit(&s, reply.filter { !MshParse.isNotFound($0, command: name) })
+            return .notFound
+        }
+        if reply.contains(where: MshParse.isBootBanner) { s.resetSeen = true }
+        return .output(reply)
     }
 
     /// Finds the echo of the typed line: its characters in order, starting right after a
@@ -191,17 +203,15 @@ public final class MshConsole: Sendable {
             end = echo.isEmpty ? 0 : nil
         }
 
-        mutating func advance(_ buffer: [UInt8], prompts: [[UInt8]]) {
+        mutating func advance(_ buffer: [UInt8], prompts: Prompts) {
             while end == nil && position < buffer.count {
-                if let p = prompts.first(where: { buffer.count - position >= $0.count && buffer[position..<(position + $0.count)].elementsEqual($0) }) {
-                    position += p.count
+                if let length = prompts.length(at: position, in: buffer) {
+                    position += length
                     (matched, interrupted, canStart) = (0, false, true)
                     continue
                 }
                 // A prompt may be arriving: wait for the rest of it before judging this byte.
-                if prompts.contains(where: { buffer.count - position < $0.count && buffer[position...].elementsEqual($0.prefix(buffer.count - position)) }) {
-                    return
-                }
+                if prompts.isArriving(at: position, in: buffer) { return }
                 let b = buffer[position]
                 position += 1
                 if interrupted {
@@ -230,22 +240,6 @@ public final class MshConsole: Sendable {
             if MshParse.isBootBanner(line) { s.resetSeen = true }
             onLine(line)
         }
-    }
-
-    private func firstPrompt(in buffer: [UInt8], from start: Int) -> (Int, Int)? {
-        var best: (Int, Int)?
-        for p in prompts {
-            guard buffer.count - start >= p.count else { continue }
-            var i = start
-            while i + p.count <= buffer.count {
-                if buffer[i] == p[0] && buffer[i..<(i + p.count)].elementsEqual(p) {
-                    if best == nil || i < best!.0 { best = (i, p.count) }
-                    break
-                }
-                i += 1
-            }
-        }
-        return best
     }
 
     /// Lines of `bytes`: split at `\n`, `\r` and NULs dropped, ANSI escape sequences removed;
@@ -279,24 +273,47 @@ public final class MshConsole: Sendable {
     }
 
     static func lines(_ bytes: [UInt8]) -> [String] { lines(bytes[...]) }
+}
 
-    static func removing(_ pattern: [UInt8], from bytes: [UInt8]) -> [UInt8] {
-        guard bytes.count >= pattern.count else { return bytes }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            if i + pattern.count <= bytes.count && bytes[i] == pattern[0] && bytes[i..<(i + pattern.count)].elementsEqual(pattern) {
-                i += pattern.count
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return out
+/// The prompts that end a reply, matched on the raw bytes.
+struct Prompts: Sendable {
+    let patterns: [[UInt8]]
+    let longest: Int
+
+    init(_ texts: [String]) {
+        patterns = texts.map { Array($0.utf8) }
+        longest = patterns.map(\.count).max() ?? 1
     }
 
-    static func removingText(_ pattern: [UInt8], from line: String) -> String {
-        line.replacing(String(decoding: pattern, as: UTF8.self), with: "")
+    /// The length of the prompt that starts at `i`, if one does.
+    func length(at i: Int, in buffer: [UInt8]) -> Int? {
+        patterns.first { i + $0.count <= buffer.count && buffer[i] == $0[0] && buffer[i..<(i + $0.count)].elementsEqual($0) }?.count
+    }
+
+    /// Whether the bytes from `i` to the end are the start of a prompt still arriving.
+    func isArriving(at i: Int, in buffer: [UInt8]) -> Bool {
+        patterns.contains { buffer.count - i < $0.count && buffer[i...].elementsEqual($0.prefix(buffer.count - i)) }
+    }
+
+    /// The first prompt at or after `start`: where, and how long.
+    func first(in buffer: [UInt8], from start: Int) -> (Int, Int)? {
+        var i = max(start, 0)
+        while i < buffer.count {
+            if let length = length(at: i, in: buffer) { return (i, length) }
+            i += 1
+        }
+        return nil
+    }
+
+    /// `bytes` without its prompts.
+    func removed(from bytes: ArraySlice<UInt8>) -> [UInt8] {
+        let buffer = Array(bytes)
+        var out: [UInt8] = []
+        out.reserveCapacity(buffer.count)
+        var i = 0
+        while i < buffer.count {
+            if let length = length(at: i, in: buffer) { i += length } else { out.append(buffer[i]); i += 1 }
+        }
+        return out
     }
 }

@@ -79,6 +79,29 @@ public struct Endpoint: Sendable, Hashable, Codable, CustomStringConvertible {
     }
     public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
 
+    /// `HOST`, `HOST:PORT` or `[IPv6]:PORT` (a trailing `/` allowed), as in a URL after its
+    /// scheme: the host and the port (`defaultPort` when none is given); nil when malformed.
+    public static func parse(hostPort text: Substring, defaultPort: Int) -> (host: String, port: Int)? {
+        var rest = text
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        var host: Substring
+        var portText: Substring?
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return nil }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { return nil }
+        } else if let colon = rest.lastIndex(of: ":") {
+            host = rest[..<colon]
+            portText = rest[rest.index(after: colon)...]
+        } else {
+            host = rest
+        }
+        guard !host.isEmpty, !host.contains("/") else { return nil }
+        guard let port = portText.map({ Int($0) }) ?? defaultPort, (1...65535).contains(port) else { return nil }
+        return (String(host), port)
+    }
+
     /// An endpoint from the address's bytes in network order (4 or 16 of them).
     public init(addressBytes: [UInt8], port: UInt16) {
         self.init(address: Self.text(addressBytes), port: port)

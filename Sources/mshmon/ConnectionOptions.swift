@@ -2,6 +2,7 @@
 // client configuration. The password never comes from the command line (it would show in ps).
 
 import ArgumentParser
+import Ledger
 import MQTTBroker
 import MQTTClient
 import MQTTPacket
@@ -17,26 +18,9 @@ struct BrokerURL: ExpressibleByArgument, Sendable, CustomStringConvertible {
     var port: Int
 
     init?(argument: String) {
-        guard argument.hasPrefix("mqtt://") else { return nil }
-        var rest = Substring(argument.dropFirst("mqtt://".count))
-        if rest.hasSuffix("/") { rest = rest.dropLast() }
-        var host: Substring
-        var portText: Substring?
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { return nil }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
-            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { return nil }
-        } else if let colon = rest.lastIndex(of: ":") {
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
-        } else {
-            host = rest
-        }
-        guard !host.isEmpty, !host.contains("/") else { return nil }
-        let port = portText.map { Int($0) } ?? 1883
-        guard let port, (1...65535).contains(port) else { return nil }
-        self.host = String(host)
+        guard argument.hasPrefix("mqtt://"),
+              let (host, port) = Endpoint.parse(hostPort: argument.dropFirst("mqtt://".count), defaultPort: 1883) else { return nil }
+        self.host = host
         self.port = port
     }
 

@@ -76,7 +76,7 @@ struct TargetOptions: ParsableArguments {
             }
         } else {
             let address = try consoleAddress()
-            if baud != nil, case .serial = address {} else if baud != nil { throw ValidationError("--baud applies to a serial console") }
+            if baud != nil { guard case .serial = address else { throw ValidationError("--baud applies to a serial console") } }
             if noTap || !allocWrapper.isEmpty { throw ValidationError("--no-tap and --alloc-wrapper apply to a process, not a device") }
             if cycleCommand != nil && (every != nil || kickEvery != nil) { throw ValidationError("give --cycle-command, --every or --kick-every, one of them") }
             if prompt?.isEmpty == true { throw ValidationError("--prompt cannot be empty") }
@@ -124,6 +124,13 @@ final class RunningTarget: Sendable {
         } catch { throw RuntimeError(error.description) }
         let console = MshConsole(link: link, prompt: prompt, idleTimeout: timeout, onLine: onLine)
         let device = DeviceSampler(console: console, onStatus: onStatus)
+        // The device's own lines between samples, as they come, until the console closes.
+        DispatchQueue.global().async {
+            while console.isOpen {
+                console.poll()
+                usleep(200_000)
+            }
+        }
         let target = RunningTarget(pid: link.pid ?? 0, child: nil, sampler: device,
                                    command: substitute(address.description, host: brokerHost, port: brokerPort), device: device)
         active.withLock { $0 = target }
@@ -286,30 +293,13 @@ final class TargetSession: Sendable {
         log.append(.header(RunInfo(broker: (broker == nil ? "" : "embedded broker ") + url,
                                    clientID: connection.clientID ?? "(the target's)", injectLeak: nil, command: commandLine())))
         var deviceURLs: [String] = []
-        if let device = target.device {
-            if broker != nil {
-                deviceURLs = reachableURLs(bind: connection.brokerBind ?? "127.0.0.1", port: port)
-                log.append(.note(time: wallClockSeconds(), "configure the device's MQTT client with " + deviceURLs.joined(separator: " or ")))
-            }
-            // The device's own lines between samples, as they come.
-            let console = device.console
-            DispatchQueue.global().async {
-                while console.isOpen {
-                    console.poll()
-                    usleep(200_000)
-                }
-            }
+        if target.device != nil && broker != nil {
+            deviceURLs = reachableURLs(bind: connection.brokerBind ?? "127.0.0.1", port: port)
+            log.append(.note(time: wallClockSeconds(), "configure the device's MQTT client with " + deviceURLs.joined(separator: " or ")))
         }
         let source: CycleSource
         if let command = options.cycleCommand, let device = target.device {
-            source = .commanded(run: {
-                switch device.console.run(command) {
-                case .output: nil
-                case .notFound: "`\(command)` is not on this device"
-                case .noAnswer: "`\(command)` got no prompt back within \(Verdict.format(options.consoleTimeout.seconds)) s"
-                case .closed: "the console has closed"
-                }
-            })
+            source = .commanded(run: { device.runCycle(command) })
         } else if let every = options.every {
             source = .timer(seconds: every.seconds)
         } else if let broker {
