@@ -8,7 +8,7 @@ import Glibc
 
 /// What a ledger record stands for.
 public enum LedgerKind: String, CaseIterable, Codable, Sendable, Comparable {
-    case socket, rxBuffer, txBuffer, ackRecord, messageHandler, timer, eventLoop
+    case socket, rxBuffer, txBuffer, tls, ackRecord, messageHandler, timer, eventLoop
 
     /// Per-connection kinds must be back at their baseline after a clean disconnect;
     /// process-wide ones (the event loop) live as long as the process.
@@ -22,10 +22,11 @@ public enum LedgerKind: String, CaseIterable, Codable, Sendable, Comparable {
         case .socket: 0
         case .rxBuffer: 1
         case .txBuffer: 2
-        case .ackRecord: 3
-        case .messageHandler: 4
-        case .timer: 5
-        case .eventLoop: 6
+        case .tls: 3
+        case .ackRecord: 4
+        case .messageHandler: 5
+        case .timer: 6
+        case .eventLoop: 7
         }
     }
 }

@@ -5,6 +5,7 @@
 import MQTTPacket
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 import Glibc
@@ -30,9 +31,18 @@ public enum BrokerFault: Sendable, Hashable, CustomStringConvertible {
     /// refuses every subscription): a client that installs its handler before SUBACK and
     /// forgets it on a refusal leaks a handler per cycle.
     case denySubscribe([String])
+    /// TLS with an expired server certificate: the client must refuse it.
+    case tlsExpired
+    /// TLS with a certificate for another host name: the client must refuse it.
+    case tlsWrongHost
+    /// TLS, and the connection closed once the handshake has begun.
+    case tlsCloseMidHandshake
+
+    /// Whether the mode is about TLS (it turns the broker's TLS on).
+    public var isTLS: Bool { self == .tlsExpired || self == .tlsWrongHost || self == .tlsCloseMidHandshake }
 
     /// The modes as `--fault` / `--broker-fault` take them, for help and errors.
-    public static let usage = "none, close-after-connack, no-connack, no-suback, no-pingresp, reset, slow:MS, garbage, deny-subscribe:FILTER[,FILTER…]"
+    public static let usage = "none, close-after-connack, no-connack, no-suback, no-pingresp, reset, slow:MS, garbage, deny-subscribe:FILTER[,FILTER…], tls-expired, tls-wrong-host, tls-close-mid-handshake"
 
     /// Several `--fault` values in one: deny-subscribe lists add up; any other mode may be
     /// given once (besides none), and not beside deny-subscribe. Nil when they conflict.
@@ -74,6 +84,9 @@ public enum BrokerFault: Sendable, Hashable, CustomStringConvertible {
         case "no-pingresp": self = .noPingresp
         case "reset": self = .reset
         case "garbage": self = .garbage
+        case "tls-expired": self = .tlsExpired
+        case "tls-wrong-host": self = .tlsWrongHost
+        case "tls-close-mid-handshake": self = .tlsCloseMidHandshake
         default:
             guard text.hasPrefix("slow:"), let ms = Int(text.dropFirst(5)), ms >= 0 else { return nil }
             self = .slow(ms)
@@ -91,6 +104,9 @@ public enum BrokerFault: Sendable, Hashable, CustomStringConvertible {
         case .slow(let ms): "slow:\(ms)"
         case .garbage: "garbage"
         case .denySubscribe(let filters): "deny-subscribe:" + filters.joined(separator: ",")
+        case .tlsExpired: "tls-expired"
+        case .tlsWrongHost: "tls-wrong-host"
+        case .tlsCloseMidHandshake: "tls-close-mid-handshake"
         }
     }
 }
@@ -127,6 +143,8 @@ public struct BrokerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 1883
     public var fault: BrokerFault = .none
+    /// MQTT over TLS on the listener (nil: plain TCP).
+    public var tls: BrokerTLS?
     /// user → password (mosquitto's plain `user:password` file); nil: anonymous clients allowed.
     public var passwords: [String: String]?
     public var maximumPacketSize = PacketDecoder.defaultMaximumPacketSize
@@ -186,8 +204,12 @@ public final class Broker: @unchecked Sendable {  // its state is touched on `lo
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelInitializer { channel in
+            .childChannelInitializer { [tls = configuration.tls, fault = configuration.fault] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        if fault == .tlsCloseMidHandshake { try channel.pipeline.syncOperations.addHandler(CloseMidHandshake()) }
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                    }
                     try channel.pipeline.syncOperations.addHandler(BrokerConnection(broker: broker))
                 }
             }

@@ -5,6 +5,7 @@ import Ledger
 import MQTTPacket
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Glibc
 
 extension MQTTClient {
@@ -51,6 +52,7 @@ extension MQTTClient {
         }
         if let e = error as? IOError { return String(cString: strerror(e.errnoCode)).lowercased() }
         if let e = error as? ChannelError, case .connectTimeout = e { return "timed out" }
+        if let e = error as? NIOSSLError, case .uncleanShutdown = e { return "the broker closed the TLS connection without close_notify" }
         return String(describing: error)
     }
 }

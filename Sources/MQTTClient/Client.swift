@@ -8,6 +8,7 @@ import Ledger
 import MQTTPacket
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Glibc
 
 /// Client settings: where to connect, the session, reconnect policy and test hooks.
@@ -23,6 +24,8 @@ public struct ClientConfiguration: Sendable {
     public var maximumPacketSize = PacketDecoder.defaultMaximumPacketSize
     /// Replays one of kawaii-mqtt's leaks on purpose (a positive control for the detector).
     public var injectLeak: InjectedLeak?
+    /// MQTT over TLS (mqtts): every connection's handshake is made with this.
+    public var tls: ClientTLS?
 
     public init(clientID: String) { session = SessionConfiguration(clientID: clientID) }
 }
@@ -33,6 +36,8 @@ public enum InjectedLeak: String, Sendable, CaseIterable {
     case socketRace = "socket-race"
     /// Bug (2): cleaning the session frees the ack records but not the handlers they own.
     case ackHandler = "ack-handler"
+    /// A TLS client's commonest leak: the TLS object of each closed connection is kept.
+    case tlsContext = "tls-context"
 }
 
 /// The client's state as users see it.
@@ -71,6 +76,8 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     var session: Session
     var connection: Connection?
     var abandoned: [Connection] = []
+    /// `--inject-leak tls-context`: each closed connection's TLS handler and its record, kept.
+    var keptTLS: [(handler: NIOSSLClientHandler, record: LedgerEntry)] = []
     var opening = false
     /// Nesting depth of `batchingWrites`: while above zero, writes wait for its end.
     var writesHeld = 0
@@ -129,6 +136,8 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         let connecting: EventLoopFuture<any Channel>
         if let address = literalAddress ?? resolvedAddress {
             switch LoopbackConnect.attempt(address) {
+            // TLS cannot write its first flight on the raw socket: the handshake comes first.
+            case .connected(let fd) where configuration.tls != nil: connecting = bootstrap.withConnectedSocket(fd)
             case .connected(let fd): return openedSocket(fd, remote: address, generation: gen, request: request)
             case .failed(let error): connecting = eventLoop.makeFailedFuture(error)
             case .notAtOnce: connecting = bootstrap.connect(to: address)
@@ -157,7 +166,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         if literalAddress == nil { resolvedAddress = channel.remoteAddress }
         let record = ConnectionRecord(local: Self.endpoint(channel.localAddress), remote: Self.endpoint(channel.remoteAddress))
         begin(Connection(channel: channel, generation: gen, record: record, ledger: ledger,
-                         maximumPacketSize: configuration.maximumPacketSize), request: request)
+                         maximumPacketSize: configuration.maximumPacketSize, tls: configuration.tls != nil), request: request)
     }
 
     /// A broker on this host, connected within the call: CONNECT and the requests made with it
@@ -237,6 +246,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     /// (the initializer runs on the event loop and reads the generation being opened).
     private lazy var bootstrap: ClientBootstrap = {
         let maxSize = configuration.maximumPacketSize
+        let tls = configuration.tls
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.session.commandTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)  // NIO's default too: replaces it
@@ -245,6 +255,9 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
                     // Set here, not as a bootstrap option: those are applied per connection
                     // through a chain of futures for each connection.
                     try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandlers(SocketCloser(), tls.makeHandler())
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         PacketHandler(client: self, generation: self.generation, maximumPacketSize: maxSize))
                 }
@@ -373,6 +386,15 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
             // FIN comes. The client is the active closer, so the TIME_WAIT is ours, as on a
             // device. Writes a broker never reads get the command timeout.
             guard let channel = c.channel else { return }
+            if let closer = Self.socketCloser(channel) {
+                // TLS: close_notify after the pending writes, and FIN; the socket closes when
+                // the broker's FIN comes (`failed`, then here again), or at the command timeout.
+                // The client stays the active closer; no data arrives on a closed socket
+                // (which would answer it with RST). See `SocketCloser`.
+                channel.close(mode: .output, promise: nil)
+                c.closeDeadline = eventLoop.scheduleTask(in: configuration.session.commandTimeout) { closer.closeSocket() }
+                return
+            }
             // Corked, DISCONNECT and FIN leave in one segment: the broker (which closes on
             // DISCONNECT) cannot send its FIN first and take the TIME_WAIT off us.
             try? channel.syncOptions?.setOption(.tcpOption(.init(rawValue: CInt(TCP_CORK))), value: 1)
@@ -396,9 +418,15 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
             if pending {
                 deadline = eventLoop.scheduleTask(in: configuration.session.commandTimeout) { channel.close(promise: nil) }
             }
-        } else {
-            c.channel?.close(promise: nil)  // an error, or the broker closed first: unsent bytes are dropped
+        } else if let channel = c.channel {
+            // An error, or the broker closed (first, or after our FIN): unsent bytes are dropped.
+            if let closer = Self.socketCloser(channel) { closer.closeSocket() } else { channel.close(promise: nil) }
         }
+    }
+
+    /// A TLS connection's handler that closes its socket under TLS (nil for plain TCP).
+    static func socketCloser(_ channel: any Channel) -> SocketCloser? {
+        try? channel.pipeline.syncOperations.handler(type: SocketCloser.self)
     }
 
     /// The connection is gone: release its records, let the session react, then reconnect or stop.
@@ -406,7 +434,12 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         connection = nil
         // Now, not when the last closure holding `c` lets go: disconnect's caller may sample
         // the ledger the moment its future completes. (An abandoned socket keeps its records.)
+        if configuration.injectLeak == .tlsContext, let record = c.takeTLSRecord(),
+           let handler = try? c.channel?.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self) {
+            keptTLS.append((handler, record))  // the positive control: kept, never released
+        }
         if !abandoned { c.releaseRecords() }
+        c.closeDeadline?.cancel()
         cancelTimer()
         emit(.connectionClosed(error))
         perform(session.connectionClosed(error: error, now: .now()))

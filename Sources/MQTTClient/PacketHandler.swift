@@ -5,6 +5,8 @@ import Ledger
 import MQTTPacket
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import Glibc
 
 /// Bytes → packets for one channel, reported to the client with the channel's generation.
@@ -14,6 +16,8 @@ final class PacketHandler: ChannelInboundHandler {
     private let client: MQTTClient
     private let generation: Int
     private var decoder: PacketDecoder
+    /// TLS: whether the handshake finished (an EOF before it is a handshake failure).
+    private var handshakeDone = false
 
     init(client: MQTTClient, generation: Int, maximumPacketSize: Int) {
         self.client = client
@@ -40,6 +44,7 @@ final class PacketHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event { handshakeDone = true }
         if case ChannelEvent.inputClosed = event {
             client.failed(.connectionClosedByPeer, generation: generation)
         }
@@ -47,6 +52,16 @@ final class PacketHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let config = client.configuration
+        if let tls = config.tls {
+            // Before the TLS handler closes: the certificate it was shown is still there.
+            let peer = (try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self))?.peerCertificate
+            let answered = (try? context.pipeline.syncOperations.handler(type: SocketCloser.self))?.received ?? false
+            if let reason = ClientTLS.explain(error, peer: peer, answered: answered, handshakeDone: handshakeDone, host: config.host,
+                                              presentsCertificate: tls.presentsCertificate) {
+                return client.failed(.tlsFailed(host: config.host, port: config.port, reason: reason), generation: generation)
+            }
+        }
         client.failed(.connectionReset(MQTTClient.describe(error)), generation: generation)
     }
 

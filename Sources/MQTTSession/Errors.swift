@@ -25,6 +25,8 @@ public enum MQTTError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidRequest(String)
     /// The broker refused these filters of a SUBSCRIBE (SUBACK return code 0x80).
     case subscriptionRefused([String])
+    /// TLS with the broker failed: its certificate, the handshake, or a port of the other kind.
+    case tlsFailed(host: String, port: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -39,6 +41,7 @@ public enum MQTTError: Error, Sendable, Hashable, CustomStringConvertible {
         case .sessionEnded: "request dropped: the session ended"
         case .invalidRequest(let what): "invalid request: \(what)"
         case .subscriptionRefused(let filters): "subscription refused by the broker: SUBACK 0x80 for \(filters.joined(separator: ", "))"
+        case .tlsFailed(let host, let port, let reason): "TLS with \(Endpoint(address: host, port: UInt16(clamping: port))): \(reason)"
         }
     }
 }

@@ -22,6 +22,8 @@ struct Broker: AsyncParsableCommand {
         discussion: """
         Prints `listening on ADDRESS:PORT` (IPv6 as [ADDRESS]:PORT) once it accepts connections; stops on SIGINT/SIGTERM. It listens on 127.0.0.1 unless --bind says otherwise: --bind 0.0.0.0 (or ::) lets a device on the bench network reach it.
 
+        TLS (--tls): without --cert/--key it makes a CA and a server certificate for localhost, 127.0.0.1, ::1 and the --bind address(es), writes the CA to a file (printed as `CA certificate: PATH` before the listening line; removed when the broker stops unless --ca-out names it) for clients to trust: mosquitto_sub --cafile PATH, mshmon --cafile PATH. The tls-* faults turn TLS on.
+
         Keepalive: a client silent for 1.5 × its keepalive is disconnected and its will published.
 
         Fault modes (--fault), each provoking a client-side symptom:
@@ -40,10 +42,15 @@ struct Broker: AsyncParsableCommand {
                                or matched by FILTER ('#': every subscription); a
                                client that keeps a handler for a refused filter
                                leaks one per cycle
+          tls-expired          TLS with an expired server certificate
+          tls-wrong-host       TLS with a certificate for another host name
+          tls-close-mid-handshake
+                               TLS, closed once the handshake has begun
         --fault is repeatable: deny-subscribe lists add up; other modes go alone.
 
         Examples:
           mshmon broker --port 1883 --bind 0.0.0.0
+          mshmon broker --tls --port 8883 --ca-out ca.pem
           mshmon broker --fault deny-subscribe:'dev/cfg/#' --fault deny-subscribe:dev/cmd
         """)
 
@@ -68,6 +75,18 @@ struct Broker: AsyncParsableCommand {
     @Option(help: "Most messages queued for an offline persistent session (oldest dropped).")
     var maxQueued: Int = 1_000
 
+    @Flag(help: "Serve MQTT over TLS (mqtts): with --cert/--key, or a CA and certificate made now.")
+    var tls = false
+
+    @Option(help: ArgumentHelp("Server certificate chain (PEM) for --tls, with --key.", valueName: "path"))
+    var cert: String?
+
+    @Option(help: ArgumentHelp("Private key (PEM) of --cert.", valueName: "path"))
+    var key: String?
+
+    @Option(help: ArgumentHelp("Write the generated CA certificate here (kept after the broker stops).", valueName: "path"))
+    var caOut: String?
+
     @Flag(help: .hidden)
     var dieWithParent = false
 
@@ -79,6 +98,8 @@ struct Broker: AsyncParsableCommand {
         if BrokerFault.combining(fault) == nil {
             throw ValidationError("--fault modes conflict: \(fault.map(\.description).joined(separator: ", ")) (only deny-subscribe lists add up)")
         }
+        try EmbeddedTLS.validate(tls: tls || fault.contains { $0.isTLS }, fault: BrokerFault.combining(fault) ?? .none,
+                                 cert: cert, key: key, caOut: caOut)
     }
 
     func run() async throws {
@@ -95,15 +116,100 @@ struct Broker: AsyncParsableCommand {
         config.maximumConnections = maxConnections
         config.maximumQueued = maxQueued
         if let passwordFile { config.passwords = BrokerConfiguration.parsePasswords(try readPasswordFile(passwordFile)) }
+        var embedded: EmbeddedTLS?
+        if tls || config.fault.isTLS {
+            let made = try EmbeddedTLS.make(bind: bind, fault: config.fault, cert: cert, key: key, caOut: caOut)
+            config.tls = made.tls
+            embedded = made
+        }
+        defer { embedded?.removeCA() }
         let broker = MQTTBroker.Broker(configuration: config)
         let bound: Int
         do { bound = try await broker.start() } catch {
             throw RuntimeError("cannot listen on \(hostPort(bind, port)): \(error)")
         }
+        if let ca = embedded?.caFile { writeLine(1, "CA certificate: \(ca)") }
         writeLine(1, "listening on \(hostPort(bind, bound))")
         await waitForTermination()
         try? await broker.stop()
     }
+}
+
+/// The embedded broker's TLS: the user's certificate, or a CA and certificate made now, the CA
+/// written where clients can read it.
+struct EmbeddedTLS {
+    let tls: BrokerTLS
+    /// The generated CA's file (nil with the user's own certificate).
+    let caFile: String?
+    /// Whether `removeCA` deletes it (a file of our choosing, not `--ca-out`'s).
+    let ours: Bool
+
+    static func validate(tls: Bool, fault: BrokerFault, cert: String?, key: String?, caOut: String?) throws {
+        guard tls else {
+            if cert != nil || key != nil || caOut != nil { throw ValidationError("--cert, --key and --ca-out need --tls") }
+            return
+        }
+        if (cert == nil) != (key == nil) { throw ValidationError("--cert and --key go together") }
+        if cert != nil && caOut != nil { throw ValidationError("--ca-out writes the generated CA; with --cert there is none") }
+        if cert != nil && (fault == .tlsExpired || fault == .tlsWrongHost) {
+            throw ValidationError("--fault \(fault) makes its own certificate: not with --cert")
+        }
+    }
+
+    static func make(bind: String, fault: BrokerFault, cert: String?, key: String?, caOut: String?) throws -> EmbeddedTLS {
+        if let cert, let key {
+            do { return EmbeddedTLS(tls: try BrokerTLS(certFile: cert, keyFile: key), caFile: nil, ours: false) } catch {
+                throw RuntimeError("cannot use --cert \(cert) --key \(key): \(error)")
+            }
+        }
+        let hosts = ["localhost", "127.0.0.1", "::1"] + (bind == "0.0.0.0" || bind == "::" ? localAddresses(bind: bind) : [bind])
+        let kind: BrokerTLS.Generated = fault == .tlsExpired ? .expired : fault == .tlsWrongHost ? .wrongHost : .valid
+        let tls: BrokerTLS
+        do { tls = try BrokerTLS(generatingFor: Array(Set(hosts)).sorted(), certificate: kind) } catch {
+            throw RuntimeError("cannot make the TLS certificates: \(error)")
+        }
+        let tmp = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        let path = caOut ?? "\(tmp)/mshmon-ca-\(getpid()).pem"
+        guard let pem = tls.caPEM, writeFile(path, pem) else {
+            throw RuntimeError("cannot write the CA certificate to \(path): \(String(cString: strerror(errno)).lowercased())")
+        }
+        return EmbeddedTLS(tls: tls, caFile: path, ours: caOut == nil)
+    }
+
+    func removeCA() {
+        if ours, let caFile { unlink(caFile) }
+    }
+
+    /// Writes `text` to `path` (mode 0644: a CA certificate is public), replacing it.
+    static func writeFile(_ path: String, _ text: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
+    }
+}
+
+/// This host's addresses other than loopback (and link-local IPv6): a wildcard bind's reach.
+/// IPv6 ones only for `::`.
+func localAddresses(bind: String) -> [String] {
+    var list: UnsafeMutablePointer<ifaddrs>?
+    var hosts: [String] = []
+    guard getifaddrs(&list) == 0 else { return [] }
+    defer { freeifaddrs(list) }
+    var entry = list
+    while let e = entry {
+        defer { entry = e.pointee.ifa_next }
+        guard let addr = e.pointee.ifa_addr, (e.pointee.ifa_flags & UInt32(IFF_LOOPBACK)) == 0 else { continue }
+        let family = Int32(addr.pointee.sa_family)
+        guard family == AF_INET || (family == AF_INET6 && bind == "::") else { continue }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let length = socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
+        guard getnameinfo(addr, length, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 else { continue }
+        let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if !host.hasPrefix("fe80") { hosts.append(host) }
+    }
+    return hosts
 }
 
 /// Returns when SIGINT or SIGTERM arrives.

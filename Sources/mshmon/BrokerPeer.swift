@@ -15,22 +15,30 @@ final class BrokerPeer: Sendable, CustomStringConvertible {
     let faults: [String]
     /// Where the embedded broker listens (`--broker-bind`); the client connects to `host`.
     let bind: String?
+    /// MQTT over TLS (mqtts://, or the embedded broker's --tls).
+    let tls: Bool
+    /// The embedded broker's generated CA, which the client trusts.
+    let caFile: String?
 
-    private init(host: String, port: Int, child: ChildProcess?, faults: [String] = [], bind: String? = nil) {
+    private init(host: String, port: Int, child: ChildProcess?, faults: [String] = [], bind: String? = nil,
+                 tls: Bool = false, caFile: String? = nil) {
         self.host = host
         self.port = port
         self.child = child
         self.faults = faults
         self.bind = bind
+        self.tls = tls
+        self.caFile = caFile
     }
 
     /// The given broker, or a freshly started embedded one listening on `bind` (`faults`
     /// passed to it). With a wildcard `bind` (0.0.0.0, ::) the client connects over loopback.
-    static func start(_ url: BrokerURL?, faults: [String] = [], bind: String = "127.0.0.1", port: Int = 0) async throws -> BrokerPeer {
-        if let url { return BrokerPeer(host: url.host, port: url.port, child: nil) }
+    static func start(_ url: BrokerURL?, faults: [String] = [], bind: String = "127.0.0.1", port: Int = 0, tls: Bool = false) async throws -> BrokerPeer {
+        if let url { return BrokerPeer(host: url.host, port: url.port, child: nil, tls: url.tls) }
         let me = selfExecutable()
         var arguments = ["broker", "--port", "\(port)", "--bind", bind, "--die-with-parent"]
         for fault in faults { arguments += ["--fault", fault] }
+        if tls { arguments.append("--tls") }
         let child: ChildProcess
         do {
             child = try ChildProcess(path: me, arguments: arguments, captureOutput: true)
@@ -38,12 +46,18 @@ final class BrokerPeer: Sendable, CustomStringConvertible {
             throw RuntimeError("cannot start the embedded broker: \(error)")
         }
         let expected = "listening on " + hostPort(bind, 0).dropLast()  // "listening on [::1]:"
-        guard let line = child.readLine(timeout: 10), line.hasPrefix(expected), let port = Int(line.dropFirst(expected.count)) else {
+        var line = child.readLine(timeout: 10)
+        var caFile: String?
+        if tls, let l = line, l.hasPrefix("CA certificate: ") {
+            caFile = String(l.dropFirst("CA certificate: ".count))
+            line = child.readLine(timeout: 10)
+        }
+        guard let line, line.hasPrefix(expected), let port = Int(line.dropFirst(expected.count)) else {
             child.stop()
             throw RuntimeError("the embedded broker did not start on \(bind) (no \"listening on\" line within 10 s)")
         }
         let host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind
-        let peer = BrokerPeer(host: host, port: port, child: child, faults: faults, bind: bind)
+        let peer = BrokerPeer(host: host, port: port, child: child, faults: faults, bind: bind, tls: tls, caFile: caFile)
         activePeer.withLock { $0 = peer }
         return peer
     }
@@ -55,7 +69,7 @@ final class BrokerPeer: Sendable, CustomStringConvertible {
     }
 
     var description: String {
-        let url = "mqtt://" + hostPort(host, port)
+        let url = (tls ? "mqtts://" : "mqtt://") + hostPort(host, port)
         guard child != nil else { return url }
         let listening = bind.map { $0 == host ? "" : " listening on \(hostPort($0, port))" } ?? ""
         return "embedded broker \(url)\(listening)" + (faults.isEmpty ? "" : " (fault \(faults.joined(separator: " ")))")

@@ -12,23 +12,28 @@ import NIOCore
 
 import Glibc
 
-/// `mqtt://HOST:PORT`, `mqtt://[::1]:1883`, `mqtt://HOST` (port 1883).
+/// `mqtt://HOST:PORT`, `mqtt://[::1]:1883`, `mqtt://HOST` (port 1883); `mqtts://` for TLS
+/// (port 8883).
 struct BrokerURL: ExpressibleByArgument, Sendable, CustomStringConvertible {
     var host: String
     var port: Int
+    var tls: Bool
 
     init?(argument: String) {
-        guard argument.hasPrefix("mqtt://"),
-              let (host, port) = Endpoint.parse(hostPort: argument.dropFirst("mqtt://".count), defaultPort: 1883) else { return nil }
+        let tls = argument.hasPrefix("mqtts://")
+        guard tls || argument.hasPrefix("mqtt://"),
+              let (host, port) = Endpoint.parse(hostPort: argument.drop { $0 != "/" }.dropFirst(2), defaultPort: tls ? 8883 : 1883)
+        else { return nil }
         self.host = host
         self.port = port
+        self.tls = tls
     }
 
-    var description: String { "mqtt://" + hostPort(host, port) }
+    var description: String { (tls ? "mqtts://" : "mqtt://") + hostPort(host, port) }
 
     static func parse(_ text: String) throws -> BrokerURL {
         guard let url = BrokerURL(argument: text) else {
-            throw ValidationError("--broker must look like mqtt://HOST:PORT (got \(text))")
+            throw ValidationError("--broker must look like mqtt://HOST:PORT or mqtts://HOST:PORT (got \(text))")
         }
         return url
     }
@@ -44,9 +49,10 @@ extension QoS: ExpressibleByArgument {
 }
 
 extension InjectedLeak: ExpressibleByArgument {}
+extension ClientTLS.MinimumVersion: ExpressibleByArgument {}
 
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The broker, as mqtt://HOST:PORT (IPv6: mqtt://[::1]:1883). Default: start the embedded broker.", valueName: "url"),
+    @Option(help: ArgumentHelp("The broker, as mqtt://HOST:PORT (IPv6: mqtt://[::1]:1883), or mqtts://HOST[:8883] for TLS. Default: start the embedded broker.", valueName: "url"),
             transform: BrokerURL.parse)
     var broker: BrokerURL?
 
@@ -58,6 +64,24 @@ struct ConnectionOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Port of the embedded broker (default: a free one); a device's firmware usually names 1883. Not with --broker.", valueName: "port"))
     var brokerPort: Int?
+
+    @Flag(help: "The embedded broker serves TLS, with a CA made at start that the client trusts: TLS cycles, no set-up. Not with --broker (give mqtts://).")
+    var tls = false
+
+    @Option(help: ArgumentHelp("PEM file of the CA certificate(s) to trust for mqtts:// (default: the system trust store).", valueName: "path"))
+    var cafile: String?
+
+    @Option(help: ArgumentHelp("Client certificate (PEM) for a broker that asks for one; with --key.", valueName: "path"))
+    var cert: String?
+
+    @Option(help: ArgumentHelp("Private key (PEM) of --cert; its passphrase, if any, comes from MSHMON_KEY_PASSWORD.", valueName: "path"))
+    var key: String?
+
+    @Flag(help: "Do not verify the broker's certificate (TLS only; a warning says so).")
+    var insecure = false
+
+    @Option(help: ArgumentHelp("Lowest TLS version: 1.2 or 1.3.", valueName: "version"))
+    var tlsVersion: ClientTLS.MinimumVersion?
 
     @Option(name: [.customShort("i"), .long], help: "Client identifier (default: mshmon-PID).")
     var clientID: String?
@@ -88,7 +112,7 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Will QoS.") var willQos: QoS = .atMostOnce
     @Flag(help: "Retain the will.") var willRetain = false
 
-    @Option(help: ArgumentHelp("Replay one of the seed's leaks on purpose: socket-race or ack-handler.", valueName: "bug"))
+    @Option(help: ArgumentHelp("Replay a leak on purpose (a positive control): socket-race or ack-handler (the seed's bugs), tls-context (keeps each closed connection's TLS object; TLS only).", valueName: "bug"))
     var injectLeak: InjectedLeak?
 
     var resolvedClientID: String { clientID ?? "mshmon-\(getpid())" }
@@ -123,6 +147,19 @@ struct ConnectionOptions: ParsableArguments {
             if broker != nil { throw ValidationError("--broker-bind applies to the embedded broker, not to --broker") }
             if !isIPAddress(bind) { throw ValidationError("--broker-bind must be an IPv4 or IPv6 address (got \(bind))") }
         }
+        if tls && broker != nil { throw ValidationError("--tls is for the embedded broker; for another broker give mqtts://HOST:PORT") }
+        let set = [(cafile != nil, "--cafile"), (cert != nil, "--cert"), (key != nil, "--key"), (insecure, "--insecure"),
+                   (tlsVersion != nil, "--tls-version")].filter(\.0).map(\.1)
+        if let first = set.first, !usesTLS { throw ValidationError("\(first) needs TLS: --broker mqtts://HOST:PORT, or --tls") }
+        if (cert == nil) != (key == nil) { throw ValidationError("--cert and --key go together") }
+        if injectLeak == .tlsContext && !usesTLS { throw ValidationError("--inject-leak tls-context needs TLS: --tls, or --broker mqtts://HOST:PORT") }
+        if insecure && cafile != nil { throw ValidationError("--insecure verifies nothing: not with --cafile") }
+        if cafile != nil && broker == nil { throw ValidationError("--cafile: the embedded broker's CA is trusted already") }
+    }
+
+    /// MQTT over TLS: mqtts://, --tls, or a TLS fault of the embedded broker.
+    var usesTLS: Bool {
+        broker?.tls ?? (tls || brokerFault.contains { MQTTBroker.BrokerFault($0)?.isTLS == true })
     }
 
     /// The filters each cycle subscribes.
@@ -131,11 +168,21 @@ struct ConnectionOptions: ParsableArguments {
         return names.map { Subscribe.Filter($0, qos: qos) }
     }
 
-    /// The client configuration for `host:port`; reads the password.
-    func clientConfiguration(host: String, port: Int) throws -> ClientConfiguration {
+    /// The client configuration for `peer`; reads the password, and the TLS files.
+    func clientConfiguration(_ peer: BrokerPeer) throws -> ClientConfiguration {
         var c = ClientConfiguration(clientID: resolvedClientID)
-        c.host = host
-        c.port = port
+        c.host = peer.host
+        c.port = peer.port
+        if peer.tls {
+            let password = getenv("MSHMON_KEY_PASSWORD").map { String(cString: $0) }
+            do {
+                c.tls = try ClientTLS(host: peer.host, caFile: peer.caFile ?? cafile, certFile: cert, keyFile: key,
+                                      keyPassword: password, insecure: insecure, minimumVersion: tlsVersion ?? .tls12)
+            } catch {
+                throw RuntimeError("\(error)")
+            }
+            if insecure { writeLine(2, "mshmon: warning: --insecure: the broker's certificate is not verified; anyone on the path can read and change this traffic") }
+        }
         c.session.keepAlive = keepalive
         c.session.cleanSession = cleanSession
         c.session.maxInflight = maxInflight
@@ -161,7 +208,8 @@ struct ConnectionOptions: ParsableArguments {
 extension ConnectionOptions {
     /// The peer these options name: `--broker`, or the embedded broker with its faults and address.
     func startPeer() async throws -> BrokerPeer {
-        try await BrokerPeer.start(broker, faults: brokerFault, bind: brokerBind ?? "127.0.0.1", port: brokerPort ?? 0)
+        try await BrokerPeer.start(broker, faults: brokerFault, bind: brokerBind ?? "127.0.0.1", port: brokerPort ?? 0,
+                                   tls: broker == nil && usesTLS)
     }
 }
 

@@ -137,7 +137,7 @@ struct Cycle: AsyncParsableCommand {
         try checkExports(export)
         let peer = try await connection.startPeer()
         defer { peer.stop() }
-        let config = try connection.clientConfiguration(host: peer.host, port: peer.port)
+        let config = try connection.clientConfiguration(peer)
         let client = MQTTClient(configuration: config)
         let log = try makeSessionLog(exports: export, peer: peer, config: config)
         if !export.isEmpty { client.addEventListener { log.append(.event(time: wallClockSeconds(), $0)) } }

@@ -316,26 +316,10 @@ final class TargetSession: Sendable {
 
     /// The URLs a device on the bench network can reach the embedded broker at (a wildcard
     /// bind: this host's addresses).
-    static func reachableURLs(bind: String, port: Int) -> [String] {
-        guard bind == "0.0.0.0" || bind == "::" else { return ["mqtt://" + hostPort(bind, port)] }
-        var list: UnsafeMutablePointer<ifaddrs>?
-        var urls: [String] = []
-        if getifaddrs(&list) == 0 {
-            var entry = list
-            while let e = entry {
-                defer { entry = e.pointee.ifa_next }
-                guard let addr = e.pointee.ifa_addr, (e.pointee.ifa_flags & UInt32(IFF_LOOPBACK)) == 0 else { continue }
-                let family = Int32(addr.pointee.sa_family)
-                guard family == AF_INET || (family == AF_INET6 && bind == "::") else { continue }
-                var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-                let length = socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
-                guard getnameinfo(addr, length, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 else { continue }
-                let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                if !host.hasPrefix("fe80") { urls.append("mqtt://" + hostPort(host, port)) }
-            }
-            freeifaddrs(list)
-        }
-        return urls.isEmpty ? ["mqtt://" + hostPort(bind == "::" ? "::1" : "127.0.0.1", port)] : urls
+    static func reachableURLs(bind: String, port: Int, scheme: String = "mqtt") -> [String] {
+        guard bind == "0.0.0.0" || bind == "::" else { return ["\(scheme)://" + hostPort(bind, port)] }
+        let hosts = localAddresses(bind: bind)
+        return (hosts.isEmpty ? [bind == "::" ? "::1" : "127.0.0.1"] : hosts).map { "\(scheme)://" + hostPort($0, port) }
     }
 
     /// Where a device should connect (the embedded broker), for the header and the first line.

@@ -64,7 +64,7 @@ struct Tui: AsyncParsableCommand {
         if target.isActive { return try await runTarget() }
         let peer = try await connection.startPeer()
         defer { peer.stop() }
-        var config = try connection.clientConfiguration(host: peer.host, port: peer.port)
+        var config = try connection.clientConfiguration(peer)
         config.reconnect = false
         let client = MQTTClient(configuration: config)
         let spool = try SessionSpool()
