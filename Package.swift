@@ -103,7 +103,8 @@ let package = Package(
         .testTarget(
             name: "MQTTBrokerTests",
             dependencies: ["MQTTBroker", "MQTTClient", "MQTTPacket", "Probes", "Ledger", "TestSupport",
-                           .product(name: "NIOCore", package: "swift-nio")]),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         .testTarget(
             name: "TUITests",
             dependencies: ["TUI", "Probes", "Ledger", "MQTTClient", "Msh", "TestSupport"]),

@@ -18,6 +18,8 @@ final class PacketHandler: ChannelInboundHandler {
     private var decoder: PacketDecoder
     /// TLS: whether the handshake finished (an EOF before it is a handshake failure).
     private var handshakeDone = false
+    /// Whether any byte came yet: a plain connection's first bytes may be a TLS record.
+    private var anyRead = false
 
     init(client: MQTTClient, generation: Int, maximumPacketSize: Int) {
         self.client = client
@@ -26,7 +28,16 @@ final class PacketHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        decoder.append(unwrapInboundIn(data))
+        let bytes = unwrapInboundIn(data)
+        if !anyRead {
+            anyRead = true
+            // A TLS record (alert 0x15 or handshake 0x16, version 3.x) where CONNACK should be.
+            if client.configuration.tls == nil, bytes.readableBytes >= 2, let first = bytes.getInteger(at: bytes.readerIndex, as: UInt8.self),
+               first == 0x15 || first == 0x16, bytes.getInteger(at: bytes.readerIndex + 1, as: UInt8.self) == 0x03 {
+                return client.failed(.protocolViolation("the broker answered with TLS: this port takes mqtts://"), generation: generation)
+            }
+        }
+        decoder.append(bytes)
         do {
             var before = decoder.bufferedByteCount
             while let packet = try decoder.next() {
@@ -62,7 +73,9 @@ final class PacketHandler: ChannelInboundHandler {
                 return client.failed(.tlsFailed(host: config.host, port: config.port, reason: reason), generation: generation)
             }
         }
-        client.failed(.connectionReset(MQTTClient.describe(error)), generation: generation)
+        // Reset before a byte came back, on plain TCP: what a TLS port does with a CONNECT.
+        let hint = !anyRead && config.tls == nil && error is IOError ? " before CONNACK (a TLS port? it takes mqtts://)" : ""
+        client.failed(.connectionReset(MQTTClient.describe(error) + hint), generation: generation)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
