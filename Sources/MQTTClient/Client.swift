@@ -51,6 +51,8 @@ public enum ClientEvent: Sendable, Hashable {
     case packetSent(PacketType, packetID: UInt16?, size: Int)
     case packetReceived(PacketType, packetID: UInt16?, size: Int)
     case connectionOpened(ConnectionRecord)
+    /// The TLS handshake finished: the version agreed ("TLS 1.3").
+    case tlsEstablished(version: String)
     case connectionClosed(MQTTError?)
     case error(MQTTError)
     case reconnectScheduled(attempt: Int, delayMilliseconds: Int)
@@ -294,6 +296,11 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
             setState(.connected)
         }
         perform(actions, flush: false)
+    }
+
+    func tlsEstablished(_ version: String, generation gen: Int) {
+        guard gen == connection?.generation else { return }
+        emit(.tlsEstablished(version: version))
     }
 
     func readComplete(generation gen: Int) {

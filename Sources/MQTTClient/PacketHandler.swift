@@ -55,7 +55,11 @@ final class PacketHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event { handshakeDone = true }
+        if case TLSUserEvent.handshakeCompleted = event {
+            handshakeDone = true
+            let version = (try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self))?.tlsVersion
+            client.tlsEstablished(version.map(ClientTLS.name) ?? "TLS", generation: generation)
+        }
         if case ChannelEvent.inputClosed = event {
             client.failed(.connectionClosedByPeer, generation: generation)
         }

@@ -101,6 +101,7 @@ public func describe(_ event: ClientEvent) -> String {
     case .packetSent(let t, let id, let size): "\(t)\(id.map { " id \($0)" } ?? "") out, \(size) B"
     case .packetReceived(let t, let id, let size): "\(t)\(id.map { " id \($0)" } ?? "") in, \(size) B"
     case .connectionOpened(let c): "socket opened \(c.local) -> \(c.remote)"
+    case .tlsEstablished(let version): "\(version) established"
     case .connectionClosed(let e): "socket closed" + (e.map { ": \($0)" } ?? "")
     case .error(let e): "error: \(e)"
     case .reconnectScheduled(let n, let ms): "reconnect attempt \(n) in \(ms) ms"

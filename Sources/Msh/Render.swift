@@ -30,7 +30,8 @@ public enum MshRender {
     /// lwIP `list_tcps`: Active, Listen and TIME-WAIT sections, each numbered from 0.
     /// Built as bytes: `netstat --all` can hold tens of thousands of rows, where string
     /// interpolation per row dominated (Benchmarks/ProbesBench).
-    public static func netstat(_ rows: [TCPRow]) -> String {
+    /// Our sockets to `tlsRemote` (the broker, when the client speaks TLS to it) end in ` TLS`.
+    public static func netstat(_ rows: [TCPRow], tlsRemote: Endpoint? = nil) -> String {
         var active = Bytes("Active PCB states:\n", capacity: rows.count * 96)
         var listen = Bytes("Listen PCB states:\n", capacity: 64)
         var timeWait = Bytes("TIME-WAIT PCB states:\n", capacity: 64)
@@ -45,10 +46,10 @@ public enum MshRender {
                 listen.append(" state: LISTEN\n")
                 l += 1
             case .TIME_WAIT:
-                timeWait.appendActiveRow(t, r)
+                timeWait.appendActiveRow(t, r, tls: r.isOurs && r.remote == tlsRemote)
                 t += 1
             default:
-                active.appendActiveRow(a, r)
+                active.appendActiveRow(a, r, tls: r.isOurs && r.remote == tlsRemote)
                 a += 1
             }
         }
@@ -161,7 +162,7 @@ struct Bytes {
     }
 
     /// `#n local:port <==> remote:port snd_nxt 0x%08X rcv_nxt 0x%08X state: STATE`
-    mutating func appendActiveRow(_ n: Int, _ r: TCPRow) {
+    mutating func appendActiveRow(_ n: Int, _ r: TCPRow, tls: Bool = false) {
         append("#")
         append(decimal: UInt64(n))
         append(" ")
@@ -178,6 +179,7 @@ struct Bytes {
         append(hex08: r.rcvNxt)
         append(" state: ")
         append(r.state.rawValue)
+        if tls { append(" TLS") }
         append("\n")
     }
 }

@@ -3,6 +3,7 @@
 // effects, which the curses backend (`Dashboard`) performs. So every key and message is
 // unit-tested without a terminal.
 
+import Ledger
 import MQTTClient
 import Monitor
 import Msh
@@ -68,6 +69,8 @@ public struct DashboardModel: Sendable {
     }
 
     public var state = AppState()
+    /// The remote end of the socket opened last (marked TLS once its handshake is done).
+    var openedRemote: Endpoint?
     /// nil: the dashboard drives mshmon's own client.
     public let target: TargetAbilities?
     public let warmup: Int
@@ -119,7 +122,14 @@ public struct DashboardModel: Sendable {
         case .wheel(let pane, let lines):
             scroll(down: lines, pane: pane)
         case .clientEvent(let e):
-            if case .stateChanged(let s) = e { state.clientState = s.rawValue }
+            switch e {
+            case .stateChanged(let s): state.clientState = s.rawValue
+            case .connectionOpened(let c): openedRemote = c.remote
+            case .tlsEstablished(let version):
+                state.tls = version
+                state.tlsRemote = openedRemote
+            default: break
+            }
             appendLog(describe(e), alreadyEscaped: true)
         case .cycle(let sample, let now, let connections):
             return cycleEnded(sample, now: now, connections: connections)

@@ -25,6 +25,10 @@ public struct AppState: Sendable {
     public var scroll: [Pane: Int] = [:]
     public var broker = ""
     public var clientState = "idle"
+    /// The TLS version of the client's last connection (nil: plain TCP), and the broker end
+    /// of its sockets, which the netstat pane marks as TLS.
+    public var tls: String?
+    public var tlsRemote: Endpoint?
     public var cycles = 0
     public var failedCycles = 0
     public var auto = false
@@ -94,7 +98,7 @@ public enum View {
             let left = width / 2
             let third = max(6, (bottom - y) / 3)
             let topBottom = min(bottom, y + third)
-            let text = paneTexts(snap)
+            let text = paneTexts(snap, tlsRemote: s.tlsRemote)
             _ = pane(&g, .free, text: text.free + ledgerLines(snap.ledger), x: 0, y: y, w: left - 1, bottom: topBottom, s: s, regions: &regions)
             _ = pane(&g, .listFD, text: text.listFD, x: left, y: y, w: width - left, bottom: topBottom, s: s, regions: &regions)
             let netBottom = min(bottom, topBottom + third)
@@ -104,7 +108,7 @@ public enum View {
             _ = pane(&g, .log, text: s.log.joined(separator: "\n"), x: left, y: lowTop, w: width - left, bottom: bottom, s: s, regions: &regions)
         } else {
             // Narrow or short: one column, most useful panes first.
-            let text = paneTexts(snap)
+            let text = paneTexts(snap, tlsRemote: s.tlsRemote)
             y = pane(&g, .free, text: text.free, x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
             y = pane(&g, .netstat, text: text.netstat, x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
             _ = pane(&g, .listFD, text: text.listFD, x: 0, y: y, w: width, bottom: bottom, s: s, regions: &regions)
@@ -113,9 +117,9 @@ public enum View {
     }
 
     /// The panes' text: rendered from the snapshot, or a device's own lines verbatim.
-    static func paneTexts(_ snap: Snapshot) -> (free: String, listFD: String, netstat: String) {
+    static func paneTexts(_ snap: Snapshot, tlsRemote: Endpoint? = nil) -> (free: String, listFD: String, netstat: String) {
         if let c = snap.console { return (c.body("free"), c.body("list_fd"), c.body("netstat")) }
-        return (MshRender.free(snap.heap), MshRender.listFD(snap.fds), MshRender.netstat(snap.tcp))
+        return (MshRender.free(snap.heap), MshRender.listFD(snap.fds), MshRender.netstat(snap.tcp, tlsRemote: tlsRemote))
     }
 
     /// Header rows; returns the first free row.
@@ -126,7 +130,8 @@ public enum View {
         if let target = s.target {
             g.put("mshmon  \(target)  cycles \(s.cycles)\(failed) at \(s.broker)  refresh \(s.refreshMs) ms", x: 0, y: 0, style: .title)
         } else {
-            g.put("mshmon  \(s.broker)  client \(s.clientState)  cycles \(s.cycles)\(failed)  \(auto)  refresh \(s.refreshMs) ms",
+            let tls = s.tls.map { " (\($0))" } ?? ""
+            g.put("mshmon  \(s.broker)  client \(s.clientState)\(tls)  cycles \(s.cycles)\(failed)  \(auto)  refresh \(s.refreshMs) ms",
                   x: 0, y: 0, style: .title)
         }
         g.put(s.verdict?.line ?? "verdict: not enough cycles yet", x: 0, y: 1, style: s.verdict?.isLeak == true ? .alert : .normal)

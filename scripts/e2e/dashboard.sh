@@ -290,6 +290,19 @@ check "... at cycle $cycles (≤ 20 needed)" [ "${cycles:-99}" -le 20 ]
 $T send-keys -t main q
 check "q exits 0" wait_screen 'EXITED 0'
 
+echo "dashboard: TLS (--tls)"
+main_session "'$MSHMON' --tls; echo EXITED \$?; sleep 60"
+check "tls: the header names the mqtts broker" wait_screen 'embedded broker mqtts://127.0.0.1:'
+$T send-keys -t main c
+check "tls: connected, the header says which TLS" wait_screen 'client connected (TLS 1\.[23])'
+check "tls: netstat marks the ESTABLISHED socket TLS" wait_screen 'state: ESTABLISHED TLS'
+check "tls: the ledger line counts the tls record" wait_screen 'tls 1'
+check "tls: the log says the handshake was made" wait_screen 'TLS 1\.[23] established'
+$T send-keys -t main d
+check "tls: netstat marks its TIME_WAIT TLS" wait_screen 'state: TIME_WAIT TLS'
+$T send-keys -t main q
+check "tls: q exits 0" wait_screen 'EXITED 0'
+
 
 echo "dashboard: fast auto-cycling, no export"
 # The TIME_WAIT rows kept for the screen grew the heap in steps up to 40 of them, which the
