@@ -40,5 +40,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Peers/NIOCycleFloor"),
+        // The heap one open connection holds, plain or TLS (scripts/bench-tls).
+        .executableTarget(
+            name: "ConnectionHeap",
+            dependencies: [
+                .product(name: "MQTTClient", package: "mshmon"),
+                .product(name: "Probes", package: "mshmon"),
+            ],
+            path: "Peers/ConnectionHeap"),
     ]
 )

@@ -290,6 +290,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         let actions = session.receive(packet, now: .now())
         // Connected before the actions run: completing the connect may start the caller's
         // next request at once (see `onLoop`).
+        if case .connack = packet, let channel = connection?.channel { Self.socketCloser(channel)?.quickAck = false }
         if case .connack(let ack) = packet, ack.returnCode == .accepted {
             reconnectAttempts = 0
             everConnected = true
@@ -311,6 +312,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
             // Nothing to send, acks still to come: acknowledge now. A broker without
             // TCP_NODELAY (mosquitto's default) holds its next small reply until our ACK,
             // which the kernel would delay up to 40 ms: a kept session's SUBACK then PUBACK.
+            // (Over TLS, `SocketCloser` does the same for the handshake's reads.)
             try? c.channel?.syncOptions?.setOption(.tcpOption(.init(rawValue: CInt(TCP_QUICKACK))), value: 1)
         }
     }

@@ -234,16 +234,25 @@ public struct ClientTLS: Sendable {
 /// a "leak" of 5 s × the cycle rate. So a graceful close is NIOSSL's output close
 /// (close_notify and FIN, no timer), then the socket closed from here, as libmosquitto
 /// does it (one SSL_shutdown, then close).
-/// It also notes whether the broker sent anything at all (a TLS port answers a ClientHello).
+/// It also notes whether the broker sent anything at all (a TLS port answers a ClientHello),
+/// and acknowledges the handshake's reads at once until CONNACK: a TLS 1.3 broker without
+/// TCP_NODELAY (mosquitto's default) sends its session tickets, then holds CONNACK until
+/// they are acknowledged, which the kernel delays 40 ms; NIOSSL reports no read for them.
 final class SocketCloser: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = Any
     private var context: ChannelHandlerContext?
     private(set) var received = false
+    var quickAck = true
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         received = true
         context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if quickAck { try? context.channel.syncOptions?.setOption(.tcpOption(.init(rawValue: CInt(TCP_QUICKACK))), value: 1) }
+        context.fireChannelReadComplete()
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
