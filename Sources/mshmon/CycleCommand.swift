@@ -54,8 +54,12 @@ struct Cycle: AsyncParsableCommand {
           mshmon cycle --broker mqtt://127.0.0.1:1883 -n 30 --inject-leak socket-race
           mshmon cycle --broker mqtt://broker.lan:1883 --duration 8h --export run.log
           mshmon cycle --broker mqtt://127.0.0.1:1883 --duration 10m --allow-failures 5%   # across broker restarts
+          mshmon cycle --tls -n 200                                    # TLS cycles against the embedded broker
+          mshmon cycle --broker mqtts://broker.lan --cafile ca.pem -n 200 --inject-leak tls-context
 
-        Targets: `-- COMMAND [ARGS…]` launches another client and watches it instead (its fds, TCP sockets, threads, and its heap per call site through an LD_PRELOAD tap); `--pid PID` attaches to a running one (heap from smaps_rollup). A cycle is then one connection of the target to the embedded broker, sampled after it closes; --kick-every closes it from the broker's side to cycle a client that stays connected, --every samples on a timer instead. {host}, {port} and {url} in ARGS are the embedded broker's address (also in MSHMON_BROKER_HOST, _PORT, _URL).
+        TLS: --broker mqtts://HOST[:8883] verifies the broker's certificate against the system trust store or --cafile, checks the host name (sent as SNI), presents --cert/--key if the broker asks (the key's passphrase from MSHMON_KEY_PASSWORD); --insecure skips the checks. A failed handshake is one line naming why (expired, self-signed, unknown CA, host name mismatch, a plain port, a client certificate required or refused) and exit 1. The connection's TLS state is the ledger's `tls` kind.
+
+        Targets: `-- COMMAND [ARGS…]` launches another client and watches it instead (its fds, TCP sockets, threads, and its heap per call site through an LD_PRELOAD tap); `--pid PID` attaches to a running one (heap from smaps_rollup). A cycle is then one connection of the target to the embedded broker, sampled after it closes; --kick-every closes it from the broker's side to cycle a client that stays connected, --every samples on a timer instead. {host}, {port} and {url} in ARGS are the embedded broker's address (also in MSHMON_BROKER_HOST, _PORT, _URL); with --tls it serves TLS, {url} is mqtts:// and {cafile} (MSHMON_BROKER_CAFILE) the CA to trust.
           mshmon cycle -n 50 --kick-every 200ms -- mosquitto_sub -h {host} -p {port} -t '#'
           mshmon cycle -n 20 -- ./my_client {url}
           mshmon cycle --pid 4242 --every 10s --duration 8h

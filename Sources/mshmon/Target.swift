@@ -49,7 +49,7 @@ struct TargetOptions: ParsableArguments {
     @Option(help: ArgumentHelp("How long a device command may go without a byte before it counts as unanswered.", valueName: "time"))
     var consoleTimeout: DurationArgument = DurationArgument(seconds: 2)
 
-    @Argument(parsing: .postTerminator, help: ArgumentHelp("The target to launch, after `--`: {host}, {port} and {url} in its arguments are the embedded broker's address.", valueName: "command"))
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The target to launch, after `--`: {host}, {port} and {url} in its arguments are the embedded broker's address; with --tls, {url} is mqtts:// and {cafile} the CA to trust.", valueName: "command"))
     var command: [String] = []
 
     var isActive: Bool { pid != nil || !command.isEmpty || console != nil }
@@ -64,6 +64,9 @@ struct TargetOptions: ParsableArguments {
     func validate(with connection: ConnectionOptions) throws {
         if console != nil && connection.broker != nil && every == nil && cycleCommand == nil {
             throw ValidationError("a device talking to another broker (--broker) cannot be seen cycling there: give --every or --cycle-command")
+        }
+        if isActive && (connection.cafile != nil || connection.cert != nil || connection.insecure || connection.tlsVersion != nil) {
+            throw ValidationError("--cafile, --cert, --key, --insecure and --tls-version set mshmon's own client; a target brings its own TLS settings (with --tls, {cafile} is the embedded broker's CA)")
         }
     }
 
@@ -116,11 +119,11 @@ final class RunningTarget: Sendable {
 
     /// Opens a device's console (one line and exit 1 if it cannot be); its lines go to
     /// `onLine`, the sampler's status lines to `onStatus`.
-    static func open(_ address: ConsoleAddress, prompt: String?, timeout: Double, brokerHost: String, brokerPort: Int,
+    static func open(_ address: ConsoleAddress, prompt: String?, timeout: Double, broker: BrokerAddress,
                      onLine: @escaping @Sendable (String) -> Void, onStatus: @escaping @Sendable (String) -> Void) throws -> RunningTarget {
         let link: ConsoleLink
         do {
-            link = try ConsoleLink(address) { substitute($0, host: brokerHost, port: brokerPort) }
+            link = try ConsoleLink(address) { broker.substitute($0) }
         } catch { throw RuntimeError(error.description) }
         let console = MshConsole(link: link, prompt: prompt, idleTimeout: timeout, onLine: onLine)
         let device = DeviceSampler(console: console, onStatus: onStatus)
@@ -132,15 +135,11 @@ final class RunningTarget: Sendable {
             }
         }
         let target = RunningTarget(pid: link.pid ?? 0, child: nil, sampler: device,
-                                   command: substitute(address.description, host: brokerHost, port: brokerPort), device: device)
+                                   command: broker.substitute(address.description), device: device)
         active.withLock { $0 = target }
         return target
     }
 
-    /// `{host}`, `{port}`, `{url}` replaced by the broker's address.
-    static func substitute(_ text: String, host: String, port: Int) -> String {
-        text.replacing("{host}", with: host).replacing("{port}", with: "\(port)").replacing("{url}", with: "mqtt://" + hostPort(host, port))
-    }
 
     /// Attaches to `pid`: checked readable now (one line and exit 1 if not).
     static func attach(_ pid: Int32, wrappers: [String]) throws -> RunningTarget {
@@ -152,12 +151,12 @@ final class RunningTarget: Sendable {
 
     /// Launches `command` with the broker's address substituted, under the tap unless
     /// `tap` is false. Its output lines go to `output`.
-    static func launch(_ command: [String], brokerHost: String, brokerPort: Int, tap: Bool, wrappers: [String],
+    static func launch(_ command: [String], broker: BrokerAddress, tap: Bool, wrappers: [String],
                        output: @escaping @Sendable (String) -> Void) throws -> RunningTarget {
-        let url = "mqtt://" + hostPort(brokerHost, brokerPort)
-        let args = command.map { substitute($0, host: brokerHost, port: brokerPort) }
+        let args = command.map { broker.substitute($0) }
         guard let path = findExecutable(args[0]) else { throw RuntimeError("\(args[0]): command not found") }
-        var environment = ["MSHMON_BROKER_HOST=\(brokerHost)", "MSHMON_BROKER_PORT=\(brokerPort)", "MSHMON_BROKER_URL=\(url)"]
+        var environment = ["MSHMON_BROKER_HOST=\(broker.host)", "MSHMON_BROKER_PORT=\(broker.port)", "MSHMON_BROKER_URL=\(broker.url)"]
+        if let ca = broker.caFile { environment.append("MSHMON_BROKER_CAFILE=\(ca)") }
         var heapTap: HeapTap?
         if tap {
             let library = HeapTap.libraryPath(executable: BrokerPeer.selfExecutable())
@@ -243,6 +242,7 @@ final class TargetSession: Sendable {
         let (relay, attach) = TargetRun.relay()
         var broker: MQTTBroker.Broker?
         var host = "", port = 0
+        var embeddedTLS: EmbeddedTLS?
         if let url = connection.broker {
             (host, port) = (url.host, url.port)
         } else {
@@ -253,18 +253,27 @@ final class TargetSession: Sendable {
             config.fault = BrokerFault.combining(connection.brokerFault.compactMap { BrokerFault($0) }) ?? .none
             config.onConnection = relay
             config.log = { line in log.append(.note(time: wallClockSeconds(), "broker: " + line)) }
+            if connection.usesTLS {
+                let made = try EmbeddedTLS.make(bind: bind, fault: config.fault, cert: nil, key: nil, caOut: nil)
+                config.tls = made.tls
+                embeddedTLS = made
+            }
             let b = MQTTBroker.Broker(configuration: config)
-            do { port = try await b.start() } catch { throw RuntimeError("cannot listen on \(hostPort(bind, 0)): \(error)") }
+            do { port = try await b.start() } catch {
+                embeddedTLS?.removeCA()
+                throw RuntimeError("cannot listen on \(hostPort(bind, 0)): \(error)")
+            }
             host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind
             broker = b
         }
-        let url = "mqtt://" + hostPort(host, port)
+        let address_ = BrokerAddress(host: host, port: port, tls: connection.usesTLS, caFile: embeddedTLS?.caFile)
+        let url = address_.url
         let target: RunningTarget
         var relaunch: (@Sendable () throws -> RunningTarget)?
         do {
             if let address = try options.consoleAddress() {
                 target = try RunningTarget.open(address, prompt: options.prompt, timeout: options.consoleTimeout.seconds,
-                                                brokerHost: host, brokerPort: port,
+                                                broker: address_,
                                                 onLine: { line in
                                                     log.append(.note(time: wallClockSeconds(), "device: " + escaped(line)))
                                                     output(line)
@@ -276,8 +285,8 @@ final class TargetSession: Sendable {
             } else if let pid = options.pid {
                 target = try RunningTarget.attach(pid, wrappers: options.allocWrapper)
             } else {
-                let launch: @Sendable () throws -> RunningTarget = { [host, port] in
-                    try RunningTarget.launch(options.command, brokerHost: host, brokerPort: port, tap: !options.noTap,
+                let launch: @Sendable () throws -> RunningTarget = { [address_] in
+                    try RunningTarget.launch(options.command, broker: address_, tap: !options.noTap,
                                              wrappers: options.allocWrapper) { line in
                         log.append(.note(time: wallClockSeconds(), "target: " + escaped(line)))
                         output(line)
@@ -288,13 +297,14 @@ final class TargetSession: Sendable {
             }
         } catch {
             try? await broker?.stop()
+            embeddedTLS?.removeCA()
             throw error
         }
         log.append(.header(RunInfo(broker: (broker == nil ? "" : "embedded broker ") + url,
                                    clientID: connection.clientID ?? "(the target's)", injectLeak: nil, command: commandLine())))
         var deviceURLs: [String] = []
         if target.device != nil && broker != nil {
-            deviceURLs = reachableURLs(bind: connection.brokerBind ?? "127.0.0.1", port: port)
+            deviceURLs = reachableURLs(bind: connection.brokerBind ?? "127.0.0.1", port: port, scheme: address_.tls ? "mqtts" : "mqtt")
             log.append(.note(time: wallClockSeconds(), "configure the device's MQTT client with " + deviceURLs.joined(separator: " or ")))
         }
         let source: CycleSource
@@ -311,7 +321,8 @@ final class TargetSession: Sendable {
                             settleMilliseconds: settle, timeoutSeconds: options.timeout.seconds)
         run.exitStatus = { target.exitStatus }
         attach(run)
-        return TargetSession(broker: broker, url: url, target: target, run: run, relaunch: relaunch, deviceURLs: deviceURLs)
+        return TargetSession(broker: broker, url: url, target: target, run: run, relaunch: relaunch, deviceURLs: deviceURLs,
+                             caFile: embeddedTLS?.caFile)
     }
 
     /// The URLs a device on the bench network can reach the embedded broker at (a wildcard
@@ -325,8 +336,12 @@ final class TargetSession: Sendable {
     /// Where a device should connect (the embedded broker), for the header and the first line.
     let deviceURLs: [String]
 
+    /// The embedded broker's generated CA (TLS), removed by `stop`.
+    let caFile: String?
+
     private init(broker: MQTTBroker.Broker?, url: String, target: RunningTarget, run: TargetRun,
-                 relaunch: (@Sendable () throws -> RunningTarget)?, deviceURLs: [String]) {
+                 relaunch: (@Sendable () throws -> RunningTarget)?, deviceURLs: [String], caFile: String?) {
+        self.caFile = caFile
         self.deviceURLs = deviceURLs
         self.broker = broker
         self.url = url
@@ -361,5 +376,22 @@ final class TargetSession: Sendable {
     func stop() async {
         target.stop()
         try? await broker?.stop()
+        if let caFile { unlink(caFile) }
+    }
+}
+
+/// The embedded broker as a target reaches it: `{host}`, `{port}`, `{url}` and `{cafile}` in
+/// a command (TLS: mqtts://, and the CA to trust).
+struct BrokerAddress: Sendable {
+    var host: String
+    var port: Int
+    var tls = false
+    var caFile: String?
+
+    var url: String { (tls ? "mqtts://" : "mqtt://") + hostPort(host, port) }
+
+    func substitute(_ text: String) -> String {
+        text.replacing("{host}", with: host).replacing("{port}", with: "\(port)").replacing("{url}", with: url)
+            .replacing("{cafile}", with: caFile ?? "")
     }
 }

@@ -156,6 +156,13 @@ done
 wait $sub
 check "mshmon's publish over TLS reaches mosquitto_sub" [ -s "$WORK/sub-up.out" ]
 
+echo "tls: a target over TLS ({cafile})"
+out=$("$MSHMON" cycle --tls -n 5 --kick-every 300ms --timeout 20s -- mosquitto_sub --cafile {cafile} -h {host} -p {port} -t 'tls/#' 2>&1); rc=$?
+check "mosquitto_sub over TLS as a target: 5 cycles seen at the embedded broker, exit 0" [ "$rc:$(grep -c '^cycle ' <<<"$out")" = 0:5 ] ||
+    tail -n 5 <<<"$out" | sed 's/^/       /'
+err=$("$MSHMON" cycle --tls --cafile x.pem -n 1 -- true 2>&1 >/dev/null); rc=$?
+check "--cafile with a target is refused: a target brings its own" [ "$rc" = 2 ] && grep -q "a target brings its own TLS settings" <<<"$err"
+
 echo "tls: the embedded broker's TLS faults"
 for f in "tls-expired:certificate verify failed: certificate expired on " \
          "tls-wrong-host:certificate verify failed: host name mismatch, not valid for 127.0.0.1: it is for wrong-host.invalid" \
