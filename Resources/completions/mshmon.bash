@@ -186,9 +186,9 @@ _mshmon() {
 
 _mshmon_tui() {
     repeating_flags=()
-    non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-tap --no-color --no-mouse -h --help)
+    non_repeating_flags=(--tls --insecure --clean-session --no-clean-session --will-retain --no-tap --no-color --no-mouse -h --help)
     repeating_options=(--broker-fault -t --topic --alloc-wrapper --export)
-    non_repeating_options=(--broker --broker-bind --broker-port -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout --refresh --export-dir --settle)
+    non_repeating_options=(--broker --broker-bind --broker-port --cafile --cert --key --tls-version -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout --refresh --export-dir --settle)
     __mshmon_offer_flags_options -1
 
     # Offer option value completions
@@ -203,6 +203,19 @@ _mshmon_tui() {
         return
         ;;
     '--broker-port')
+        return
+        ;;
+    '--cafile')
+        return
+        ;;
+    '--cert')
+        return
+        ;;
+    '--key')
+        return
+        ;;
+    '--tls-version')
+        __mshmon_add_completions -W '1.2'$'\n''1.3'
         return
         ;;
     '-i'|'--client-id')
@@ -238,7 +251,7 @@ _mshmon_tui() {
         return
         ;;
     '--inject-leak')
-        __mshmon_add_completions -W 'socket-race'$'\n''ack-handler'
+        __mshmon_add_completions -W 'socket-race'$'\n''ack-handler'$'\n''tls-context'
         return
         ;;
     '--pid')
@@ -288,9 +301,9 @@ _mshmon_tui() {
 
 _mshmon_cycle() {
     repeating_flags=()
-    non_repeating_flags=(--clean-session --no-clean-session --will-retain --no-tap --no-sample --json --quiet -h --help)
+    non_repeating_flags=(--tls --insecure --clean-session --no-clean-session --will-retain --no-tap --no-sample --json --quiet -h --help)
     repeating_options=(--broker-fault -t --topic --alloc-wrapper --export)
-    non_repeating_options=(--broker --broker-bind --broker-port -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold --allow-failures)
+    non_repeating_options=(--broker --broker-bind --broker-port --cafile --cert --key --tls-version -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold --allow-failures)
     __mshmon_offer_flags_options -1
 
     # Offer option value completions
@@ -305,6 +318,19 @@ _mshmon_cycle() {
         return
         ;;
     '--broker-port')
+        return
+        ;;
+    '--cafile')
+        return
+        ;;
+    '--cert')
+        return
+        ;;
+    '--key')
+        return
+        ;;
+    '--tls-version')
+        __mshmon_add_completions -W '1.2'$'\n''1.3'
         return
         ;;
     '-i'|'--client-id')
@@ -340,7 +366,7 @@ _mshmon_cycle() {
         return
         ;;
     '--inject-leak')
-        __mshmon_add_completions -W 'socket-race'$'\n''ack-handler'
+        __mshmon_add_completions -W 'socket-race'$'\n''ack-handler'$'\n''tls-context'
         return
         ;;
     '--pid')
@@ -408,9 +434,9 @@ _mshmon_cycle() {
 
 _mshmon_broker() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--tls -h --help)
     repeating_options=(--fault)
-    non_repeating_options=(--port --bind --password-file --max-packet-size --max-connections --max-queued)
+    non_repeating_options=(--port --bind --password-file --max-packet-size --max-connections --max-queued --cert --key --ca-out)
     __mshmon_offer_flags_options 0
 
     # Offer option value completions
@@ -434,6 +460,15 @@ _mshmon_broker() {
         return
         ;;
     '--max-queued')
+        return
+        ;;
+    '--cert')
+        return
+        ;;
+    '--key')
+        return
+        ;;
+    '--ca-out')
         return
         ;;
     esac

@@ -75,14 +75,21 @@ _mshmon() {
 
 _mshmon_tui() {
     local -i ret=1
+    local -ar ___tls_version=('1.2' '1.3')
     local -ar ___qos=('0' '1' '2')
     local -ar ___will_qos=('0' '1' '2')
-    local -ar ___inject_leak=('socket-race' 'ack-handler')
+    local -ar ___inject_leak=('socket-race' 'ack-handler' 'tls-context')
     local -ar arg_specs=(
-        '--broker[The broker, as mqtt\://HOST\:PORT (IPv6\: mqtt\://\[\:\:1\]\:1883). Default\: start the embedded broker.]:url:'
+        '--broker[The broker, as mqtt\://HOST\:PORT (IPv6\: mqtt\://\[\:\:1\]\:1883), or mqtts\://HOST\[\:8883\] for TLS. Default\: start the embedded broker.]:url:'
         '*--broker-fault[Fault mode of the embedded broker, repeatable (see mshmon broker --help); not with --broker. A fault that makes cycles fail makes `cycle` exit 4 unless --allow-failures covers it.]:mode:'
         '--broker-bind[Address the embedded broker listens on (default 127.0.0.1; 0.0.0.0 or \:\: for a device on the bench network); not with --broker.]:address:'
         '--broker-port[Port of the embedded broker (default\: a free one); a device'\''s firmware usually names 1883. Not with --broker.]:port:'
+        '--tls[The embedded broker serves TLS, with a CA made at start that the client trusts\: TLS cycles, no set-up. Not with --broker (give mqtts\://).]'
+        '--cafile[PEM file of the CA certificate(s) to trust for mqtts\:// (default\: the system trust store).]:path:'
+        '--cert[Client certificate (PEM) for a broker that asks for one; with --key.]:path:'
+        '--key[Private key (PEM) of --cert; its passphrase, if any, comes from MSHMON_KEY_PASSWORD.]:path:'
+        '--insecure[Do not verify the broker'\''s certificate (TLS only; a warning says so).]'
+        '--tls-version[Lowest TLS version\: 1.2 or 1.3.]:version:{__mshmon_complete "${___tls_version[@]}"}'
         '(-i --client-id)'{-i,--client-id}'[Client identifier (default\: mshmon-PID).]:client-id:'
         '(-u --username)'{-u,--username}'[User name. The password comes from MSHMON_PASSWORD or --password-file.]:username:'
         '--password-file[A file whose first line is the password.]:path:'
@@ -96,7 +103,7 @@ _mshmon_tui() {
         '--will-payload[Will payload.]:will-payload:'
         '--will-qos[Will QoS.]:will-qos:{__mshmon_complete "${___will_qos[@]}"}'
         '--will-retain[Retain the will.]'
-        '--inject-leak[Replay one of the seed'\''s leaks on purpose\: socket-race or ack-handler.]:bug:{__mshmon_complete "${___inject_leak[@]}"}'
+        '--inject-leak[Replay a leak on purpose (a positive control)\: socket-race or ack-handler (the seed'\''s bugs), tls-context (keeps each closed connection'\''s TLS object; TLS only).]:bug:{__mshmon_complete "${___inject_leak[@]}"}'
         '--pid[Watch this running process instead of driving mshmon'\''s own client (heap from smaps_rollup, or from the heap tap'\''s table when the process runs under it\: LD_PRELOAD=libmshmontap.so MSHMON_TAP_FILE=/dev/shm/FILE).]:pid:'
         '--kick-every[With a target and the embedded broker\: close the target'\''s connection from the broker'\''s side this often (90s, 500ms), so its reconnect path is cycled.]:time:'
         '--every[With a target\: sample on this timer instead of per connection, for a client that never reconnects.]:time:'
@@ -124,14 +131,21 @@ _mshmon_tui() {
 
 _mshmon_cycle() {
     local -i ret=1
+    local -ar ___tls_version=('1.2' '1.3')
     local -ar ___qos=('0' '1' '2')
     local -ar ___will_qos=('0' '1' '2')
-    local -ar ___inject_leak=('socket-race' 'ack-handler')
+    local -ar ___inject_leak=('socket-race' 'ack-handler' 'tls-context')
     local -ar arg_specs=(
-        '--broker[The broker, as mqtt\://HOST\:PORT (IPv6\: mqtt\://\[\:\:1\]\:1883). Default\: start the embedded broker.]:url:'
+        '--broker[The broker, as mqtt\://HOST\:PORT (IPv6\: mqtt\://\[\:\:1\]\:1883), or mqtts\://HOST\[\:8883\] for TLS. Default\: start the embedded broker.]:url:'
         '*--broker-fault[Fault mode of the embedded broker, repeatable (see mshmon broker --help); not with --broker. A fault that makes cycles fail makes `cycle` exit 4 unless --allow-failures covers it.]:mode:'
         '--broker-bind[Address the embedded broker listens on (default 127.0.0.1; 0.0.0.0 or \:\: for a device on the bench network); not with --broker.]:address:'
         '--broker-port[Port of the embedded broker (default\: a free one); a device'\''s firmware usually names 1883. Not with --broker.]:port:'
+        '--tls[The embedded broker serves TLS, with a CA made at start that the client trusts\: TLS cycles, no set-up. Not with --broker (give mqtts\://).]'
+        '--cafile[PEM file of the CA certificate(s) to trust for mqtts\:// (default\: the system trust store).]:path:'
+        '--cert[Client certificate (PEM) for a broker that asks for one; with --key.]:path:'
+        '--key[Private key (PEM) of --cert; its passphrase, if any, comes from MSHMON_KEY_PASSWORD.]:path:'
+        '--insecure[Do not verify the broker'\''s certificate (TLS only; a warning says so).]'
+        '--tls-version[Lowest TLS version\: 1.2 or 1.3.]:version:{__mshmon_complete "${___tls_version[@]}"}'
         '(-i --client-id)'{-i,--client-id}'[Client identifier (default\: mshmon-PID).]:client-id:'
         '(-u --username)'{-u,--username}'[User name. The password comes from MSHMON_PASSWORD or --password-file.]:username:'
         '--password-file[A file whose first line is the password.]:path:'
@@ -145,7 +159,7 @@ _mshmon_cycle() {
         '--will-payload[Will payload.]:will-payload:'
         '--will-qos[Will QoS.]:will-qos:{__mshmon_complete "${___will_qos[@]}"}'
         '--will-retain[Retain the will.]'
-        '--inject-leak[Replay one of the seed'\''s leaks on purpose\: socket-race or ack-handler.]:bug:{__mshmon_complete "${___inject_leak[@]}"}'
+        '--inject-leak[Replay a leak on purpose (a positive control)\: socket-race or ack-handler (the seed'\''s bugs), tls-context (keeps each closed connection'\''s TLS object; TLS only).]:bug:{__mshmon_complete "${___inject_leak[@]}"}'
         '--pid[Watch this running process instead of driving mshmon'\''s own client (heap from smaps_rollup, or from the heap tap'\''s table when the process runs under it\: LD_PRELOAD=libmshmontap.so MSHMON_TAP_FILE=/dev/shm/FILE).]:pid:'
         '--kick-every[With a target and the embedded broker\: close the target'\''s connection from the broker'\''s side this often (90s, 500ms), so its reconnect path is cycled.]:time:'
         '--every[With a target\: sample on this timer instead of per connection, for a client that never reconnects.]:time:'
@@ -183,11 +197,15 @@ _mshmon_broker() {
     local -ar arg_specs=(
         '--port[TCP port (0\: any free port).]:port:'
         '--bind[Listen on this IPv4 or IPv6 address (0.0.0.0 or \:\: for every interface).]:address:'
-        '*--fault[Misbehave on purpose (repeatable)\: none, close-after-connack, no-connack, no-suback, no-pingresp, reset, slow\:MS, garbage, deny-subscribe\:FILTER\[,FILTER…\].]:mode:'
+        '*--fault[Misbehave on purpose (repeatable)\: none, close-after-connack, no-connack, no-suback, no-pingresp, reset, slow\:MS, garbage, deny-subscribe\:FILTER\[,FILTER…\], tls-expired, tls-wrong-host, tls-close-mid-handshake.]:mode:'
         '--password-file[mosquitto-style plain `user\:password` lines; without it anonymous clients are allowed.]:path:'
         '--max-packet-size[Largest packet accepted, in bytes.]:max-packet-size:'
         '--max-connections[Most connections at once.]:max-connections:'
         '--max-queued[Most messages queued for an offline persistent session (oldest dropped).]:max-queued:'
+        '--tls[Serve MQTT over TLS (mqtts)\: with --cert/--key, or a CA and certificate made now.]'
+        '--cert[Server certificate chain (PEM) for --tls, with --key.]:path:'
+        '--key[Private key (PEM) of --cert.]:path:'
+        '--ca-out[Write the generated CA certificate here (kept after the broker stops).]:path:'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
