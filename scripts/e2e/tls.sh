@@ -82,6 +82,28 @@ err=$(MSHMON_KEY_PASSWORD=wrong "$MSHMON" cycle --broker "mqtts://localhost:$MTL
 check "a wrong passphrase: exit 1, said" [ "$rc:$err" = "1:mshmon: --key $C/client-encrypted.key: wrong passphrase (MSHMON_KEY_PASSWORD)" ]
 
 echo "tls: options"
+cat "$C/ca.pem" "$C/other.pem" > "$C/both.pem"
+out=$("$MSHMON" cycle --broker "mqtts://localhost:$STRANGER" --cafile "$C/both.pem" -n 3 --settle 0 2>&1); rc=$?
+check "a --cafile holding two CAs trusts the second's certificates too" [ $rc = 0 ]
+# A TLS server of Python's ssl: the SNI asked for and the version agreed, per connection.
+tls_server() {  # OUT COUNT [--max-tls12] -> TLSPORT
+    TLSPORT=$(free_port)
+    python3 ./tls_server.py "$TLSPORT" "$C" "$@" & PIDS+=($!)
+    wait_listening "$TLSPORT"
+}
+tls_server "$WORK/sni" 2
+"$MSHMON" cycle --broker "mqtts://localhost:$TLSPORT" --cafile "$C/ca.pem" -n 1 >/dev/null 2>&1
+"$MSHMON" cycle --broker "mqtts://127.0.0.1:$TLSPORT" --cafile "$C/ca.pem" -n 1 >/dev/null 2>&1
+wait_for 10 test -s "$WORK/sni"
+check "SNI: the host name is sent, an IP address is not (RFC 6066)" [ "$(cut -d' ' -f1 "$WORK/sni" | tr '\n' ,)" = "localhost,None," ]
+check "TLS 1.3 by default" [ "$(cut -d' ' -f2 "$WORK/sni" | tr '\n' ,)" = "TLSv1.3,TLSv1.3," ]
+tls_server "$WORK/v12" 2 --max-tls12
+"$MSHMON" cycle --broker "mqtts://localhost:$TLSPORT" --cafile "$C/ca.pem" -n 1 >/dev/null 2>&1
+expect_failure "a TLS 1.2-only server with --tls-version 1.3" \
+    "mshmon: TLS with localhost:$TLSPORT: handshake failed: the broker sent alert protocol version" \
+    --broker "mqtts://localhost:$TLSPORT" --cafile "$C/ca.pem" --tls-version 1.3
+wait_for 10 test -s "$WORK/v12"
+check "a TLS 1.2-only server: TLS 1.2 by default, refused with --tls-version 1.3" [ "$(tr '\n' , < "$WORK/v12")" = "localhost TLSv1.2,None UNSUPPORTED_PROTOCOL," ]
 out=$("$MSHMON" cycle --broker "mqtts://localhost:$SELF" --insecure -n 3 --settle 0 2>&1 >/dev/null); rc=$?
 check "--insecure connects to a self-signed broker" [ $rc = 0 ]
 check "--insecure says so in one warning line" [ "$(grep -c '^mshmon: warning: --insecure' <<<"$out")" = 1 ]
