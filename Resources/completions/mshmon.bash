@@ -188,7 +188,7 @@ _mshmon_tui() {
     repeating_flags=()
     non_repeating_flags=(--tls --insecure --clean-session --no-clean-session --will-retain --no-tap --no-color --no-mouse -h --help)
     repeating_options=(--broker-fault -t --topic --alloc-wrapper --export)
-    non_repeating_options=(--broker --broker-bind --broker-port --cafile --cert --key --tls-version -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout --refresh --export-dir --settle)
+    non_repeating_options=(--broker --broker-bind --broker-port --cafile --cert --key --tls-version -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --metrics --metrics-file --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout --refresh --export-dir --settle)
     __mshmon_offer_flags_options -1
 
     # Offer option value completions
@@ -252,6 +252,12 @@ _mshmon_tui() {
         ;;
     '--inject-leak')
         __mshmon_add_completions -W 'socket-race'$'\n''ack-handler'$'\n''tls-context'
+        return
+        ;;
+    '--metrics')
+        return
+        ;;
+    '--metrics-file')
         return
         ;;
     '--pid')
@@ -303,7 +309,7 @@ _mshmon_cycle() {
     repeating_flags=()
     non_repeating_flags=(--tls --insecure --clean-session --no-clean-session --will-retain --no-tap --no-sample --json --quiet -h --help)
     repeating_options=(--broker-fault -t --topic --alloc-wrapper --export)
-    non_repeating_options=(--broker --broker-bind --broker-port --cafile --cert --key --tls-version -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold --allow-failures)
+    non_repeating_options=(--broker --broker-bind --broker-port --cafile --cert --key --tls-version -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --metrics --metrics-file --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold --allow-failures)
     __mshmon_offer_flags_options -1
 
     # Offer option value completions
@@ -367,6 +373,12 @@ _mshmon_cycle() {
         ;;
     '--inject-leak')
         __mshmon_add_completions -W 'socket-race'$'\n''ack-handler'$'\n''tls-context'
+        return
+        ;;
+    '--metrics')
+        return
+        ;;
+    '--metrics-file')
         return
         ;;
     '--pid')

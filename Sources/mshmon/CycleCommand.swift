@@ -71,6 +71,7 @@ struct Cycle: AsyncParsableCommand {
         """)
 
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup(title: "Metrics (Prometheus)") var metrics: MetricsOptions
 
     @OptionGroup(title: "Target (watch another process, or a device's msh console, instead of mshmon's own client)") var target: TargetOptions
 
@@ -145,6 +146,7 @@ struct Cycle: AsyncParsableCommand {
         let client = MQTTClient(configuration: config)
         let log = try makeSessionLog(exports: export, peer: peer, config: config)
         if !export.isEmpty { client.addEventListener { log.append(.event(time: wallClockSeconds(), $0)) } }
+        let served = try await metrics.start(target: "self", log: log, ledger: true, warmup: warmup)
 
         var options = CycleOptions(topics: connection.filters, publishTopic: "mshmon/\(config.session.clientID)/up")
         options.publishCount = publish
@@ -189,6 +191,7 @@ struct Cycle: AsyncParsableCommand {
         let verdict = tally.run.verdict(judge, cycles: done, duration: elapsed, measured: !noSample)
         let failed = verdict.failedCycles
         log.append(.verdict(time: wallClockSeconds(), verdict))
+        await served?.stop()
         if !json {
             if let first = tally.firstCycle {
                 writeLine(1, "mshmon_fd_before: \(first.fds) fds")

@@ -21,6 +21,11 @@ extension Cycle {
             if !quiet && !json { writeLine(2, (device ? "device| " : "target| ") + escaped(line)) }
         }
         let (running, run, url) = (session.target, session.run, session.url)
+        let served: MetricsRun?
+        do { served = try await metrics.start(target: running.metricsLabel, log: log, ledger: false, warmup: warmup) } catch {
+            await session.stop()
+            throw error
+        }
         if !quiet && !json {
             writeLine(1, "mshmon: watching \(running.description); cycles seen at \(session.cyclesSeenAt)")
             if !session.deviceURLs.isEmpty {
@@ -64,6 +69,7 @@ extension Cycle {
         judge.heapThreshold = heapThreshold ?? ([.tap, .console].contains(running.sampler.heapSource) ? 1 : judge.heapThreshold)
         let verdict = tally.run.verdict(judge, cycles: done, duration: elapsed)
         log.append(.verdict(time: wallClockSeconds(), verdict))
+        await served?.stop()
         let heapSource = running.sampler.heapSource
         if !json {
             writeLine(1, "mshmon_cycles_observed: \(done)")

@@ -21,6 +21,7 @@ struct Tui: AsyncParsableCommand {
         """)
 
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup(title: "Metrics (Prometheus)") var metrics: MetricsOptions
 
     @OptionGroup(title: "Target (watch another process, or a device's msh console, instead of mshmon's own client)") var target: TargetOptions
 
@@ -78,8 +79,10 @@ struct Tui: AsyncParsableCommand {
         dashboardOptions.color = !noColor
         dashboardOptions.mouse = !noMouse
         dashboardOptions.exportDirectory = exportDir
+        let served = try await metrics.start(target: "self", log: log, ledger: true, warmup: dashboardOptions.warmup)
         let dashboard = Dashboard(client: client, runner: runner, log: log, broker: peer.description, options: dashboardOptions, spool: spool.base)
         let code = dashboard.run()
+        await served?.stop()
         if code != 0 { throw RuntimeError("cannot open the terminal") }
     }
 }
@@ -127,9 +130,15 @@ extension Tui {
                 dashboard.post(line: "the target " + (status.map { "exited with status \($0)" } ?? "is gone") + (canRestart ? " (R starts it again)" : ""))
             }
         }
+        let served: MetricsRun?
+        do { served = try await metrics.start(target: session.target.metricsLabel, log: log, ledger: false, warmup: options.warmup) } catch {
+            await session.stop()
+            throw error
+        }
         _ = session.run.run(next: { _ in true }, onSample: { dashboard.post(cycle: $0) })
         let code = dashboard.run()
         session.run.stop()
+        await served?.stop()
         await session.stop()
         if code != 0 { throw RuntimeError("cannot open the terminal") }
     }
