@@ -163,7 +163,7 @@ _mshmon() {
     local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
 
     local -a repeating_flags=()
-    local -a non_repeating_flags=(-h --help)
+    local -a non_repeating_flags=(--version -h --help)
     local -a repeating_options=()
     local -a non_repeating_options=()
     __mshmon_offer_flags_options 0
@@ -173,20 +173,20 @@ _mshmon() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    tui|cycle|broker|free|list_fd|netstat|list_thread|memtrace|help)
+    tui|cycle|broker|report|free|list_fd|netstat|list_thread|memtrace|help)
         # Offer subcommand argument completions
         "_mshmon_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'tui cycle broker free list_fd netstat list_thread memtrace help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'tui cycle broker report free list_fd netstat list_thread memtrace help' -- "${cur}"))
         ;;
     esac
 }
 
 _mshmon_tui() {
     repeating_flags=()
-    non_repeating_flags=(--tls --insecure --clean-session --no-clean-session --will-retain --no-tap --no-color --no-mouse -h --help)
+    non_repeating_flags=(--tls --insecure --clean-session --no-clean-session --will-retain --no-tap --no-color --no-mouse --version -h --help)
     repeating_options=(--broker-fault -t --topic --alloc-wrapper --export)
     non_repeating_options=(--broker --broker-bind --broker-port --cafile --cert --key --tls-version -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --metrics --metrics-file --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout --refresh --export-dir --settle)
     __mshmon_offer_flags_options -1
@@ -307,7 +307,7 @@ _mshmon_tui() {
 
 _mshmon_cycle() {
     repeating_flags=()
-    non_repeating_flags=(--tls --insecure --clean-session --no-clean-session --will-retain --no-tap --no-sample --json --quiet -h --help)
+    non_repeating_flags=(--tls --insecure --clean-session --no-clean-session --will-retain --no-tap --no-sample --json --quiet --version -h --help)
     repeating_options=(--broker-fault -t --topic --alloc-wrapper --export)
     non_repeating_options=(--broker --broker-bind --broker-port --cafile --cert --key --tls-version -i --client-id -u --username --password-file -k --keepalive -q --qos --max-inflight --will-topic --will-payload --will-qos --inject-leak --metrics --metrics-file --pid --kick-every --every --timeout --console --baud --prompt --cycle-command --console-timeout -n --count --duration --interval --publish --payload-size --settle --warmup --heap-threshold --allow-failures)
     __mshmon_offer_flags_options -1
@@ -446,7 +446,7 @@ _mshmon_cycle() {
 
 _mshmon_broker() {
     repeating_flags=()
-    non_repeating_flags=(--tls -h --help)
+    non_repeating_flags=(--tls --version -h --help)
     repeating_options=(--fault)
     non_repeating_options=(--port --bind --password-file --max-packet-size --max-connections --max-queued --cert --key --ca-out)
     __mshmon_offer_flags_options 0
@@ -486,9 +486,27 @@ _mshmon_broker() {
     esac
 }
 
+_mshmon_report() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(-o --output --warmup)
+    __mshmon_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-o'|'--output')
+        return
+        ;;
+    '--warmup')
+        return
+        ;;
+    esac
+}
+
 _mshmon_free() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=(--pid)
     __mshmon_offer_flags_options 0
@@ -503,7 +521,7 @@ _mshmon_free() {
 
 _mshmon_list_fd() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=(--pid)
     __mshmon_offer_flags_options 0
@@ -518,7 +536,7 @@ _mshmon_list_fd() {
 
 _mshmon_netstat() {
     repeating_flags=()
-    non_repeating_flags=(-a --all -h --help)
+    non_repeating_flags=(-a --all --version -h --help)
     repeating_options=()
     non_repeating_options=(--pid)
     __mshmon_offer_flags_options 0
@@ -533,7 +551,7 @@ _mshmon_netstat() {
 
 _mshmon_list_thread() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=(--pid)
     __mshmon_offer_flags_options 0
@@ -548,7 +566,7 @@ _mshmon_list_thread() {
 
 _mshmon_memtrace() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=(--pid)
     __mshmon_offer_flags_options 0
@@ -562,7 +580,11 @@ _mshmon_memtrace() {
 }
 
 _mshmon_help() {
-    :
+    repeating_flags=()
+    non_repeating_flags=(--version)
+    repeating_options=()
+    non_repeating_options=()
+    __mshmon_offer_flags_options -1
 }
 
 complete -o filenames -F _mshmon mshmon

@@ -41,6 +41,7 @@ _mshmon() {
 
     local -i ret=1
     local -ar arg_specs=(
+        '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
         '(-): :->command'
         '(-)*:: :->arg'
@@ -52,6 +53,7 @@ _mshmon() {
             'tui:The dashboard (the default): live free / list_fd / netstat panes, cycles on a key, a verdict.'
             'cycle:Run connect / subscribe / publish / disconnect cycles headless and judge whether anything leaks.'
             'broker:Run the embedded MQTT 3.1.1 broker (the default peer of mshmon and mshmon cycle).'
+            'report:Write a recorded run (its .jsonl or .csv export) as one self-contained HTML report.'
             'free:Heap of this process: total, used and maximum allocated memory (mallinfo2; with --pid, smaps_rollup).'
             'list_fd:Open file descriptors of this process (/proc/self/fd), or of --pid.'
             'netstat:TCP sockets in lwIP'\''s list_tcps form: this process'\''s, or with --all every socket of the namespace.'
@@ -63,7 +65,7 @@ _mshmon() {
         ;;
     arg)
         case "${words[1]}" in
-        tui|cycle|broker|free|list_fd|netstat|list_thread|memtrace|help)
+        tui|cycle|broker|report|free|list_fd|netstat|list_thread|memtrace|help)
             "_mshmon_${words[1]}" && ret=0
             ;;
         esac
@@ -124,6 +126,7 @@ _mshmon_tui() {
         '*--export[Stream the session to a file\: .log, .csv or .jsonl. Repeatable.]:path:'
         '--export-dir[Where the export key writes its files.]:dir:'
         '--settle[Wait after each disconnect before sampling, in milliseconds.]:settle:'
+        '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -189,6 +192,7 @@ _mshmon_cycle() {
         '--no-sample[Do not sample the process per cycle (to time the client alone)\: only its fds and RSS after the first cycle and at the end are printed; the verdict then measures nothing.]'
         '--json[Print the report as one JSON object instead of the verdict line.]'
         '--quiet[Print nothing per cycle, only the verdict.]'
+        '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -210,6 +214,21 @@ _mshmon_broker() {
         '--cert[Server certificate chain (PEM) for --tls, with --key.]:path:'
         '--key[Private key (PEM) of --cert.]:path:'
         '--ca-out[Write the generated CA certificate here (kept after the broker stops).]:path:'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_mshmon_report() {
+    local -i ret=1
+    local -ar arg_specs=(
+        ':run:'
+        '(-o --output)'{-o,--output}'[Where to write the report (default\: the run'\''s name with .html).]:path:'
+        '--warmup[Cycles before the verdict'\''s window starts (default\: the run'\''s --warmup, else 10).]:warmup:'
+        '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -221,6 +240,7 @@ _mshmon_free() {
     local -i ret=1
     local -ar arg_specs=(
         '--pid[Another process instead of this one (read from /proc/PID).]:pid:'
+        '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -232,6 +252,7 @@ _mshmon_list_fd() {
     local -i ret=1
     local -ar arg_specs=(
         '--pid[Another process instead of this one (read from /proc/PID).]:pid:'
+        '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -244,6 +265,7 @@ _mshmon_netstat() {
     local -ar arg_specs=(
         '(-a --all)'{-a,--all}'[Every TCP socket of the network namespace, like `ss -tan`.]'
         '--pid[Another process instead of this one (read from /proc/PID).]:pid:'
+        '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -255,6 +277,7 @@ _mshmon_list_thread() {
     local -i ret=1
     local -ar arg_specs=(
         '--pid[Another process instead of this one (read from /proc/PID).]:pid:'
+        '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -266,6 +289,7 @@ _mshmon_memtrace() {
     local -i ret=1
     local -ar arg_specs=(
         '--pid[Another process instead of this one (read from /proc/PID).]:pid:'
+        '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
@@ -277,6 +301,7 @@ _mshmon_help() {
     local -i ret=1
     local -ar arg_specs=(
         '*:subcommands:'
+        '--version[Show the version.]'
     )
     _arguments -w -s -S : "${arg_specs[@]}" && ret=0
 

@@ -15,6 +15,9 @@ public struct RunInfo: Sendable, Hashable, Codable {
     public var injectLeak: String?
     public var started: Double
     public var command: String
+    /// What recorded it: mshmon's version and the kernel (nil in files written before them).
+    public var version: String?
+    public var kernel: String?
 
     public init(broker: String, clientID: String, injectLeak: String?, started: Double = wallClockSeconds(), command: String) {
         self.broker = broker
@@ -22,6 +25,23 @@ public struct RunInfo: Sendable, Hashable, Codable {
         self.injectLeak = injectLeak
         self.started = started
         self.command = command
+        version = MshmonVersion.current
+        kernel = MshmonVersion.kernel
+    }
+}
+
+public enum MshmonVersion {
+    /// This build's version (`mshmon --version`).
+    public static let current = "0.2.0"
+
+    /// `Linux 6.1.0-18-amd64 x86_64`, from uname(2).
+    public static var kernel: String {
+        var u = utsname()
+        guard uname(&u) == 0 else { return "?" }
+        func text<T>(_ field: T) -> String {
+            withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        return "\(text(u.sysname)) \(text(u.release)) \(text(u.machine))"
     }
 }
 

@@ -438,6 +438,17 @@ public struct SeriesPoint: Sendable, Hashable {
     /// Open fds per type, in `FDType.allCases` order.
     public var fdTypes: SIMD16<Int32>
 
+    /// A point read back from an export (fds by type are not recorded there).
+    public init(cycle: Int, heapUsed: Int, fds: Int32, threads: Int32, sockets: SIMD16<Int32>, ledger: SIMD8<Int32>) {
+        self.cycle = Int32(clamping: cycle)
+        self.heapUsed = heapUsed
+        self.fds = fds
+        self.threads = threads
+        self.sockets = sockets
+        self.ledger = ledger
+        fdTypes = .zero
+    }
+
     public init(_ s: Snapshot, cycle: Int) {
         precondition(Self.lanesHoldEveryCase, "SeriesPoint: a kind has more cases than its SIMD lanes; widen them")
         self.cycle = Int32(clamping: cycle)

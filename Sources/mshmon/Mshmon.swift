@@ -2,6 +2,7 @@
 // become one line on stderr and the documented exit code (2 usage, 1 runtime, 3 leak).
 
 import ArgumentParser
+import Monitor
 import Msh
 import Probes
 
@@ -15,9 +16,10 @@ struct Mshmon: AsyncParsableCommand {
         discussion: """
         mshmon drives an embedded MQTT 3.1.1 client through connect / publish / disconnect cycles and shows what the process holds - heap, file descriptors, TCP sockets - in the style of RT-Thread's msh commands free, list_fd and netstat, with a leak verdict.
 
-        `mshmon` opens the dashboard (`mshmon tui`); `mshmon cycle` runs headless for CI; `mshmon broker` is the embedded broker; free, list_fd, netstat, list_thread and memtrace print one msh sample of this process.
+        `mshmon` opens the dashboard (`mshmon tui`); `mshmon cycle` runs headless for CI; `mshmon broker` is the embedded broker; `mshmon report RUN.jsonl` draws a recorded run as one HTML page; free, list_fd, netstat, list_thread and memtrace print one msh sample of this process.
         """,
-        subcommands: [Tui.self, Cycle.self, Broker.self, Free.self, ListFD.self, Netstat.self, ListThread.self, Memtrace.self],
+        version: MshmonVersion.current,
+        subcommands: [Tui.self, Cycle.self, Broker.self, Report.self, Free.self, ListFD.self, Netstat.self, ListThread.self, Memtrace.self],
         defaultSubcommand: Tui.self)
 
     static func main() async {
