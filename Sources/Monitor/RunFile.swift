@@ -88,7 +88,8 @@ enum JSONLine {
 
     static func add(_ line: UnsafeBufferPointer<UInt8>, to record: inout RunRecord) {
         guard line.count > 2 else { return }
-        if contains(line, "\"type\":\"sample\"") {
+        // Keys are sorted: a sample line ends with its type.
+        if hasSuffix(line, "\"type\":\"sample\"}") || contains(line, "\"type\":\"sample\"") {
             var s = Scanner(bytes: line)
             var row = Row()
             s.object(parent: nil, into: &row)
@@ -113,6 +114,11 @@ enum JSONLine {
         }
     }
 
+    static func hasSuffix(_ line: UnsafeBufferPointer<UInt8>, _ suffix: StaticString) -> Bool {
+        let n = suffix.utf8CodeUnitCount
+        return line.count >= n && suffix.withUTF8Buffer { memcmp(line.baseAddress! + line.count - n, $0.baseAddress!, n) == 0 }
+    }
+
     static func contains(_ line: UnsafeBufferPointer<UInt8>, _ needle: StaticString) -> Bool {
         let n = needle.utf8CodeUnitCount
         guard line.count >= n else { return false }
@@ -135,7 +141,7 @@ enum JSONLine {
         var hasSnapshot = false
         var sawLedger = false
 
-        mutating func number(parent: ArraySlice<UInt8>?, key: ArraySlice<UInt8>, _ value: Double) {
+        mutating func number(parent: Slice<UnsafeBufferPointer<UInt8>>?, key: Slice<UnsafeBufferPointer<UInt8>>, _ value: Double) {
             guard let parent else {
                 if key.elementsEqual("cycle".utf8) { cycle = Int(value) }
                 else if key.elementsEqual("fds".utf8) { fds = Int(value); hasSnapshot = true }
@@ -164,7 +170,7 @@ enum JSONLine {
         mutating func skipSpace() { while i < bytes.count && (bytes[i] == 32 || bytes[i] == 9) { i += 1 } }
 
         /// An object; `parent` is the key it sits under (nil at the top).
-        mutating func object(parent: ArraySlice<UInt8>?, into row: inout Row) {
+        mutating func object(parent: Slice<UnsafeBufferPointer<UInt8>>?, into row: inout Row) {
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else { return }
             i += 1
@@ -180,7 +186,7 @@ enum JSONLine {
             }
         }
 
-        mutating func value(parent: ArraySlice<UInt8>?, key: ArraySlice<UInt8>, into row: inout Row) {
+        mutating func value(parent: Slice<UnsafeBufferPointer<UInt8>>?, key: Slice<UnsafeBufferPointer<UInt8>>, into row: inout Row) {
             skipSpace()
             guard i < bytes.count else { return }
             switch bytes[i] {
@@ -236,7 +242,7 @@ enum JSONLine {
         }
 
         /// A string's raw bytes (escapes left in), the scanner past its closing quote.
-        mutating func string() -> ArraySlice<UInt8>? {
+        mutating func string() -> Slice<UnsafeBufferPointer<UInt8>>? {
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
             i += 1
             let start = i
@@ -247,7 +253,7 @@ enum JSONLine {
             guard i < bytes.count else { return nil }
             let text = bytes[start..<i]
             i += 1
-            return ArraySlice(text)
+            return text
         }
     }
 }
