@@ -166,6 +166,10 @@ struct Cycle: AsyncParsableCommand {
         // Allocated once: the verdict's window must not grow the heap it measures.
         let tally = Tally(RunTally(warmup: warmup, capacity: min(max((count ?? 4_096) - warmup, 1), 4_096)))
         let (quiet, json, noSample) = (self.quiet, self.json, self.noSample)
+        var judging = LeakJudge()
+        judging.heapThreshold = heapThreshold ?? judging.heapThreshold
+        let judge = judging
+        let statusLine = StatusLine(limit: limit) { tally.run.verdict(judge, duration: 1, measured: !noSample) }
         let finished = runner.runAll(intervalMilliseconds: interval, next: { n in
             // The process after its first cycle, against the end, for `--no-sample` (no other
             // figure then; the bench scripts read these lines beside the rate): taken before
@@ -177,7 +181,13 @@ struct Cycle: AsyncParsableCommand {
         }, onSample: { sample in
             tally.run.add(sample)
             // Straight to fd 1, a whole line per write: `| tee` and log files see each cycle at once.
-            if !quiet && !json { writeLine(1, CycleRunner.summary(sample)) }
+            if !quiet && !json {
+                if statusLine?.sharesTerminal == true { statusLine?.clear() }
+                writeLine(1, CycleRunner.summary(sample))
+            }
+            statusLine?.update(cycle: sample.cycle, failed: tally.run.failures.total) {
+                tally.run.verdict(judge, duration: monotonicSeconds() - started, measured: !noSample)
+            }
         })
         let done: Int
         do {
@@ -185,9 +195,8 @@ struct Cycle: AsyncParsableCommand {
         } catch {
             throw RuntimeError("\(error)")
         }
+        statusLine?.clear()
         let elapsed = monotonicSeconds() - started
-        var judge = LeakJudge()
-        judge.heapThreshold = heapThreshold ?? judge.heapThreshold
         let verdict = tally.run.verdict(judge, cycles: done, duration: elapsed, measured: !noSample)
         let failed = verdict.failedCycles
         log.append(.verdict(time: wallClockSeconds(), verdict))

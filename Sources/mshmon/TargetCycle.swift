@@ -41,10 +41,21 @@ extension Cycle {
         let limit = RunLimit(count: count, duration: duration?.seconds)
         let started = limit.started
         let tally = Tally(RunTally(warmup: warmup, capacity: min(max((count ?? 4_096) - warmup, 1), 4_096), keepsContext: true))
+        var judging = LeakJudge()
+        judging.heapThreshold = heapThreshold ?? ([.tap, .console].contains(running.sampler.heapSource) ? 1 : judging.heapThreshold)
+        let judge = judging
+        let statusLine = StatusLine(limit: limit) { tally.run.verdict(judge, duration: 1) }
         let end = try await run.run(next: { n in limit.allows(n) }, onSample: { sample in
             tally.run.add(sample)
-            if !quiet && !json { writeLine(1, CycleRunner.summary(sample)) }
+            if !quiet && !json {
+                if statusLine?.sharesTerminal == true { statusLine?.clear() }
+                writeLine(1, CycleRunner.summary(sample))
+            }
+            statusLine?.update(cycle: sample.cycle, failed: tally.run.failures.total) {
+                tally.run.verdict(judge, duration: monotonicSeconds() - started)
+            }
         }).get()
+        statusLine?.clear()
         let elapsed = monotonicSeconds() - started
         let done: Int
         switch end {
@@ -65,8 +76,6 @@ extension Cycle {
             }
         }
         await session.stop()
-        var judge = LeakJudge()
-        judge.heapThreshold = heapThreshold ?? ([.tap, .console].contains(running.sampler.heapSource) ? 1 : judge.heapThreshold)
         let verdict = tally.run.verdict(judge, cycles: done, duration: elapsed)
         log.append(.verdict(time: wallClockSeconds(), verdict))
         await served?.stop()

@@ -304,6 +304,22 @@ $T send-keys -t main q
 check "tls: q exits 0" wait_screen 'EXITED 0'
 
 
+echo "cycle: the status line on a terminal"
+main_session "'$MSHMON' cycle -n 300 --settle 20 --quiet; echo EXITED \$?; sleep 60"
+check "status: cycle n of N, rate, time left, the running verdict" wait_screen 'cycle [0-9]* of 300 · [0-9.]* cycles/s · [0-9]* s left · '
+check "status: the running verdict appears" wait_for 20 shows 'of 300 · .*· no leak over'
+check "status: the run ends, exit 0" wait_for 60 shows 'EXITED 0'
+check "status: cleared at the end, the verdict stays" sh -c "! $T capture-pane -p -t main | grep -q ' of 300 · ' && $T capture-pane -p -t main | grep -q '^verdict: no leak over 300 cycles'"
+main_session "'$MSHMON' cycle --duration 20s --settle 20 --quiet; echo EXITED \$?; sleep 60"
+check "status: --duration shows elapsed of 20 s and time left" wait_screen 'cycle [0-9]* · [0-9.]* cycles/s · [0-9]* s of 20 s · [0-9]* s left'
+$T send-keys -t main C-c
+check "status: SIGINT ends it with the verdict" wait_for 20 shows 'EXITED 0'
+main_session "'$MSHMON' cycle -n 100 --settle 20 > '$WORK/status.out'; echo EXITED \$?; sleep 60"
+check "status: a short run drawing it is not judged a leak (its text is in storage made once)" wait_for 30 shows 'EXITED 0'
+check "status: ... the verdict says no leak" grep -q '^verdict: no leak over 100 cycles' "$WORK/status.out"
+"$MSHMON" cycle -n 20 --settle 0 --quiet 2> "$WORK/status.err" >/dev/null
+check "status: nothing of it when stderr is not a terminal" [ ! -s "$WORK/status.err" ]
+
 echo "dashboard: fast auto-cycling, no export"
 # The TIME_WAIT rows kept for the screen grew the heap in steps up to 40 of them, which the
 # header read as "LEAK heap +149 B/cycle" around cycle 70 (gone by ~200).

@@ -41,8 +41,9 @@ samples = [s for s in samples if s.get("type") == "sample"]
 assert len(samples) >= 2, samples
 for s in samples:
     used = s["heap"]["used"]
-    # list_memheap sums two heaps: the second holds 48 B.
-    assert (used - 61000) % 100 in (0, 48) and used >= 61000, used
+    # list_memheap sums two heaps: the second holds 48 B. A sample may find the device's
+    # client already connected for its next cycle: 3,072 B more (the sim's connection).
+    assert any((used - 61000 - c) % 100 in (0, 48) and used - c >= 61000 for c in (0, 3072)), used
     assert s["threads"] == 8 and s["fds"] == 1 and s["sockets"].get("LISTEN") == 1, s
 P
 done
