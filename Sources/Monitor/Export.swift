@@ -108,6 +108,23 @@ public func copyAtomically(from source: String, to path: String) throws(ExportEr
     }
 }
 
+/// Replaces `path` with `bytes` at once: written whole to a temporary file beside it (mode
+/// 0644), then renamed over it. False (errno set) when it could not be; nothing half-written stays.
+public func replaceFile(_ path: String, with bytes: [UInt8]) -> Bool {
+    let temporary = "\(path).\(getpid()).tmp"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return false }
+    let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+    guard written == bytes.count, rename(temporary, path) == 0 else {
+        let saved = errno
+        unlink(temporary)
+        errno = saved
+        return false
+    }
+    return true
+}
+
 @discardableResult
 func writeAll(_ fd: Int32, _ text: String) -> Bool {
     var bytes = Array(text.utf8)

@@ -125,13 +125,7 @@ public final class RunMetrics: LogSink {
     /// Replaces the textfile at once (a temporary file beside it, renamed over it).
     private func writeFile() {
         guard let file else { return }
-        let bytes = exposition()
-        let temporary = "\(file).\(getpid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        if written == bytes.count { rename(temporary, file) } else { unlink(temporary) }
+        _ = replaceFile(file, with: exposition())
     }
 
     /// Checks that `file` can be written (before the run: a bad path fails first).

@@ -6,6 +6,7 @@ import Dispatch
 import CShims
 import Ledger
 import MQTTBroker
+import Monitor
 import Probes
 import Synchronization
 
@@ -170,7 +171,7 @@ struct EmbeddedTLS {
         }
         let tmp = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         let path = caOut ?? "\(tmp)/mshmon-ca-\(getpid()).pem"
-        guard let pem = tls.caPEM, writeFile(path, pem) else {
+        guard let pem = tls.caPEM, replaceFile(path, with: Array(pem.utf8)) else {
             throw RuntimeError("cannot write the CA certificate to \(path): \(String(cString: strerror(errno)).lowercased())")
         }
         return EmbeddedTLS(tls: tls, caFile: path, ours: caOut == nil)
@@ -178,15 +179,6 @@ struct EmbeddedTLS {
 
     func removeCA() {
         if ours, let caFile { unlink(caFile) }
-    }
-
-    /// Writes `text` to `path` (mode 0644: a CA certificate is public), replacing it.
-    static func writeFile(_ path: String, _ text: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
     }
 }
 

@@ -42,13 +42,7 @@ struct Report: ParsableCommand {
         let warm = warmup ?? record.info.flatMap { Self.warmup(in: $0.command) } ?? 10
         let made = "mshmon \(MshmonVersion.current) on \(MshmonVersion.kernel)"
         let html = Array(HTMLReport.render(record, source: file, warmup: warm, madeBy: made).utf8)
-        let temporary = target + ".\(getpid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw RuntimeError("cannot write \(target): \(String(cString: strerror(errno)).lowercased())") }
-        let written = html.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard written == html.count, rename(temporary, target) == 0 else {
-            unlink(temporary)
+        guard replaceFile(target, with: html) else {
             throw RuntimeError("cannot write \(target): \(String(cString: strerror(errno)).lowercased())")
         }
         writeLine(1, "wrote \(target): \(record.count) sampled cycles, \(html.count / 1024) KiB")
