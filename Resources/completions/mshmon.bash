@@ -173,13 +173,13 @@ _mshmon() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    tui|cycle|broker|report|free|list_fd|netstat|list_thread|memtrace|help)
+    tui|cycle|broker|report|replay|free|list_fd|netstat|list_thread|memtrace|help)
         # Offer subcommand argument completions
         "_mshmon_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'tui cycle broker report free list_fd netstat list_thread memtrace help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'tui cycle broker report replay free list_fd netstat list_thread memtrace help' -- "${cur}"))
         ;;
     esac
 }
@@ -498,6 +498,21 @@ _mshmon_report() {
     '-o'|'--output')
         return
         ;;
+    '--warmup')
+        return
+        ;;
+    esac
+}
+
+_mshmon_replay() {
+    repeating_flags=()
+    non_repeating_flags=(--no-color --no-mouse --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--warmup)
+    __mshmon_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
     '--warmup')
         return
         ;;

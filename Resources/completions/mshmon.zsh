@@ -54,6 +54,7 @@ _mshmon() {
             'cycle:Run connect / subscribe / publish / disconnect cycles headless and judge whether anything leaks.'
             'broker:Run the embedded MQTT 3.1.1 broker (the default peer of mshmon and mshmon cycle).'
             'report:Write a recorded run (its .jsonl or .csv export) as one self-contained HTML report.'
+            'replay:Open the dashboard on a recorded run (its .jsonl export) and step through its cycles.'
             'free:Heap of this process: total, used and maximum allocated memory (mallinfo2; with --pid, smaps_rollup).'
             'list_fd:Open file descriptors of this process (/proc/self/fd), or of --pid.'
             'netstat:TCP sockets in lwIP'\''s list_tcps form: this process'\''s, or with --all every socket of the namespace.'
@@ -65,7 +66,7 @@ _mshmon() {
         ;;
     arg)
         case "${words[1]}" in
-        tui|cycle|broker|report|free|list_fd|netstat|list_thread|memtrace|help)
+        tui|cycle|broker|report|replay|free|list_fd|netstat|list_thread|memtrace|help)
             "_mshmon_${words[1]}" && ret=0
             ;;
         esac
@@ -228,6 +229,21 @@ _mshmon_report() {
         ':run:'
         '(-o --output)'{-o,--output}'[Where to write the report (default\: the run'\''s name with .html).]:path:'
         '--warmup[Cycles before the verdict'\''s window starts (default\: the run'\''s --warmup, else 10).]:warmup:'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_mshmon_replay() {
+    local -i ret=1
+    local -ar arg_specs=(
+        ':run:'
+        '--warmup[Cycles before the verdict'\''s window starts (default\: the run'\''s --warmup, else 10).]:warmup:'
+        '--no-color[Monochrome (also when NO_COLOR is set).]'
+        '--no-mouse[Leave the mouse to the terminal.]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )

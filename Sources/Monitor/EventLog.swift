@@ -104,7 +104,7 @@ public protocol LogSink: Sendable {
 }
 
 /// `2026-11-27 16:20:01.123` in UTC.
-func timestamp(_ t: Double) -> String {
+public func timestamp(_ t: Double) -> String {
     var seconds = time_t(t)
     var tm = Glibc.tm()
     gmtime_r(&seconds, &tm)

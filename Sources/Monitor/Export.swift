@@ -23,12 +23,13 @@ public enum ExportFormat: String, Sendable, CaseIterable {
         self = f
     }
 
-    /// The text an entry adds to a file of this format ("" when it adds nothing).
-    public func render(_ entry: LogEntry, isFirst: Bool) -> String {
+    /// The text an entry adds to a file of this format ("" when it adds nothing). `panes`:
+    /// what the JSON Lines file last recorded of the panes (see `JSONLFormat.Panes`).
+    public func render(_ entry: LogEntry, isFirst: Bool, panes: inout Int?) -> String {
         switch self {
         case .log: TranscriptFormat.render(entry)
         case .csv: CSVFormat.render(entry, withHeader: isFirst)
-        case .jsonl: JSONLFormat.render(entry)
+        case .jsonl: JSONLFormat.render(entry, panes: &panes)
         }
     }
 }
@@ -51,6 +52,8 @@ public final class StreamingExport: LogSink, @unchecked Sendable {  // written o
     public let format: ExportFormat
     private let fd: Int32
     private var wroteFirst = false
+    /// The hash of the panes the file last recorded.
+    private var panes: Int?
 
     /// Opens `path` for appending; fails at once for a missing folder, a directory or no permission.
     public init(path: String) throws(ExportError) {
@@ -65,7 +68,7 @@ public final class StreamingExport: LogSink, @unchecked Sendable {  // written o
 
     /// Called with the log's lock held, so entries arrive one at a time and in order.
     public func write(_ entry: LogEntry) {
-        let text = format.render(entry, isFirst: !wroteFirst)
+        let text = format.render(entry, isFirst: !wroteFirst, panes: &panes)
         guard !text.isEmpty else { return }
         wroteFirst = true
         writeAll(fd, text)
@@ -248,6 +251,7 @@ enum JSONLFormat {
         /// A device's: the bytes its sample moved on the console, and a reset before it.
         var consoleBytes: Int?
         var reset: String?
+        var panes: Panes?
 
         mutating func measure(_ s: Snapshot) {
             consoleBytes = s.console?.bytes
@@ -260,7 +264,32 @@ enum JSONLFormat {
         }
     }
 
-    static func render(_ entry: LogEntry) -> String {
+    /// What the dashboard's panes show of a sample, for `mshmon replay`: the fds, the sockets
+    /// but those in TIME_WAIT (each cycle leaves one for a minute by design, their count is in
+    /// `sockets`), a device's own replies. Written only when it differs from the last one
+    /// written (a clean run's stay the same), so it costs nothing on most lines; a line
+    /// without it shows what the last one with it showed.
+    struct Panes: Codable {
+        var fds: [FDRow]
+        var tcp: [TCPRow]
+        var console: ConsoleText?
+
+        init(_ s: Snapshot) {
+            fds = s.fds
+            tcp = s.tcp.filter { $0.state != .TIME_WAIT }
+            console = s.console.map { ConsoleText(replies: $0.replies, unavailable: $0.unavailable) }
+        }
+
+        var hash: Int {
+            var h = Hasher()
+            h.combine(fds)
+            h.combine(tcp)
+            h.combine(console)
+            return h.finalize()
+        }
+    }
+
+    static func render(_ entry: LogEntry, panes last: inout Int?) -> String {
         var line: Line
         switch entry {
         case .header(let info):
@@ -271,7 +300,15 @@ enum JSONLFormat {
             line = Line(type: "note", time: t, event: text)
         case .sample(let c):
             line = Line(type: "sample", time: c.snapshot?.time ?? c.start, cycle: c.cycle, phases: c.phases, error: c.error)
-            if let s = c.snapshot { line.measure(s) }
+            if let s = c.snapshot {
+                line.measure(s)
+                let panes = Panes(s)
+                let hash = panes.hash
+                if hash != last {
+                    line.panes = panes
+                    last = hash
+                }
+            }
             if let d = c.delta {
                 line.opened = d.fdsOpened.map { "\($0.fd) \($0.path)" }
                 line.closed = d.fdsClosed.map { "\($0.fd) \($0.path)" }

@@ -487,5 +487,17 @@ public struct SeriesWindow: Sendable {
 
     /// Oldest first.
     public var points: [SeriesPoint] { Array(storage[next...] + storage[..<next]) }
+
+    public var oldest: SeriesPoint? { storage.isEmpty ? nil : storage[next] }
+    public var newest: SeriesPoint? { storage.isEmpty ? nil : storage[(next + storage.count - 1) % storage.count] }
+
+    /// The newest `n` points, oldest first (only they are copied).
+    public func suffix(_ n: Int) -> [SeriesPoint] {
+        let k = max(0, min(n, storage.count))
+        var out: [SeriesPoint] = []
+        out.reserveCapacity(k)
+        for i in (storage.count - k)..<storage.count { out.append(storage[(next + i) % storage.count]) }
+        return out
+    }
     public var count: Int { storage.count }
 }

@@ -59,6 +59,8 @@ public final class Dashboard: @unchecked Sendable {  // the model and curses are
     enum Driver {
         case client(MQTTClient, CycleRunner)
         case target(DashboardTarget)
+        /// A recorded run: nothing is sampled or driven; the model shows its frames.
+        case replay
     }
 
     let driver: Driver
@@ -107,6 +109,13 @@ public final class Dashboard: @unchecked Sendable {  // the model and curses are
         self.init(driver: .target(target), model: DashboardModel(target: abilities, warmup: options.warmup),
                   sample: { all in target.sample(all) ?? empty }, ledger: nil, log: log, broker: broker, options: options, spool: spool)
         model.state.target = target.description()
+    }
+
+    /// A dashboard on a recorded run (`mshmon replay`).
+    public convenience init(replay run: ReplayRun, source: String, options: DashboardOptions) {
+        let empty = Snapshot(time: 0, heap: HeapSample(total: 0, used: 0, maximum: 0))
+        self.init(driver: .replay, model: DashboardModel(replay: run, source: source, warmup: options.warmup),
+                  sample: { _ in empty }, ledger: nil, log: EventLog(), broker: run.info?.broker ?? "?", options: options, spool: "")
     }
 
     private init(driver: Driver, model: DashboardModel, sample: @escaping @Sendable (Bool) -> Snapshot, ledger: Ledger?, log: EventLog,
@@ -276,7 +285,10 @@ public final class Dashboard: @unchecked Sendable {  // the model and curses are
                 DispatchQueue.global().async { [weak self] in self?.post(.shellOutput(device(line))) }
                 return
             }
-            let shell = MshShell(commands: DashboardModel.shellCommands, context: MshContext { [sample] all in sample(all) })
+            // A replay's commands read the frame shown.
+            let frame = state.snapshot
+            let sample = if case .replay = driver, let frame { { @Sendable (_: Bool) in frame } } else { self.sample }
+            let shell = MshShell(commands: DashboardModel.shellCommands, context: MshContext { all in sample(all) })
             apply(.shellOutput(shell.execute(line).split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)))
         case .export(let path, let format):
             do {
@@ -299,6 +311,7 @@ public final class Dashboard: @unchecked Sendable {  // the model and curses are
 
     private func resample() {
         sampledAt = monotonicSeconds()
+        if case .replay = driver { return }
         let description: String? = if case .target(let t) = driver { t.description() } else { nil }
         apply(.sampled(DashboardModel.forDisplay(sample(false)), target: description))
     }

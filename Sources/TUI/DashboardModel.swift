@@ -102,13 +102,35 @@ public struct DashboardModel: Sendable {
         MshCommand("clear", "clear the log pane") { _, _ in "" },
     ]
 
+    /// A recorded run shown frame by frame (nil: a live dashboard), the file it came from,
+    /// and the frame shown.
+    public private(set) var replay: ReplayRun?
+    private var replaySource = ""
+    /// The log pane's first lines in a replay: when and how the run was recorded.
+    private var replayPreamble: [String] = []
+    public private(set) var frame = 0
+
+    /// A dashboard on a recorded run, opened at its last sampled cycle (where its verdict was).
+    public init(replay run: ReplayRun, source: String, warmup: Int) {
+        self.init(warmup: warmup)
+        replay = run
+        replaySource = source
+        state.mode = .replay
+        state.broker = run.info?.broker ?? "?"
+        replayPreamble = run.info.map { ["recorded \(timestamp($0.started).prefix(19)) UTC: \($0.command)"] } ?? []
+        if !run.hasPanes {
+            replayPreamble.append("this export records counts only (mshmon before 0.3): list_fd and netstat are empty, the chart and free are as they were")
+        }
+        show(run.frames.count - 1)
+    }
+
     public init(target: TargetAbilities? = nil, warmup: Int) {
         self.target = target
         self.warmup = warmup
         // A target's first and last samples name the owners (its heap is not ours to disturb).
         tally = RunTally(warmup: warmup, capacity: 2_048, keepsContext: target != nil)
-        state.heapSeries.reserveCapacity(1_001)
-        state.fdSeries.reserveCapacity(1_001)
+        state.chart = ChartState(ledger: target == nil)
+        if target != nil { state.mode = .target }
         if let target {
             state.status = (target.kick ? "k kick · " : "") + (target.restart ? "R restart · " : "") + "the target cycles by itself · ? help"
         }
@@ -158,8 +180,8 @@ public struct DashboardModel: Sendable {
             state.verdict = nil
             state.lastCycle = nil
             state.beforeLastCycle = nil
-            state.heapSeries.removeAll(keepingCapacity: true)
-            state.fdSeries.removeAll(keepingCapacity: true)
+            state.chart.clear()
+            state.baseline = nil
             state.status = note
             appendLog(note)
         }
@@ -183,7 +205,7 @@ public struct DashboardModel: Sendable {
             }
             return []
         }
-        guard let action = KeyMap.action(for: key, target: target != nil) else { return [] }
+        guard let action = KeyMap.action(for: key, mode: state.mode) else { return [] }
         return perform(action)
     }
 
@@ -206,7 +228,9 @@ public struct DashboardModel: Sendable {
                 state.status = "k: the target talks to another broker, which mshmon cannot make close its connection"
                 return []
             }
+            // In the log too: the next cycle's summary overwrites the status line at once.
             state.status = "kicked the target's connection"
+            appendLog(state.status)
             return [.kick]
         case .restart:
             guard target?.restart == true else {
@@ -234,6 +258,12 @@ public struct DashboardModel: Sendable {
             guard target == nil else { return [] }
             return [.publish]
         case .export: return [.exportAll]
+        case .stepBack: show(frame - 1)
+        case .stepForward: show(frame + 1)
+        case .stepBack10: show(frame - 10)
+        case .stepForward10: show(frame + 10)
+        case .chartNext: state.chart.select(by: 1)
+        case .chartPrevious: state.chart.select(by: -1)
         case .faster: state.refreshMs = max(100, state.refreshMs / 2)
         case .slower: state.refreshMs = min(10_000, state.refreshMs * 2)
         case .autoFaster: state.autoIntervalMs = max(0, state.autoIntervalMs / 2)
@@ -262,6 +292,21 @@ public struct DashboardModel: Sendable {
         let words = line.split(separator: " ").map(String.init)
         guard let name = words.first else { return [] }
         appendLog(MshShell.prompt + line)
+        if let run = replay {
+            switch name {
+            case "cycle":
+                guard words.count == 2, let n = Int(words[1]) else {
+                    appendLog("usage: cycle N (the recorded cycle to show)")
+                    return []
+                }
+                show(run.frames.firstIndex { $0.cycle >= n } ?? run.frames.count - 1)
+                return []
+            case "connect", "disconnect", "export":
+                appendLog("\(name): this is a recorded run, nothing is driven (the export is the file itself)")
+                return []
+            default: break
+            }
+        }
         switch name {
         case "connect": return perform(.connect)
         case "disconnect": return perform(.disconnect)
@@ -287,6 +332,42 @@ public struct DashboardModel: Sendable {
         return []
     }
 
+    // MARK: replay
+
+    /// Shows recorded frame `index` (clamped) as the dashboard showed it live: its sample in
+    /// the panes, the chart up to it, the verdict judged over the cycles up to it (after
+    /// warm-up, from the last reset), what was new since the baseline, the log up to it.
+    mutating func show(_ index: Int) {
+        guard let run = replay else { return }
+        let k = min(max(0, index), run.frames.count - 1)
+        frame = k
+        let f = run.frames[k]
+        state.snapshot = f.snapshot
+        state.lastCycle = f.snapshot
+        state.beforeLastCycle = k > 0 ? run.frames[k - 1].snapshot : nil
+        state.cycles = f.cycle
+        state.netstatNote = f.timeWait > 0 ? "(\(f.timeWait) of our sockets in TIME_WAIT: counted at the sample, not recorded row by row)" : nil
+        state.chart.clear()
+        for j in max(0, k - ChartState.capacity + 1)...k { state.chart.append(run.frames[j].point) }
+        state.chart.updateSlopes()
+        let base = (0...k).last { run.frames[$0].reset != nil } ?? 0
+        state.baseline = PaneBaseline(run.frames[base].snapshot, cycle: run.frames[base].cycle)
+        let warmupEnds = run.frames[base].reset != nil ? run.frames[base].cycle - 1 + warmup : warmup
+        var failures = CycleFailures()
+        for g in run.frames[...k] { if let e = g.error { failures.add(e) } }
+        state.failedCycles = failures.total
+        let judged = run.frames[base...k].filter { $0.cycle > warmupEnds }.suffix(4_096).map(\.point)
+        state.verdict = LeakJudge().verdict(points: judged, cycles: f.cycle, failures: failures,
+                                            duration: f.snapshot.time - run.frames[0].snapshot.time)
+        state.log = (replayPreamble + run.log[..<f.logEnd].suffix(100 - replayPreamble.count)).map { escaped($0) }
+        state.replay = "replay \(replaySource)  cycle \(f.cycle)  sample \(k + 1) of \(run.frames.count)  at \(state.broker)"
+        if k == run.frames.count - 1 {
+            state.status = "the last sample" + (run.verdictLine.map { "; the run ended: \($0)" } ?? "") + " · ← back · ? help"
+        } else {
+            state.status = "← → one cycle · [ ] ten · :cycle N goes to cycle N · ? help"
+        }
+    }
+
     // MARK: cycles
 
     private mutating func startCycle() -> [DashboardEffect] {
@@ -306,14 +387,17 @@ public struct DashboardModel: Sendable {
             state.beforeLastCycle = state.lastCycle
             state.lastCycle = snap
             state.snapshot = snap
-            state.heapSeries.append(snap.heap.used)
-            state.fdSeries.append(snap.fds.count)
-            if state.heapSeries.count > 1_000 { state.heapSeries.removeFirst(); state.fdSeries.removeFirst() }
+            state.chart.append(SeriesPoint(snap, cycle: sample.cycle))
+            // A device's reset is a new run: what it held before is no baseline.
+            if state.baseline == nil || sample.reset != nil {
+                state.baseline = PaneBaseline(snap, cycle: sample.cycle, tlsRemote: state.tlsRemote)
+            }
         }
         let busy = state.auto || pendingCycles > 0
         if !busy || tally.window.count <= Self.verdictEveryCycleUpTo || now - verdictAt >= 0.5 {
             verdictAt = now
             state.verdict = tally.verdict(cycles: state.cycles, duration: now - (firstCycleStart ?? now), connections: connections)
+            state.chart.updateSlopes()
         }
         state.status = CycleRunner.summary(sample)
         if pendingCycles > 0 {

@@ -52,3 +52,19 @@ public struct Grid: Sendable, Equatable {
         (0..<height).map { y in String(cells[(y * width)..<((y + 1) * width)].map(\.character)) }
     }
 }
+
+extension Grid {
+    /// A box in the manner of btop: a rounded-off frame with its title in the top edge,
+    /// `┌─ title ──┐` … `└──┘`, drawn in `style` (the title in `titleStyle`). Nothing is drawn
+    /// below 2 columns or 2 rows.
+    public mutating func box(x: Int, y: Int, w: Int, h: Int, title: String, style: CellStyle, titleStyle: CellStyle) {
+        guard w >= 2, h >= 2 else { return }
+        put("┌" + String(repeating: "─", count: w - 2) + "┐", x: x, y: y, style: style)
+        put("└" + String(repeating: "─", count: w - 2) + "┘", x: x, y: y + h - 1, style: style)
+        for row in (y + 1)..<(y + h - 1) {
+            put("│", x: x, y: row, style: style)
+            put("│", x: x + w - 1, y: row, style: style)
+        }
+        put(" " + title + " ", x: x + 2, y: y, style: titleStyle, maxWidth: w - 4)
+    }
+}

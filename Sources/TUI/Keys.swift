@@ -6,6 +6,10 @@ public enum Action: Sendable, Hashable {
     /// A target's: the embedded broker closes its connection once; its command starts again.
     case kick, restart
     case help, quit, faster, slower, autoFaster, autoSlower
+    /// The series on top of the chart: the next one, the one before.
+    case chartNext, chartPrevious
+    /// A replay's: the cycle before or after, ten before or after.
+    case stepBack, stepForward, stepBack10, stepForward10
     case focusNext, scrollUp, scrollDown, pageUp, pageDown, scrollTop, scrollBottom
 }
 
@@ -19,11 +23,19 @@ public struct KeyBinding: Sendable {
     /// The help screen's line.
     public var help: String
     public var action: Action
-    /// nil: every dashboard; true: only one watching a target; false: only one driving mshmon's own client.
-    public var target: Bool? = nil
+    /// The dashboards that have the key.
+    public var modes: Set<Watching> = Set(Watching.allCases)
 
-    /// Whether the key is there when the dashboard watches a target (or drives its own client).
-    public func applies(target watching: Bool) -> Bool { target.map { $0 == watching } ?? true }
+    public func applies(to mode: Watching) -> Bool { modes.contains(mode) }
+}
+
+/// What a dashboard shows: mshmon's own client it drives, a target that cycles by itself, or
+/// a recorded run.
+public enum Watching: Sendable, Hashable, CaseIterable {
+    case ownClient, target, replay
+
+    /// The live ones.
+    static let live: Set<Watching> = [.ownClient, .target]
 }
 
 public enum KeyMap {
@@ -34,19 +46,25 @@ public enum KeyMap {
     static let f10: Int32 = 274
 
     public static let bindings: [KeyBinding] = [
-        KeyBinding(keys: [c("c")], label: "c", footer: "Connect", help: "connect the client to the broker", action: .connect, target: false),
-        KeyBinding(keys: [c("d")], label: "d", footer: "Disconnect", help: "disconnect (waits until the socket is closed)", action: .disconnect, target: false),
-        KeyBinding(keys: [c("n")], label: "n", footer: "Cycle", help: "run one cycle: connect, subscribe, publish, disconnect, sample", action: .cycleOnce, target: false),
-        KeyBinding(keys: [c("a")], label: "a", footer: "Auto", help: "auto-cycle on/off", action: .toggleAuto, target: false),
-        KeyBinding(keys: [c("p")], label: "p", footer: "Publish", help: "publish one message (when connected)", action: .publish, target: false),
-        KeyBinding(keys: [c("k")], label: "k", footer: "Kick", help: "kick: the embedded broker closes the target's connection (its reconnect path runs)", action: .kick, target: true),
-        KeyBinding(keys: [c("R")], label: "R", footer: "Restart", help: "restart the target's command (a new process, a new run; a launched target only)", action: .restart, target: true),
-        KeyBinding(keys: [c("e")], label: "e", footer: "Export", help: "export the session: .log transcript, .csv and .jsonl", action: .export),
+        KeyBinding(keys: [c("c")], label: "c", footer: "Connect", help: "connect the client to the broker", action: .connect, modes: [.ownClient]),
+        KeyBinding(keys: [c("d")], label: "d", footer: "Disconnect", help: "disconnect (waits until the socket is closed)", action: .disconnect, modes: [.ownClient]),
+        KeyBinding(keys: [c("n")], label: "n", footer: "Cycle", help: "run one cycle: connect, subscribe, publish, disconnect, sample", action: .cycleOnce, modes: [.ownClient]),
+        KeyBinding(keys: [c("a")], label: "a", footer: "Auto", help: "auto-cycle on/off", action: .toggleAuto, modes: [.ownClient]),
+        KeyBinding(keys: [c("p")], label: "p", footer: "Publish", help: "publish one message (when connected)", action: .publish, modes: [.ownClient]),
+        KeyBinding(keys: [c("k")], label: "k", footer: "Kick", help: "kick: the embedded broker closes the target's connection (its reconnect path runs)", action: .kick, modes: [.target]),
+        KeyBinding(keys: [c("R")], label: "R", footer: "Restart", help: "restart the target's command (a new process, a new run; a launched target only)", action: .restart, modes: [.target]),
+        KeyBinding(keys: [c("e")], label: "e", footer: "Export", help: "export the session: .log transcript, .csv and .jsonl", action: .export, modes: Watching.live),
+        KeyBinding(keys: [260], label: "←", footer: "Back", help: "the cycle before", action: .stepBack, modes: [.replay]),
+        KeyBinding(keys: [261], label: "→", footer: "Next", help: "the cycle after (`cycle N` at the msh prompt goes to cycle N)", action: .stepForward, modes: [.replay]),
+        KeyBinding(keys: [c("[")], label: "[", footer: nil, help: "ten cycles back", action: .stepBack10, modes: [.replay]),
+        KeyBinding(keys: [c("]")], label: "]", footer: nil, help: "ten cycles on", action: .stepForward10, modes: [.replay]),
         KeyBinding(keys: [c(":")], label: ":", footer: "msh", help: "msh prompt (Tab completes, ↑/↓ history, Esc leaves); `help` lists its commands", action: .prompt),
-        KeyBinding(keys: [c("+")], label: "+", footer: nil, help: "refresh faster", action: .faster),
-        KeyBinding(keys: [c("-")], label: "-", footer: nil, help: "refresh slower", action: .slower),
-        KeyBinding(keys: [c("]")], label: "]", footer: nil, help: "auto-cycle interval shorter", action: .autoFaster, target: false),
-        KeyBinding(keys: [c("[")], label: "[", footer: nil, help: "auto-cycle interval longer", action: .autoSlower, target: false),
+        KeyBinding(keys: [c("g")], label: "g", footer: "Graph", help: "the chart's next series (heap, fds, sockets by state, threads, ledger kinds)", action: .chartNext),
+        KeyBinding(keys: [c("G")], label: "G", footer: nil, help: "the chart's series before", action: .chartPrevious),
+        KeyBinding(keys: [c("+")], label: "+", footer: nil, help: "refresh faster", action: .faster, modes: Watching.live),
+        KeyBinding(keys: [c("-")], label: "-", footer: nil, help: "refresh slower", action: .slower, modes: Watching.live),
+        KeyBinding(keys: [c("]")], label: "]", footer: nil, help: "auto-cycle interval shorter", action: .autoFaster, modes: [.ownClient]),
+        KeyBinding(keys: [c("[")], label: "[", footer: nil, help: "auto-cycle interval longer", action: .autoSlower, modes: [.ownClient]),
         KeyBinding(keys: [9], label: "Tab", footer: nil, help: "focus the next pane (or click it)", action: .focusNext),
         KeyBinding(keys: [259], label: "↑", footer: nil, help: "scroll the focused pane up (or the mouse wheel)", action: .scrollUp),
         KeyBinding(keys: [258], label: "↓", footer: nil, help: "scroll the focused pane down", action: .scrollDown),
@@ -58,10 +76,10 @@ public enum KeyMap {
         KeyBinding(keys: [c("q"), f10], label: "F10", footer: "Quit", help: "quit (q or F10)", action: .quit),
     ]
 
-    /// The keys of a dashboard driving its own client, or watching a target.
-    public static func bindings(target: Bool) -> [KeyBinding] { bindings.filter { $0.applies(target: target) } }
+    /// The keys of one kind of dashboard.
+    public static func bindings(_ mode: Watching) -> [KeyBinding] { bindings.filter { $0.applies(to: mode) } }
 
-    public static func action(for key: Int32, target: Bool = false) -> Action? {
-        bindings(target: target).first { $0.keys.contains(key) }?.action
+    public static func action(for key: Int32, mode: Watching = .ownClient) -> Action? {
+        bindings(mode).first { $0.keys.contains(key) }?.action
     }
 }

@@ -4,6 +4,7 @@
 // (PR_SET_PDEATHSIG) if we are killed.
 
 import ChildProcess
+import Dispatch
 import Synchronization
 
 import Glibc
@@ -41,7 +42,7 @@ final class BrokerPeer: Sendable, CustomStringConvertible {
         if tls { arguments.append("--tls") }
         let child: ChildProcess
         do {
-            child = try ChildProcess(path: me, arguments: arguments, captureOutput: true)
+            child = try ChildProcess(path: me, arguments: arguments, captureOutput: true, mergeStderr: true)
         } catch {
             throw RuntimeError("cannot start the embedded broker: \(error)")
         }
@@ -59,7 +60,30 @@ final class BrokerPeer: Sendable, CustomStringConvertible {
         let host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind
         let peer = BrokerPeer(host: host, port: port, child: child, faults: faults, bind: bind, tls: tls, caFile: caFile)
         activePeer.withLock { $0 = peer }
+        peer.forwardOutput()
         return peer
+    }
+
+    /// Where the embedded broker's lines after its start go (its notes: a client closed for
+    /// its keepalive…): our stderr, or the dashboard's log pane, never the dashboard's screen.
+    let outputSink = Mutex<@Sendable (String) -> Void>({ writeLine(2, $0) })
+
+    /// Reads the broker's output (stdout and stderr, one pipe, which must be drained or it
+    /// blocks the broker) on a thread of its own until the broker exits.
+    private func forwardOutput() {
+        guard let child else { return }
+        DispatchQueue(label: "mshmon.broker-output").async { [self] in
+            while true {
+                // A line at a time, as long as it takes: nil is the pipe's end (or an hour's silence).
+                guard let line = child.readLine(timeout: 3_600) else {
+                    if child.poll() != nil { return }
+                    usleep(100_000)
+                    continue
+                }
+                let sink = outputSink.withLock { $0 }
+                sink(line)
+            }
+        }
     }
 
     /// Stops the embedded broker (SIGTERM, then SIGKILL) and reaps it.

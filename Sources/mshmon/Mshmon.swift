@@ -19,7 +19,7 @@ struct Mshmon: AsyncParsableCommand {
         `mshmon` opens the dashboard (`mshmon tui`); `mshmon cycle` runs headless for CI; `mshmon broker` is the embedded broker; `mshmon report RUN.jsonl` draws a recorded run as one HTML page; free, list_fd, netstat, list_thread and memtrace print one msh sample of this process.
         """,
         version: MshmonVersion.current,
-        subcommands: [Tui.self, Cycle.self, Broker.self, Report.self, Free.self, ListFD.self, Netstat.self, ListThread.self, Memtrace.self],
+        subcommands: [Tui.self, Cycle.self, Broker.self, Report.self, Replay.self, Free.self, ListFD.self, Netstat.self, ListThread.self, Memtrace.self],
         defaultSubcommand: Tui.self)
 
     static func main() async {

@@ -13,7 +13,9 @@ struct Tui: AsyncParsableCommand {
         commandName: "tui",
         abstract: "The dashboard (the default): live free / list_fd / netstat panes, cycles on a key, a verdict.",
         discussion: """
-        Keys: c connect, d disconnect, n one cycle, a auto-cycle on/off, p publish one message, e export the session (.log, .csv and .jsonl), : msh prompt, Tab next pane, arrows PgUp PgDn Home End scroll it (or click and wheel), + / - refresh interval, [ / ] auto-cycle interval, ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it.
+        Keys: c connect, d disconnect, n one cycle, a auto-cycle on/off, p publish one message, e export the session (.log, .csv and .jsonl), : msh prompt, g / G the chart's series (heap, fds, threads, our sockets by state, the ledger's kinds), Tab next pane, arrows PgUp PgDn Home End scroll it (or click and wheel), + / - refresh interval, [ / ] auto-cycle interval, ? h F1 help, q F10 quit. Without --broker the embedded broker is started and stopped with it (its notes go to the log pane).
+
+        The panes are boxed and sized to their text (under ruled titles when the terminal is too short for boxes); the chart draws each series over several rows with its minimum, maximum and slope per cycle, and grows with the terminal. In list_fd and netstat, what was not there at the first cycle is marked + (TIME_WAIT rows, left by every cycle, are not), and each pane's title counts it. `mshmon replay RUN.jsonl` opens the dashboard on a recorded run.
 
         With a target (`mshmon -- COMMAND`, `mshmon --pid PID`) the panes show that process, a cycle is one of its connections to the embedded broker, its output goes to the log pane, k kicks its connection and R starts the command again (a new process, a new run; c, d, n, a and p drive mshmon's own client and are not there).
 
@@ -56,11 +58,7 @@ struct Tui: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard isatty(1) != 0 else { throw RuntimeError("the dashboard needs a terminal; for CI use `mshmon cycle`") }
-        guard Dashboard.terminalKnown() else {
-            let term = getenv("TERM").map { String(cString: $0) } ?? ""
-            throw RuntimeError("unknown terminal type '\(term)' (TERM): terminfo has no entry for it; try TERM=xterm-256color, or install its entry (apt-get install ncurses-term)")
-        }
+        try checkTerminal(orElse: "for CI use `mshmon cycle`")
         try checkExports(export)
         if target.isActive { return try await runTarget() }
         let peer = try await connection.startPeer()
@@ -81,7 +79,10 @@ struct Tui: AsyncParsableCommand {
         dashboardOptions.exportDirectory = exportDir
         let served = try await metrics.start(target: "self", log: log, ledger: true, warmup: dashboardOptions.warmup)
         let dashboard = Dashboard(client: client, runner: runner, log: log, broker: peer.description, options: dashboardOptions, spool: spool.base)
+        // The embedded broker's notes go to the log pane: on the terminal they would scroll the screen.
+        peer.outputSink.withLock { $0 = { [weak dashboard] line in dashboard?.post(line: line) } }
         let code = dashboard.run()
+        peer.outputSink.withLock { $0 = { writeLine(2, $0) } }
         await served?.stop()
         if code != 0 { throw RuntimeError("cannot open the terminal") }
     }
@@ -169,5 +170,14 @@ struct SessionSpool: ~Copyable {
     deinit {
         for path in paths { unlink(path) }
         rmdir(folder)
+    }
+}
+
+/// The dashboard needs a terminal that terminfo knows; `instead` says what to use without one.
+func checkTerminal(orElse instead: String) throws {
+    guard isatty(1) != 0 else { throw RuntimeError("the dashboard needs a terminal; \(instead)") }
+    guard Dashboard.terminalKnown() else {
+        let term = getenv("TERM").map { String(cString: $0) } ?? ""
+        throw RuntimeError("unknown terminal type '\(term)' (TERM): terminfo has no entry for it; try TERM=xterm-256color, or install its entry (apt-get install ncurses-term)")
     }
 }

@@ -61,7 +61,7 @@ struct DashboardModelTests {
     @Test func aTargetsKeysKickAndRestartAndOursAreNotThere() {
         var m = DashboardModel(target: .init(kick: true, restart: true), warmup: 0)
         for k in ["c", "d", "n", "a", "p", "[", "]"] { #expect(m.update(key(k)) == [], "\(k) drives our own client") }
-        #expect(m.update(key("k")) == [.kick] && m.state.status == "kicked the target's connection")
+        #expect(m.update(key("k")) == [.kick] && m.state.status == "kicked the target's connection" && m.state.log.last == "kicked the target's connection")
         #expect(m.update(key("R")) == [.restart])
         #expect(type(&m, "connect") == [])
         #expect(m.state.log.last?.hasPrefix("connect: watching a target") == true)
@@ -78,11 +78,11 @@ struct DashboardModelTests {
         #expect(m.state.status == "k kick · R restart · the target cycles by itself · ? help")
         // Sampled every other cycle, one socket more each cycle.
         for i in 1...12 { #expect(m.update(cycle(2 * i, fds: 8 + 2 * i)) == [], "a target asks for no cycle") }
-        #expect(m.state.cycles == 24 && m.state.heapSeries.count == 12)
+        #expect(m.state.cycles == 24 && m.state.chart.points.count == 12 && m.state.baseline?.cycle == 2)
         #expect(m.state.verdict?.leaks.first { $0.series == .fds }?.slope == 1)
         #expect(m.update(.targetRestarted("restarted the target: pid 2", target: "target pid 2 client")) == [])
         #expect(m.state.target == "target pid 2 client")
-        #expect(m.state.cycles == 0 && m.state.verdict == nil && m.state.heapSeries.isEmpty && m.tally.window.count == 0)
+        #expect(m.state.cycles == 0 && m.state.verdict == nil && m.state.chart.points.count == 0 && m.state.baseline == nil && m.tally.window.count == 0)
         #expect(m.state.log.last == "restarted the target: pid 2")
     }
 
@@ -125,5 +125,67 @@ struct DashboardModelTests {
         #expect(m.state.scroll[.log] == 3, "up the log is further back")
         _ = m.update(key("+"))
         #expect(m.state.refreshMs == 500)
+    }
+}
+
+struct ReplayModelTests {
+    /// Five frames: fds 1, 1, 2, 3, 4 (a leak from cycle 3), heap flat.
+    func run() -> ReplayRun {
+        var run = ReplayRun()
+        for n in 1...5 {
+            var snap = Snapshot(time: Double(n), heap: HeapSample(total: 100, used: 50, maximum: 60))
+            snap.fds = (0..<max(1, n - 1)).map { FDRow(fd: Int32($0), type: .socket, path: "socket:[\($0)]") }
+            let point = SeriesPoint(cycle: n, heapUsed: 50, fds: Int32(snap.fds.count), threads: 2, sockets: .zero, ledger: .zero)
+            run.log.append("note \(n)")
+            run.frames.append(ReplayRun.Frame(cycle: n, snapshot: snap, point: point, timeWait: n, error: nil, reset: nil, logEnd: run.log.count))
+        }
+        run.verdictLine = "verdict: LEAK fds +1.00/cycle"
+        run.hasPanes = true
+        return run
+    }
+
+    @Test func itOpensAtTheLastCycleAndStepsWithTheArrows() {
+        var m = DashboardModel(replay: run(), source: "run.jsonl", warmup: 0)
+        #expect(m.state.mode == .replay && m.frame == 4 && m.state.cycles == 5)
+        #expect(m.state.replay?.hasPrefix("replay run.jsonl  cycle 5  sample 5 of 5") == true)
+        #expect(m.state.status.contains("the run ended: verdict: LEAK fds +1.00/cycle"))
+        #expect(m.state.chart.points.count == 5 && m.state.log.last == "note 5")
+        #expect(m.state.netstatNote?.hasPrefix("(5 of our sockets in TIME_WAIT") == true)
+        #expect(m.update(.key(260)) == [] && m.frame == 3 && m.state.snapshot?.fds.count == 3)
+        #expect(m.state.chart.points.count == 4 && m.state.log == ["note 1", "note 2", "note 3", "note 4"], "the chart and log as they were")
+        #expect(m.state.beforeLastCycle?.fds.count == 2 && m.state.baseline?.cycle == 1)
+        _ = m.update(.key(Int32(UInt8(ascii: "["))))
+        #expect(m.frame == 0, "clamped at the first")
+        _ = m.update(.key(261))
+        #expect(m.frame == 1)
+        _ = m.update(.key(Int32(UInt8(ascii: "]"))))
+        #expect(m.frame == 4)
+    }
+
+    @Test func theVerdictIsJudgedOverTheCyclesUpToTheFrame() {
+        var m = DashboardModel(replay: run(), source: "r.jsonl", warmup: 0)
+        #expect(m.state.verdict?.leaks.contains { $0.series == .fds } == true)
+        _ = m.update(.key(Int32(UInt8(ascii: "["))))
+        #expect(m.state.verdict?.isLeak == false, "one frame is too few to judge")
+    }
+
+    @Test func cycleNGoesThereAndNothingIsDriven() {
+        var m = DashboardModel(replay: run(), source: "r.jsonl", warmup: 0)
+        #expect(m.command("cycle 2") == [] && m.frame == 1)
+        #expect(m.command("cycle 99") == [] && m.frame == 4)
+        #expect(m.command("connect") == [] && m.state.log.last?.hasPrefix("connect: this is a recorded run") == true)
+        #expect(m.command("free") == [.shell("free")], "msh commands read the frame shown")
+        #expect(m.update(.key(Int32(UInt8(ascii: "n")))) == [] && m.update(.key(Int32(UInt8(ascii: "e")))) == [], "no cycle, no export")
+    }
+}
+
+extension ReplayModelTests {
+    @Test func anExportWithoutPanesSaysSoAtTheTopOfTheLog() {
+        var old = run()
+        old.hasPanes = false
+        old.info = RunInfo(broker: "b", clientID: "c", injectLeak: nil, started: 0, command: "mshmon cycle -n 5")
+        let m = DashboardModel(replay: old, source: "old.jsonl", warmup: 0)
+        #expect(m.state.log.first == "recorded 1970-01-01 00:00:00 UTC: mshmon cycle -n 5")
+        #expect(m.state.log[1].hasPrefix("this export records counts only"))
     }
 }

@@ -1,6 +1,7 @@
 // Render tests on the in-memory grid, and the key table that drives dispatch, footer and help.
 
 import Ledger
+import Monitor
 import Probes
 import TestSupport
 import Testing
@@ -17,8 +18,9 @@ func sampleState() -> AppState {
     cw.isOurs = true
     snap.tcp = [cw]
     s.snapshot = snap
-    s.heapSeries = [70_000, 72_000, 75_976]
-    s.fdSeries = [1, 2, 2]
+    for (i, (heap, fds)) in [(70_000, 1), (72_000, 2), (75_976, 2)].enumerated() {
+        s.chart.append(SeriesPoint(cycle: 10 + i, heapUsed: heap, fds: Int32(fds), threads: 4, sockets: .zero, ledger: .zero))
+    }
     s.log = ["state connected", "message on a\\u{1b}[2J matched no subscription, 3 B"]
     return s
 }
@@ -38,35 +40,35 @@ struct ViewTests {
     static let golden80x24 = """
         mshmon  embedded broker mqtt://127.0.0.1:40000  client connected  cycles 12  aut
         verdict: not enough cycles yet
-        msh />free                              msh />list_fd
-        total memory: 173036                    fd type    ref magic  path
-        used memory : 75976                     -- ------  --- ----- ------
-        maximum allocated memory: 84580          0 file      1 fdfd  /uart1
-                                                 7 socket    1 fdfd  socket:[99]
-
-        msh />netstat ◂
-        Active PCB states:
-        #0 127.0.0.1:49154 <==> 127.0.0.1:40000 snd_nxt 0x00000000 rcv_nxt 0x00000000 st
-        Listen PCB states:
-        TIME-WAIT PCB states:
-
-        per cycle (last 3)                      msh />log
-        heap 75976        ▁▃█                   state connected
-        fds  2            ▁▅▅                   message on a\\u{1b}[2J matched no subscri
-
-
-
-
-
+        ┌─ msh />free ─────────────────────────┐┌─ msh />list_fd ──────────────────────┐
+        │total memory: 173036                  ││fd type    ref magic  path            │
+        │used memory : 75976                   ││-- ------  --- ----- ------           │
+        │maximum allocated memory: 84580       ││ 0 file      1 fdfd  /uart1           │
+        └──────────────────────────────────────┘│ 7 socket    1 fdfd  socket:[99]      │
+        ┌─ chart: cycles 10–12 · g/G series ───┐│                                      │
+        │heap  75976 B  +0.00 B/cycle          ││                                      │
+        │75976   █                             ││                                      │
+        │70000 ▁▆█                             ││                                      │
+        └──────────────────────────────────────┘└──────────────────────────────────────┘
+        ┌─ msh />netstat ◂ ────────────────────────────────────────────────────────────┐
+        │Active PCB states:                                                            │
+        │#0 127.0.0.1:49154 <==> 127.0.0.1:40000 snd_nxt 0x00000000 rcv_nxt 0x00000000 │
+        │Listen PCB states:                                                            │
+        │TIME-WAIT PCB states:                                                         │
+        └──────────────────────────────────────────────────────────────────────────────┘
+        ┌─ msh />log ──────────────────────────────────────────────────────────────────┐
+        │state connected                                                               │
+        │message on a\\u{1b}[2J matched no subscription, 3 B                            │
+        └──────────────────────────────────────────────────────────────────────────────┘
         c connect · n one cycle · a auto-cycle · ? help
-        cConnect dDisconnect nCycle aAuto pPublish eExport :msh F1Help F10Quit
+        cConnect dDisconnect nCycle aAuto pPublish eExport :msh gGraph F1Help F10Quit
         """
 
     @Test func wideLayoutShowsEveryPane() {
         let g = View.render(sampleState(), width: 120, height: 40)
         let text = g.lines.joined(separator: "\n")
         for needle in ["total memory: 173036", "fd type    ref magic  path", "Active PCB states:", "msh />netstat", "msh />list_fd",
-                       "per cycle", "client connected", "cycles 12", "cConnect"] {
+                       "chart: cycles 10–12", "client connected", "cycles 12", "cConnect"] {
             #expect(text.contains(needle), "missing \(needle)")
         }
         #expect(g.lines.count == 40 && g.lines.allSatisfy { $0.count == 120 })
@@ -109,23 +111,26 @@ struct ViewTests {
         s.beforeLastCycle = Snapshot(time: 0, heap: HeapSample(total: 1, used: 70_000, maximum: 1))
         s.lastCycle = s.snapshot
         let g = View.render(s, width: 120, height: 40)
-        let y = g.lines.firstIndex { $0.hasPrefix("used memory : 75976") }!
-        #expect(g[0, y].style == .grown)
-        let (fx, fy) = position(of: " 7 socket", in: g)!
-        #expect(g[fx + 1, fy].style == .grown, "fd 7 is new since before the last cycle")
+        let (x, y) = position(of: "used memory : 75976", in: g)!
+        #expect(g[x, y].style == .grown)
+        s.beforeLastCycle = s.snapshot
+        let same = View.render(s, width: 120, height: 40)
+        #expect(same[x, y].style == .normal)
     }
 
-    @Test(arguments: [false, true])
-    func helpAndFooterComeFromTheKeyTable(target: Bool) {
+    @Test(arguments: Watching.allCases)
+    func helpAndFooterComeFromTheKeyTable(mode: Watching) {
         var s = sampleState()
-        if target { s.target = "target pid 42 ./client (heap: tap (per call site))" }
-        let footer = View.render(s, width: 120, height: 40).lines.last!
+        s.mode = mode
+        if mode == .target { s.target = "target pid 42 ./client (heap: tap (per call site))" }
+        if mode == .replay { s.replay = "replay run.jsonl  cycle 12" }
+        let footer = View.render(s, width: 160, height: 40).lines.last!
         for b in KeyMap.bindings where b.footer != nil {
-            #expect(footer.contains(b.label + b.footer!) == b.applies(target: target), "\(b.label) with target \(target)")
+            #expect(footer.contains(b.label + b.footer!) == b.applies(to: mode), "\(b.label) in \(mode): \(footer)")
         }
         s.showHelp = true
         let help = screen(s)
-        for b in KeyMap.bindings { #expect(help.contains(b.help) == b.applies(target: target), "\(b.label) with target \(target)") }
+        for b in KeyMap.bindings { #expect(help.contains(b.help) == b.applies(to: mode), "\(b.label) in \(mode)") }
     }
 
     @Test func aTargetsHeaderNamesItAndWhereItsCyclesAreSeen() {
@@ -135,15 +140,19 @@ struct ViewTests {
         s.cycles = 7
         let top = View.render(s, width: 160, height: 40).lines[0]
         #expect(top.hasPrefix("mshmon  target pid 42 ./client (heap: tap (per call site))  cycles 7 at the embedded broker mqtt://127.0.0.1:1883"), "\(top)")
-        #expect(KeyMap.action(for: Int32(UInt8(ascii: "k")), target: true) == .kick)
-        #expect(KeyMap.action(for: Int32(UInt8(ascii: "k"))) == nil && KeyMap.action(for: Int32(UInt8(ascii: "c")), target: true) == nil)
+        #expect(KeyMap.action(for: Int32(UInt8(ascii: "k")), mode: .target) == .kick)
+        #expect(KeyMap.action(for: Int32(UInt8(ascii: "k"))) == nil && KeyMap.action(for: Int32(UInt8(ascii: "c")), mode: .target) == nil)
     }
 
-    @Test(arguments: [false, true])
-    func keysAreUniqueAndEveryDocumentedKeyHasItsAction(target: Bool) {
-        let all = KeyMap.bindings(target: target).flatMap(\.keys)
+    @Test(arguments: Watching.allCases)
+    func keysAreUniqueAndEveryDocumentedKeyHasItsAction(mode: Watching) {
+        let all = KeyMap.bindings(mode).flatMap(\.keys)
         #expect(Set(all).count == all.count, "a key is bound twice")
-        guard !target else { return }
+        if mode == .replay {
+            #expect(KeyMap.action(for: 260, mode: .replay) == .stepBack && KeyMap.action(for: 261, mode: .replay) == .stepForward)
+            #expect(KeyMap.action(for: Int32(UInt8(ascii: "]")), mode: .replay) == .stepForward10)
+        }
+        guard mode == .ownClient else { return }
         let expected: [(String, Action)] = [("c", .connect), ("d", .disconnect), ("n", .cycleOnce), ("a", .toggleAuto),
                                             ("p", .publish), ("e", .export), ("?", .help), ("h", .help), ("q", .quit),
                                             ("+", .faster), ("-", .slower), ("[", .autoSlower), ("]", .autoFaster)]

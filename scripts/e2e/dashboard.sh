@@ -149,9 +149,14 @@ click() { $T send-keys -t main -l "$(mouse 0 "$1" "$2" 1)$(mouse 3 "$1" "$2" 1)"
 for flag in "" --no-mouse; do
     main_session "'$MSHMON' $flag; echo EXITED \$?; sleep 60"
     check "mouse $flag: panes appear" wait_screen 'Active PCB states:'
+    # 24 rows: list_fd has more rows than its box, so the wheel has something to scroll.
+    $T resize-window -t main -x 120 -y 24
+    wait_for 5 sh -c "[ \$($T capture-pane -p -t main | wc -l) = 24 ] && $T capture-pane -p -t main | grep -q 'msh />list_fd'"
     # list_fd's title: its row (0-based) and column, from the screen.
-    row=$(( $(screen | grep -n 'msh />list_fd' | head -n 1 | cut -d: -f1) - 1 ))
-    col=$(screen | grep 'msh />list_fd' | head -n 1 | awk '{print index($0, "msh />list_fd") - 1}')
+    # Counted in characters (the box edges are several bytes each).
+    read -r row col < <(screen | python3 -c 'import sys
+for y, line in enumerate(sys.stdin):
+    if "msh />list_fd" in line: print(y, line.index("msh />list_fd")); break')
     click $((col + 10)) $((row + 3))
     if [ -z "$flag" ]; then
         check "a click in list_fd focuses it" wait_screen 'msh />list_fd ◂'
@@ -249,7 +254,7 @@ tpid=$(screen | sed -n 's/^mshmon  target pid \([0-9]*\) .*/\1/p' | head -n 1)
 $T send-keys -t main c
 check "target: c does nothing (no client of ours)" sh -c "sleep 0.3; ! $T capture-pane -p -t main | grep -q 'connecting…'"
 $T send-keys -t main k
-check "target: k kicks its connection" wait_screen "kick"
+check "target: k kicks its connection (said in the log)" wait_screen "│kicked the target.s connection"
 $T send-keys -t main R
 check "target: R restarts the command" wait_for 20 shows 'restarted the target: target pid [0-9]* '
 npid=$(screen | sed -n 's/^mshmon  target pid \([0-9]*\) .*/\1/p' | head -n 1)
@@ -264,13 +269,13 @@ echo "dashboard: watching a device"
 SIM="$ROOT/Tests/Device/simdevice.py"
 main_session "'$MSHMON' --console 'exec:python3 $SIM --broker {host}:{port} --leak socket --version 5 --noise 0.02 --cycle-ms 200'; echo EXITED \$?; sleep 60"
 check "device: the header names its console, the broker substituted" wait_screen "^mshmon  device on exec:python3 .*simdevice.py --broker 127.0.0.1:[0-9]"
-check "device: the free pane shows its own 5.x lines" wait_screen '^total    : 4194304'
+check "device: the free pane shows its own 5.x lines" wait_screen '^│total    : 4194304'
 check "device: the list_fd pane shows its rows" wait_screen '/dev/uart0'
 check "device: the netstat pane shows its CLOSE_WAIT PCBs" wait_for 20 shows 'state: CLOSE_WAIT'
 check "device: its log lines are in the log pane" wait_for 20 shows 'device| \[I/mqtt\] connected, port'
 check "device: the verdict names the CLOSE_WAIT leak" wait_for 60 shows '^verdict: LEAK fds +1.00/cycle (socket, CLOSE_WAIT'
 $T send-keys -t main k
-check "device: k kicks its connection" wait_screen "kick"
+check "device: k kicks its connection (said in the log)" wait_screen "│kicked the target.s connection"
 $T send-keys -t main : v e r s i o n Enter
 check "device: the : prompt is the device's shell (its version banner)" wait_screen 'Thread Operating System'
 $T send-keys -t main : r e b o o t x Enter
@@ -320,6 +325,70 @@ check "status: ... the verdict says no leak" grep -q '^verdict: no leak over 200
     tail -n 1 "$WORK/status.out" | sed 's/^/       /' 
 "$MSHMON" cycle -n 20 --settle 0 --quiet 2> "$WORK/status.err" >/dev/null
 check "status: nothing of it when stderr is not a terminal" [ ! -s "$WORK/status.err" ]
+
+echo "dashboard: the chart, boxed panes, marks since the baseline"
+main_session "'$MSHMON' --inject-leak socket-race --keepalive 2; echo EXITED \$?; sleep 60"
+check "boxes: each pane titled in its box's top edge" wait_screen '^┌─ msh />free ─'
+check "boxes: list_fd and netstat boxed too" sh -c "$T capture-pane -p -t main | grep -q '┌─ msh />list_fd ─' && $T capture-pane -p -t main | grep -q '┌─ msh />netstat ◂ ─'"
+$T send-keys -t main n
+check "chart: after a cycle it spans cycles 1–1" wait_screen 'chart: cycles 1–1 · g/G series'
+$T send-keys -t main n n n n n
+check "chart: the heap on top, its value and slope per cycle" wait_for 20 shows '│heap  [0-9]* B  [+-][0-9.]* B/cycle'
+check "marks: the leaked fds are new since cycle 1, counted in list_fd's title" wait_for 20 shows 'msh />list_fd  +[1-9][0-9]* since cycle 1'
+# The leaked fds are the newest, at the end of list_fd: focus it (Tab from netstat: log,
+# free, list_fd) and go to its end.
+$T send-keys -t main Tab Tab Tab End
+check "marks: at list_fd's end, a leaked fd's row has a + at the box's edge" wait_for 5 sh -c "$T capture-pane -p -t main | grep -Eq '│.*\+[ 0-9][0-9] socket'"
+$T send-keys -t main g
+check "g: fds on top of the chart, with its range and a graph" wait_screen '│fds  [0-9]*  +[0-9.]*/cycle'
+$T send-keys -t main ':' 'c' 'y' 'c' 'l' 'e' ' ' '2' '0' Enter
+check "g: ... LEAK once the verdict names it" wait_for 30 shows '│fds  [0-9]*  +[0-9.]*/cycle  LEAK'
+$T send-keys -t main G
+check "G: back to the heap" wait_screen '│heap  [0-9]* B'
+check "the embedded broker's notes go to the log pane (a leaked socket's keepalive), not over the screen" \
+    wait_for 20 shows '^│mshmon broker: closing mshmon-[0-9]*: keepalive expired'
+check "... the header still on the first line" sh -c "$T capture-pane -p -t main | head -n 1 | grep -q '^mshmon  embedded broker'"
+$T resize-window -t main -x 80 -y 24
+check "80x24: still boxed, the chart still there" wait_for 5 sh -c "$T capture-pane -p -t main | grep -q '┌─ msh />free' && $T capture-pane -p -t main | grep -q 'chart: cycles'"
+$T resize-window -t main -x 120 -y 40
+$T send-keys -t main q
+check "chart: q exits 0" wait_screen 'EXITED 0'
+
+echo "replay: a recorded run, stepped through"
+"$MSHMON" cycle -n 30 --warmup 2 --settle 20 --inject-leak socket-race --quiet --export "$WORK/leak.jsonl" >/dev/null; rc=$?
+check "replay: the run to replay leaked (exit 3, exit $rc)" [ $rc = 3 ]
+main_session "'$MSHMON' replay '$WORK/leak.jsonl'; echo EXITED \$?; sleep 60"
+check "replay: opens at the last sampled cycle" wait_screen '^mshmon  replay .*leak.jsonl  cycle 30  sample 30 of 30  at embedded broker'
+$T send-keys -t main Tab Home
+check "replay: the log opens with when and how the run was recorded (Tab, Home)" wait_screen '│recorded 20[0-9-]* [0-9:]* UTC: .*mshmon cycle -n 30 '
+$T send-keys -t main End
+check "replay: the run's own verdict in the status line" wait_screen 'the run ended: verdict: LEAK fds'
+check "replay: the verdict as it was, judged again" wait_screen '^verdict: LEAK fds +1.00/cycle'
+check "replay: list_fd marks 29 fds new since cycle 1" wait_screen 'msh />list_fd  +29 since cycle 1'
+check "replay: netstat has the leaked sockets" wait_screen 'state: \(ESTABLISHED\|CLOSE_WAIT\)'
+check "replay: the chart up to cycle 30" wait_screen 'chart: cycles 1–30'
+check "replay: the footer has ← Back and → Next, no Connect or Export" sh -c "$T capture-pane -p -t main | tail -n 1 | grep -q '←Back →Next' && ! $T capture-pane -p -t main | tail -n 1 | grep -q 'cConnect\|eExport'"
+$T send-keys -t main Left
+check "←: cycle 29" wait_screen 'cycle 29  sample 29 of 30'
+check "←: list_fd as it was then (+28)" wait_screen 'msh />list_fd  +28 since cycle 1'
+$T send-keys -t main '[' 
+check "[: ten back, cycle 19" wait_screen 'cycle 19  sample 19 of 30'
+$T send-keys -t main Right
+check "→: cycle 20" wait_screen 'cycle 20  sample 20 of 30'
+$T send-keys -t main ':' 'c' 'y' 'c' 'l' 'e' ' ' '1' Enter
+check ":cycle 1: the first sample, nothing marked" sh -c "sleep 0.3; $T capture-pane -p -t main | grep -q 'cycle 1  sample 1 of 30' && ! $T capture-pane -p -t main | grep -q 'since cycle 1'"
+check ":cycle 1: too few cycles to judge" wait_screen '^verdict: .*\(not enough\|too few\)'
+$T send-keys -t main ':' 'f' 'r' 'e' 'e' Enter
+used=$(screen | sed -n 's/^│\(used memory : [0-9]*\) .*/\1/p' | head -n 1)
+check ":free reads the cycle shown (${used:-no free pane}: in the pane and in the log)" wait_for 5 sh -c "[ -n '$used' ] && [ \$($T capture-pane -p -t main | grep -c '$used') = 2 ]"
+$T send-keys -t main q
+check "replay: q exits 0" wait_screen 'EXITED 0'
+"$MSHMON" replay "$WORK/leak.csv" > "$WORK/replay.out" 2>&1; rc=$?
+check "replay: a .csv is refused with the reason (exit 2, exit $rc)" sh -c "[ $rc = 2 ] && grep -q 'a .csv export holds counts only' '$WORK/replay.out'"
+"$MSHMON" replay "$WORK/none.jsonl" > "$WORK/replay.out" 2>&1; rc=$?
+check "replay: a missing file is named (exit 1, exit $rc)" sh -c "[ $rc = 1 ] && grep -q 'cannot read $WORK/none.jsonl' '$WORK/replay.out'"
+"$MSHMON" replay "$WORK/leak.jsonl" < /dev/null > "$WORK/replay.out" 2>&1; rc=$?
+check "replay: without a terminal, it says so and names the report (exit $rc)" sh -c "[ $rc = 1 ] && grep -q 'needs a terminal; .mshmon report' '$WORK/replay.out'"
 
 echo "dashboard: fast auto-cycling, no export"
 # The TIME_WAIT rows kept for the screen grew the heap in steps up to 40 of them, which the

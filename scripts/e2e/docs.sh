@@ -14,6 +14,7 @@ check "the man page documents the device console options" sh -c "for o in consol
 check "the man page documents the TLS options and faults" sh -c "for o in cafile cert key tls-version ca-out; do grep -q \"Fl -\$o Ar\" ../../Resources/mshmon.1 || exit 1; done; grep -q 'Fl -insecure' ../../Resources/mshmon.1 && grep -q 'Fl -tls' ../../Resources/mshmon.1 && grep -q 'tls-close-mid-handshake' ../../Resources/mshmon.1"
 check "the man page documents --metrics and --metrics-file" sh -c "grep -q 'Fl -metrics Ar' ../../Resources/mshmon.1 && grep -q 'Fl -metrics-file Ar' ../../Resources/mshmon.1"
 check "the man page documents mshmon report" grep -q 'mshmon report' ../../Resources/mshmon.1
+check "the man page documents mshmon replay and the chart's keys" sh -c "grep -q 'mshmon replay' ../../Resources/mshmon.1 && grep -q 'g / G the chart' ../../Resources/mshmon.1"
 check "cycle --help explains TLS" sh -c "'$MSHMON' cycle --help | grep -q 'TLS: --broker mqtts://HOST\[:8883\] verifies'"
 check "cycle --help explains devices and their consoles" sh -c "'$MSHMON' cycle --help | grep -q 'Devices: .--console. watches an RT-Thread device'"
 check "bash completion offers the subcommands" grep -q 'cycle' ../../Resources/completions/mshmon.bash

@@ -37,6 +37,25 @@ browse "$WORK/noisy.html" "$WORK/noisy.png"
 check "the console check sees a page's console.error (it can fail)" grep -q 'CONSOLE.*boom' "$WORK/noisy.png.log"
 check "the blank check fails on an empty page (it can fail)" sh -c "! python3 ./pngcheck.py '$WORK/empty.png' 300 1400 5000 20 >/dev/null"
 
+echo "report: on a phone"
+# Headless chromium keeps its window at least 500 px wide, so the report is opened in a
+# 390 px frame (a phone's width), as a copy that measures itself once loaded (the report has
+# no script of its own).
+measure='<script>addEventListener("load", () => console.log("width " + document.documentElement.scrollWidth + " of " + innerWidth))</script>'
+phone() {  # phone HTML NAME: frames a measuring copy of HTML, prints "scroll-width viewport-width"
+    sed "s|</body>|$measure</body>|" "$1" > "$WORK/$2.html"
+    echo "<!doctype html><body style=margin:0><iframe src=$2.html style=width:390px;height:2900px;border:0></iframe>" > "$WORK/$2-frame.html"
+    timeout 60 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$WORK/chrome" --allow-file-access-from-files \
+        --window-size=600,3000 --screenshot="$WORK/$2.png" --enable-logging=stderr --v=0 "file://$WORK/$2-frame.html" 2> "$WORK/$2.log" >/dev/null
+    sed -n 's/.*"width \([0-9]*\) of \([0-9]*\)".*/\1 \2/p' "$WORK/$2.log" | head -n 1
+}
+widths=$(phone "$H" phone)
+check "390 px wide: nothing wider than the screen (scroll width and viewport: ${widths:-not measured})" sh -c "set -- $widths; [ \"\${2:-}\" = 390 ] && [ \"\$1\" -le 390 ]"
+check "390 px wide: the charts are drawn, in the frame's 390 columns" python3 ./pngcheck.py "$WORK/phone.png" 200 2800 2000 10
+sed 's|</body>|<div style="width:900px">wide</div></body>|' "$H" > "$WORK/wide-report.html"
+widths=$(phone "$WORK/wide-report.html" wide)
+check "the width check sees a page wider than the screen (it can fail: ${widths:-not measured})" sh -c "set -- $widths; [ \"\${2:-}\" = 390 ] && [ \"\$1\" -gt 390 ]"
+
 echo "report: from the CSV, and a clean run"
 out=$("$MSHMON" report "$WORK/leak.csv" -o "$WORK/from-csv.html" 2>&1); rc=$?
 check "report RUN.csv -o PATH: exit 0" [ $rc = 0 ] && [ -s "$WORK/from-csv.html" ]
