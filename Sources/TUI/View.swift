@@ -127,9 +127,8 @@ public enum View {
     }
 
     /// At 80×24 and up: free above the chart on the left, list_fd on the right, netstat
-    /// across (its rows are ~105 columns), the log across the bottom. The log takes up to 3/8
-    /// of the rows (the msh prompt's replies land there); the top band and netstat share the
-    /// rest, each getting the rows its text needs while the other still gets its own; what
+    /// across (its rows are ~105 columns), the log across the bottom (see `logWant`); the top
+    /// band and netstat share the rest, each getting the rows its text needs while the other still gets its own; what
     /// is left grows the chart. Boxed when every pane fits boxed, else under ruled titles
     /// (one row each instead of two); false when not even those fit.
     static func wide(_ g: inout Grid, _ s: AppState, _ text: (free: String, listFD: String, netstat: String), ledger: LedgerSnapshot?,
@@ -144,7 +143,7 @@ public enum View {
             let netLines = lineCount(text.netstat)
             let mins = [freeH + 1 + frame, min(netLines, 3) + frame, 1 + frame]
             guard mins.reduce(0, +) <= rows else { continue }
-            let logH = max(mins[2], min(min(s.log.count, 16) + frame, rows * 3 / 8, rows - mins[0] - mins[1]))
+            let logH = max(mins[2], min(logWant(s.log, rows: rows) + frame, rows - mins[0] - mins[1]))
             let wants = [max(freeH + 8 + frame, lineCount(text.listFD) + frame), min(netLines + frame, rows / 2)]
             var h = share(rows - logH, mins: Array(mins.prefix(2)), wants: wants)
             h[0] += rows - logH - h[0] - h[1]
@@ -157,6 +156,16 @@ public enum View {
             return true
         }
         return false
+    }
+
+    /// The log's lines: the reply of an msh command typed last, whole, while it is among the
+    /// newest 16 lines (and up to 3/8 of the rows); else the newest events in up to a quarter.
+    static func logWant(_ log: [String], rows: Int) -> Int {
+        let recent = log.suffix(16)
+        if let typed = recent.lastIndex(where: { $0.hasPrefix(MshShell.prompt) }) {
+            return min(log.count - typed, rows * 3 / 8)
+        }
+        return min(log.count, rows / 4)
     }
 
     /// Rows for each band: its minimum, then one row at a time to each band still short of

@@ -198,3 +198,21 @@ extension PaneSizeTests {
         #expect(position(of: "┌─ msh />log", in: g) != nil && position(of: "event 99", in: g) != nil)
     }
 }
+
+extension PaneSizeTests {
+    /// The log is the msh prompt's output too: a reply typed last is shown whole; events alone
+    /// get no more than a quarter of the rows, the panes the rest.
+    @Test func theLogGrowsForAPromptsReplyAndStaysSmallForEvents() {
+        var s = sampleState()
+        s.log = (0..<50).map { "event \($0)" }
+        func logRows(_ s: AppState) -> Int {
+            let (_, regions) = View.renderWithRegions(s, width: 120, height: 40)
+            return regions[.log]!.bottom - regions[.log]!.y
+        }
+        #expect(logRows(s) <= 36 / 4 + 2)
+        s.log += ["msh />list_thread", "thread   pri  status"] + (0..<10).map { "t\($0)" }
+        #expect(logRows(s) == 12 + 2, "the command and its 11 lines")
+        let g = View.render(s, width: 120, height: 40)
+        #expect(position(of: "│msh />list_thread", in: g) != nil && position(of: "│t9 ", in: g) != nil)
+    }
+}
