@@ -9,6 +9,7 @@
 #include <string.h>
 #include <errno.h>
 #include <unistd.h>
+#include <time.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <linux/netlink.h>
@@ -32,6 +33,12 @@ int cp_tcp_info_of(int fd, cp_tcp_info *out) {
     return 0;
 }
 
+
+double cp_monotonic_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 int cp_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
 

@@ -116,9 +116,9 @@ public final class ChildProcess: Sendable {
     public func readLine(timeout: Double) -> String? {
         guard let fd = output else { return nil }
         var line: [UInt8] = []
-        let end = monotonicSeconds() + timeout
+        let end = cp_monotonic_seconds() + timeout
         while true {
-            let left = end - monotonicSeconds()
+            let left = end - cp_monotonic_seconds()
             if left <= 0 { return nil }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard Glibc.poll(&p, 1, Int32(left * 1000) + 1) > 0 else { continue }
@@ -164,9 +164,9 @@ public final class ChildProcess: Sendable {
     public func stop(grace: Double = 3, group: Bool = false) {
         if group { status.withLock { if $0 == nil { kill(-pid, SIGTERM) } } }
         signal(SIGTERM)
-        let end = monotonicSeconds() + grace
+        let end = cp_monotonic_seconds() + grace
         while poll() == nil {
-            if monotonicSeconds() > end {
+            if cp_monotonic_seconds() > end {
                 if group { kill(-pid, SIGKILL) }
                 kill(pid, SIGKILL)
                 wait()
@@ -193,13 +193,6 @@ public struct ChildProcessError: Error, CustomStringConvertible {
         self.reason = reason
     }
     public var description: String { "cannot start \(path): \(reason)" }
-}
-
-/// Seconds on the monotonic clock.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.

@@ -1,6 +1,7 @@
 // One `Snapshot` of what the process holds (heap, fds, TCP sockets, threads, ledger) and the
 // difference between two of them.
 
+import CShims
 import Ledger
 import Glibc
 
@@ -220,11 +221,7 @@ public struct Sampler: Sendable {
 }
 
 /// Seconds on the monotonic clock (for durations).
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
+public func monotonicSeconds() -> Double { cp_monotonic_seconds() }
 
 /// Seconds since the Unix epoch, from CLOCK_REALTIME.
 public func wallClockSeconds() -> Double {

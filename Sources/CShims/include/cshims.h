@@ -64,6 +64,9 @@ int cp_tcp_lookup(const cp_tcp_key *keys, int count, cp_tcp_socket *out, uint8_t
 /// prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` to this process when its parent dies.
 int cp_set_parent_death_signal(int sig);
 
+/* Seconds on the monotonic clock (for durations and deadlines). */
+double cp_monotonic_seconds(void);
+
 /// Catches each of `sigs` with one sigaction handler (SA_RESTART) that records the signal and,
 /// when `wake_fd` >= 0, writes one byte to it. Process-wide and async-signal-safe: unlike a
 /// signal DispatchSource, it does not depend on which thread the kernel picks, nor on a
