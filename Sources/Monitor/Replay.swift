@@ -1,6 +1,11 @@
 // A recorded run read back frame by frame for `mshmon replay`: each sampled cycle with what
 // the dashboard's panes showed of it (the `panes` its JSON Lines export records when they
-// change), and the events and notes logged up to it.
+// change), and the events and notes logged before it.
+//
+// An 8-hour run is ~430,000 samples and millions of event lines. Sample lines are scanned as
+// bytes (RunFile's scanner); only a line carrying panes, the header and the verdict are
+// decoded. A frame keeps its counts and where its line starts; its log lines are found by
+// reading back from there when it is shown, so they are never all held at once.
 
 import FoundationEssentials
 import Glibc
@@ -8,123 +13,209 @@ import Ledger
 import Probes
 
 public struct ReplayRun: Sendable {
+    /// One sampled cycle: its counts, and where its panes and its line are.
     public struct Frame: Sendable {
         public var cycle: Int
-        /// The sample as the panes show it: heap, fds, sockets but TIME_WAIT ones, ledger
-        /// counts, a device's replies (threads are a count only: see `point`).
-        public var snapshot: Snapshot
+        public var time: Double
+        public var heap: HeapSample
         public var point: SeriesPoint
         /// Our sockets in TIME_WAIT: counted at the sample, not recorded row by row.
         public var timeWait: Int
         public var error: String?
         public var reset: String?
-        /// The log's lines written before this frame's sample (`log[..<logEnd]`).
-        public var logEnd: Int
+        /// The panes in force (`panes[panesIndex]`).
+        var panesIndex: Int
+        /// Where the frame's line starts in `bytes` (nil for a frame made in a test).
+        var offset: Int?
 
-        public init(cycle: Int, snapshot: Snapshot, point: SeriesPoint, timeWait: Int, error: String?, reset: String?, logEnd: Int) {
+        public init(cycle: Int, time: Double, heap: HeapSample, point: SeriesPoint, timeWait: Int, error: String? = nil, reset: String? = nil) {
             self.cycle = cycle
-            self.snapshot = snapshot
+            self.time = time
+            self.heap = heap
             self.point = point
             self.timeWait = timeWait
             self.error = error
             self.reset = reset
-            self.logEnd = logEnd
+            panesIndex = 0
+            offset = nil
         }
     }
 
     public var info: RunInfo?
-    public var frames: [Frame] = []
-    /// Events and notes, oldest first, as the dashboard's log pane shows them.
-    public var log: [String] = []
+    public private(set) var frames: [Frame] = []
     /// The verdict line the run printed at its end.
     public var verdictLine: String?
     /// Whether the export records the panes (exports of mshmon before 0.3 hold counts only).
-    public var hasPanes = false
+    public private(set) var hasPanes = false
     /// Cycles whose sample is missing (a failed cycle records no snapshot).
-    public var failedWithoutSample = 0
+    public private(set) var failedWithoutSample = 0
+    /// Every failed cycle, sampled or not, in order.
+    public private(set) var failures: [(cycle: Int, cause: String)] = []
+    /// Each distinct set of panes the run recorded, in order; `panes[0]` is empty.
+    var panes: [JSONLFormat.Panes] = [JSONLFormat.Panes(Snapshot(time: 0, heap: HeapSample(total: 0, used: 0, maximum: 0)))]
+    /// The export itself, which the log lines are read back from.
+    var file: MappedFile?
+    /// Log lines of frames made in a test (`append`), by frame.
+    var testLog: [[String]] = []
 
     public init() {}
 
-    /// One line of the export, as much of it as a replay needs.
-    struct Line: Decodable {
-        var type: String
-        var time: Double?
-        var info: RunInfo?
-        var event: String?
-        var cycle: Int?
-        var heap: HeapSample?
-        var fds: Int?
-        var threads: Int?
-        var sockets: [String: Int]?
-        var ledger: [String: Int]?
-        var error: String?
-        var verdict: String?
-        var reset: String?
-        var panes: JSONLFormat.Panes?
+    /// A frame and the log lines before it (for tests: a run not read from a file).
+    public mutating func append(_ frame: Frame, fds: [FDRow] = [], tcp: [TCPRow] = [], log: [String] = []) {
+        var f = frame
+        var s = Snapshot(time: frame.time, heap: frame.heap)
+        s.fds = fds
+        s.tcp = tcp
+        panes.append(JSONLFormat.Panes(s))
+        f.panesIndex = panes.count - 1
+        frames.append(f)
+        testLog.append(log)
+        if let e = frame.error { failures.append((frame.cycle, e)) }
+        hasPanes = true
+    }
+
+    /// As an export made before the panes were recorded reads (for tests).
+    public mutating func forgetPanes() { hasPanes = false }
+
+    /// The frame as the dashboard's panes showed it.
+    public func snapshot(_ k: Int) -> Snapshot {
+        let f = frames[k]
+        let p = panes[f.panesIndex]
+        var s = Snapshot(time: f.time, heap: f.heap)
+        s.fds = p.fds
+        s.tcp = p.tcp
+        if var console = p.console {
+            console.reset = f.reset
+            s.console = console
+        }
+        if f.point.ledger != .zero || hasLedger {
+            var counts: [LedgerKind: LedgerCounts] = [:]
+            for (i, kind) in LedgerKind.allCases.enumerated() {
+                var c = LedgerCounts()
+                c.live = Int(f.point.ledger[i])
+                counts[kind] = c
+            }
+            s.ledger = LedgerSnapshot(counts: counts)
+        }
+        return s
+    }
+
+    /// Whether the samples carry ledger counts (mshmon's own client).
+    public private(set) var hasLedger = false
+
+    /// Up to `limit` events and notes logged before frame `k` (and the failed cycles among
+    /// them), oldest first, as the log pane shows them.
+    public func log(before k: Int, limit: Int) -> [String] {
+        guard let end = frames[k].offset, let bytes = file?.bytes else {
+            return Array(testLog[...k].joined().suffix(limit))
+        }
+        var lines: [String] = []
+        var stop = end - 1  // the newline ending the line before
+        let decoder = JSONDecoder()
+        struct Logged: Decodable { var type: String; var event: String?; var cycle: Int?; var error: String? }
+        while stop > 0 && lines.count < limit {
+            var start = stop - 1
+            while start >= 0 && bytes[start] != 10 { start -= 1 }
+            let line = bytes[(start + 1)..<stop]
+            stop = start
+            guard let logged = try? decoder.decode(Logged.self, from: Data(line)) else { continue }
+            switch logged.type {
+            case "event", "note": if let e = logged.event { lines.append(e) }
+            case "sample": if let e = logged.error, let c = logged.cycle { lines.append("cycle \(c) failed: \(e)") }
+            default: continue
+            }
+        }
+        return lines.reversed()
     }
 
     public static func read(_ path: String) throws(RunFileError) -> ReplayRun {
         guard path.hasSuffix(".jsonl") else {
             throw .unknownKind(path.hasSuffix(".csv") ? "\(path): a .csv holds counts only; replay reads the run's .jsonl export" : path)
         }
-        guard let bytes = ProcFile.read(path, initialCapacity: 1 << 20) else {
-            throw .unreadable(path, String(cString: strerror(errno)).lowercased())
-        }
+        let file = try MappedFile(path)
         var run = ReplayRun()
-        var panes = JSONLFormat.Panes(Snapshot(time: 0, heap: HeapSample(total: 0, used: 0, maximum: 0)))
-        let decoder = JSONDecoder()
         var lineNumber = 0
-        for raw in bytes.split(separator: 10, omittingEmptySubsequences: true) {
-            lineNumber += 1
-            guard let line = try? decoder.decode(Line.self, from: Data(raw)) else {
-                throw .unreadable(path, "line \(lineNumber) is not one of an mshmon export")
-            }
-            switch line.type {
-            case "header": run.info = line.info
-            case "event", "note": if let e = line.event { run.log.append(e) }
-            case "verdict": run.verdictLine = line.verdict
-            case "sample":
-                guard let cycle = line.cycle else { continue }
-                if let e = line.error { run.log.append("cycle \(cycle) failed: \(e)") }
-                guard let heap = line.heap else {
-                    run.failedWithoutSample += 1
-                    continue
-                }
-                if let p = line.panes {
-                    panes = p
-                    run.hasPanes = true
-                }
-                run.frames.append(frame(line, cycle: cycle, heap: heap, panes: panes, logEnd: run.log.count))
-            default: continue
+        var bad: Int?
+        do {
+            let buffer = file.bytes
+            var start = 0
+            while start < buffer.count && bad == nil {
+                var end = start
+                while end < buffer.count && buffer[end] != 10 { end += 1 }
+                lineNumber += 1
+                let line = UnsafeBufferPointer(rebasing: buffer[start..<end])
+                if !line.isEmpty && !run.add(line, at: start) { bad = lineNumber }
+                start = end + 1
             }
         }
+        if let bad { throw .unreadable(path, "line \(bad) is not one of an mshmon export") }
         if run.frames.isEmpty { throw .empty(path) }
+        run.file = file
         return run
     }
 
-    static func frame(_ line: Line, cycle: Int, heap: HeapSample, panes: JSONLFormat.Panes, logEnd: Int) -> Frame {
-        var snap = Snapshot(time: line.time ?? 0, heap: heap)
-        snap.fds = panes.fds
-        snap.tcp = panes.tcp
-        if var console = panes.console {
-            console.reset = line.reset
-            snap.console = console
+    /// One line of the export; false when it is not one of an export's lines.
+    mutating func add(_ line: UnsafeBufferPointer<UInt8>, at offset: Int) -> Bool {
+        guard line.first == UInt8(ascii: "{"), line.last == UInt8(ascii: "}") else { return false }
+        if JSONLine.hasSuffix(line, "\"type\":\"sample\"}") || JSONLine.contains(line, "\"type\":\"sample\"") {
+            var scanner = JSONLine.Scanner(bytes: line)
+            var row = JSONLine.Row()
+            scanner.object(parent: nil, into: &row)
+            if let e = row.error { failures.append((row.cycle, e)) }
+            guard row.hasSnapshot else {
+                failedWithoutSample += 1
+                return true
+            }
+            if JSONLine.contains(line, "\"panes\":") {
+                struct WithPanes: Decodable { var panes: JSONLFormat.Panes }
+                guard let p = try? JSONDecoder().decode(WithPanes.self, from: Data(line)) else { return false }
+                panes.append(p.panes)
+                hasPanes = true
+            }
+            if row.sawLedger { hasLedger = true }
+            let point = SeriesPoint(cycle: row.cycle, heapUsed: row.used, fds: Int32(clamping: row.fds), threads: Int32(clamping: row.threads),
+                                    sockets: row.sockets, ledger: row.ledger)
+            var f = Frame(cycle: row.cycle, time: 0, heap: HeapSample(total: row.total, used: row.used, maximum: row.maximum), point: point,
+                          timeWait: Int(row.sockets[TCPState.allCases.firstIndex(of: .TIME_WAIT)!]), error: row.error, reset: row.reset)
+            f.time = row.time
+            f.panesIndex = panes.count - 1
+            f.offset = offset
+            frames.append(f)
+        } else if JSONLine.contains(line, "\"type\":\"header\"") {
+            struct Header: Decodable { var info: RunInfo }
+            info = try? JSONDecoder().decode(Header.self, from: Data(line)).info
+        } else if JSONLine.contains(line, "\"type\":\"verdict\"") {
+            struct Final: Decodable { var verdict: String }
+            verdictLine = (try? JSONDecoder().decode(Final.self, from: Data(line)))?.verdict
         }
-        var counts: [LedgerKind: LedgerCounts] = [:]
-        for (name, live) in line.ledger ?? [:] {
-            guard let kind = LedgerKind(rawValue: name) else { continue }
-            var c = LedgerCounts()
-            c.live = live
-            counts[kind] = c
+        return true
+    }
+}
+
+/// A file mapped read-only for as long as something holds it (an 8-hour export is hundreds of
+/// MB: mapped, its pages are the page cache's, not copies on our heap).
+final class MappedFile: Sendable {
+    nonisolated(unsafe) let bytes: UnsafeBufferPointer<UInt8>  // read-only mapping, never written, unmapped in deinit
+
+    init(_ path: String) throws(RunFileError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path, String(cString: strerror(errno)).lowercased()) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .unreadable(path, String(cString: strerror(errno)).lowercased()) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path, "not a regular file") }
+        let size = Int(st.st_size)
+        guard size > 0 else {
+            bytes = UnsafeBufferPointer(start: nil, count: 0)
+            return
         }
-        if line.ledger != nil { snap.ledger = LedgerSnapshot(counts: counts) }
-        var sockets = SIMD16<Int32>.zero
-        for (i, state) in TCPState.allCases.enumerated() { sockets[i] = Int32(clamping: line.sockets?[state.rawValue] ?? 0) }
-        var ledger = SIMD8<Int32>.zero
-        for (i, kind) in LedgerKind.allCases.enumerated() { ledger[i] = Int32(clamping: counts[kind]?.live ?? 0) }
-        let point = SeriesPoint(cycle: cycle, heapUsed: heap.used, fds: Int32(clamping: line.fds ?? panes.fds.count),
-                                threads: Int32(clamping: line.threads ?? 0), sockets: sockets, ledger: ledger)
-        return Frame(cycle: cycle, snapshot: snap, point: point, timeWait: line.sockets?["TIME_WAIT"] ?? 0,
-                     error: line.error, reset: line.reset, logEnd: logEnd)
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            throw .unreadable(path, String(cString: strerror(errno)).lowercased())
+        }
+        bytes = UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
 }

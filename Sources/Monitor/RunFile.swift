@@ -133,7 +133,9 @@ enum JSONLine {
     }
 
     struct Row {
-        var cycle = 0, used = 0, fds = 0, threads = 0
+        var cycle = 0, used = 0, fds = 0, threads = 0, total = 0, maximum = 0
+        var time = 0.0
+        var reset: String?
         var sockets = SIMD16<Int32>.zero
         var ledger = SIMD8<Int32>.zero
         var phases = 0.0
@@ -144,12 +146,15 @@ enum JSONLine {
         mutating func number(parent: Slice<UnsafeBufferPointer<UInt8>>?, key: Slice<UnsafeBufferPointer<UInt8>>, _ value: Double) {
             guard let parent else {
                 if key.elementsEqual("cycle".utf8) { cycle = Int(value) }
+                else if key.elementsEqual("time".utf8) { time = value }
                 else if key.elementsEqual("fds".utf8) { fds = Int(value); hasSnapshot = true }
                 else if key.elementsEqual("threads".utf8) { threads = Int(value) }
                 return
             }
             if parent.elementsEqual("heap".utf8) {
                 if key.elementsEqual("used".utf8) { used = Int(value) }
+                else if key.elementsEqual("total".utf8) { total = Int(value) }
+                else if key.elementsEqual("maximum".utf8) { maximum = Int(value) }
             } else if parent.elementsEqual("phases".utf8) {
                 phases += value
             } else if parent.elementsEqual("sockets".utf8) {
@@ -195,11 +200,12 @@ enum JSONLine {
             case UInt8(ascii: "\""):
                 let start = i
                 guard let text = string() else { return }
-                if parent == nil && key.elementsEqual("error".utf8) {
+                if parent == nil && (key.elementsEqual("error".utf8) || key.elementsEqual("reset".utf8)) {
                     // Decoded only when it holds escapes (rare).
-                    row.error = text.contains(UInt8(ascii: "\\"))
+                    let value = text.contains(UInt8(ascii: "\\"))
                         ? (try? JSONDecoder().decode(String.self, from: Data(UnsafeBufferPointer(rebasing: bytes[start..<i]))))
                         : String(decoding: text, as: UTF8.self)
+                    if key.elementsEqual("error".utf8) { row.error = value } else { row.reset = value }
                 }
             case UInt8(ascii: "["):
                 skipNested()

@@ -342,24 +342,24 @@ public struct DashboardModel: Sendable {
         let k = min(max(0, index), run.frames.count - 1)
         frame = k
         let f = run.frames[k]
-        state.snapshot = f.snapshot
-        state.lastCycle = f.snapshot
-        state.beforeLastCycle = k > 0 ? run.frames[k - 1].snapshot : nil
+        let snap = run.snapshot(k)
+        state.snapshot = snap
+        state.lastCycle = snap
+        state.beforeLastCycle = k > 0 ? run.snapshot(k - 1) : nil
         state.cycles = f.cycle
         state.netstatNote = f.timeWait > 0 ? "(\(f.timeWait) of our sockets in TIME_WAIT: counted at the sample, not recorded row by row)" : nil
         state.chart.clear()
         for j in max(0, k - ChartState.capacity + 1)...k { state.chart.append(run.frames[j].point) }
         state.chart.updateSlopes()
         let base = (0...k).last { run.frames[$0].reset != nil } ?? 0
-        state.baseline = PaneBaseline(run.frames[base].snapshot, cycle: run.frames[base].cycle)
+        state.baseline = PaneBaseline(run.snapshot(base), cycle: run.frames[base].cycle)
         let warmupEnds = run.frames[base].reset != nil ? run.frames[base].cycle - 1 + warmup : warmup
         var failures = CycleFailures()
-        for g in run.frames[...k] { if let e = g.error { failures.add(e) } }
+        for (cycle, cause) in run.failures where cycle <= f.cycle { failures.add(cause) }
         state.failedCycles = failures.total
-        let judged = run.frames[base...k].filter { $0.cycle > warmupEnds }.suffix(4_096).map(\.point)
-        state.verdict = LeakJudge().verdict(points: judged, cycles: f.cycle, failures: failures,
-                                            duration: f.snapshot.time - run.frames[0].snapshot.time)
-        state.log = (replayPreamble + run.log[..<f.logEnd].suffix(100 - replayPreamble.count)).map { escaped($0) }
+        let judged = run.frames[max(base, k - 4_095)...k].filter { $0.cycle > warmupEnds }.map(\.point)
+        state.verdict = LeakJudge().verdict(points: judged, cycles: f.cycle, failures: failures, duration: f.time - run.frames[0].time)
+        state.log = (replayPreamble + run.log(before: k, limit: 100 - replayPreamble.count)).map { escaped($0) }
         state.replay = "replay \(replaySource)  cycle \(f.cycle)  sample \(k + 1) of \(run.frames.count)  at \(state.broker)"
         if k == run.frames.count - 1 {
             state.status = "the last sample" + (run.verdictLine.map { "; the run ended: \($0)" } ?? "") + " · ← back · ? help"

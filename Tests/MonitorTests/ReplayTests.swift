@@ -51,10 +51,11 @@ struct ReplayTests {
         defer { TemporaryFolder.remove(dir) }
         let run = try ReplayRun.read(record(dir))
         #expect(run.frames.map(\.cycle) == [1, 2, 3, 4] && run.hasPanes)
-        #expect(run.frames.map { $0.snapshot.fds.count } == [1, 1, 2, 2], "cycle 2 and 4 carry the panes forward")
-        #expect(run.frames[3].snapshot.tcp.map(\.state) == [.CLOSE_WAIT] && run.frames[3].timeWait == 4)
-        #expect(run.frames[2].snapshot.heap.used == 13 && run.frames[2].point.fds == 2 && run.frames[2].point.heapUsed == 13)
-        #expect(run.frames.map(\.logEnd) == [1, 2, 3, 4] && run.log[2] == "cycle 3 note")
+        #expect((0..<4).map { run.snapshot($0).fds.count } == [1, 1, 2, 2], "cycle 2 and 4 carry the panes forward")
+        #expect(run.snapshot(3).tcp.map(\.state) == [.CLOSE_WAIT] && run.frames[3].timeWait == 4)
+        #expect(run.frames[2].heap == HeapSample(total: 100, used: 13, maximum: 50) && run.frames[2].point.fds == 2 && run.frames[2].time == 3)
+        #expect(run.log(before: 2, limit: 100) == ["cycle 1 note", "cycle 2 note", "cycle 3 note"])
+        #expect(run.log(before: 3, limit: 2) == ["cycle 3 note", "cycle 4 note"], "the newest, oldest first")
         #expect(run.info?.command == "mshmon cycle --warmup 0")
     }
 

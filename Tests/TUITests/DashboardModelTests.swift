@@ -133,14 +133,12 @@ struct ReplayModelTests {
     func run() -> ReplayRun {
         var run = ReplayRun()
         for n in 1...5 {
-            var snap = Snapshot(time: Double(n), heap: HeapSample(total: 100, used: 50, maximum: 60))
-            snap.fds = (0..<max(1, n - 1)).map { FDRow(fd: Int32($0), type: .socket, path: "socket:[\($0)]") }
-            let point = SeriesPoint(cycle: n, heapUsed: 50, fds: Int32(snap.fds.count), threads: 2, sockets: .zero, ledger: .zero)
-            run.log.append("note \(n)")
-            run.frames.append(ReplayRun.Frame(cycle: n, snapshot: snap, point: point, timeWait: n, error: nil, reset: nil, logEnd: run.log.count))
+            let fds = (0..<max(1, n - 1)).map { FDRow(fd: Int32($0), type: .socket, path: "socket:[\($0)]") }
+            let point = SeriesPoint(cycle: n, heapUsed: 50, fds: Int32(fds.count), threads: 2, sockets: .zero, ledger: .zero)
+            run.append(ReplayRun.Frame(cycle: n, time: Double(n), heap: HeapSample(total: 100, used: 50, maximum: 60), point: point, timeWait: n),
+                       fds: fds, log: ["note \(n)"])
         }
         run.verdictLine = "verdict: LEAK fds +1.00/cycle"
-        run.hasPanes = true
         return run
     }
 
@@ -181,8 +179,10 @@ struct ReplayModelTests {
 
 extension ReplayModelTests {
     @Test func anExportWithoutPanesSaysSoAtTheTopOfTheLog() {
-        var old = run()
-        old.hasPanes = false
+        var old = ReplayRun()
+        old.append(ReplayRun.Frame(cycle: 1, time: 1, heap: HeapSample(total: 1, used: 1, maximum: 1),
+                                   point: SeriesPoint(cycle: 1, heapUsed: 1, fds: 0, threads: 1, sockets: .zero, ledger: .zero), timeWait: 0))
+        old.forgetPanes()
         old.info = RunInfo(broker: "b", clientID: "c", injectLeak: nil, started: 0, command: "mshmon cycle -n 5")
         let m = DashboardModel(replay: old, source: "old.jsonl", warmup: 0)
         #expect(m.state.log.first == "recorded 1970-01-01 00:00:00 UTC: mshmon cycle -n 5")

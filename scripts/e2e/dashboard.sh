@@ -71,10 +71,13 @@ $T send-keys -t main Tab
 check "Tab: the next pane takes focus" wait_screen 'msh />log ◂'
 $T send-keys -t main Tab Tab
 check "Tab: focus wraps to list_fd" wait_screen 'msh />list_fd ◂'
+# At 24 rows list_fd has more rows than its box (at 40 they all fit).
+$T resize-window -t main -x 120 -y 24
 $T send-keys -t main End
 check "End: list_fd scrolls to its last fds" wait_for 5 sh -c "! $T capture-pane -p -t main 2>/dev/null | grep -q ' 0 device '"
 $T send-keys -t main Home
 check "Home: back to fd 0" wait_screen ' 0 device '
+$T resize-window -t main -x 120 -y 40
 
 $T resize-window -t main -x 60 -y 20 2>/dev/null || $T resize-pane -t main -x 60 -y 20
 sleep 1
