@@ -80,7 +80,8 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     var abandoned: [Connection] = []
     /// `--inject-leak tls-context`: each closed connection's TLS handler and its record, kept.
     var keptTLS: [(handler: NIOSSLClientHandler, record: LedgerEntry)] = []
-    var opening = false
+    /// What the client is doing about its connection (see `Lifecycle`).
+    var lifecycle = Lifecycle.idle
     /// Nesting depth of `batchingWrites`: while above zero, writes wait for its end.
     var writesHeld = 0
     /// Requests made while the socket opens: handed to the session once CONNECT is sent.
@@ -91,14 +92,6 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     var timer: NIOScheduledCallback?
     var timerDeadline: NIODeadline?
     var timerEntry: LedgerEntry?
-    var reconnectTask: Scheduled<Void>?
-    var reconnectAttempts = 0
-    var wantsConnection = false
-    /// Whether a CONNACK accepted this connection request: only then is a loss reconnected.
-    var everConnected = false
-    /// A requested disconnect is closing the socket; `closeWaiters` run once it is closed.
-    var closing = false
-    var closeWaiters: [@Sendable () -> Void] = []
     var listeners: [@Sendable (ClientEvent) -> Void] = []
     /// Each subscribe request's callback, under the id the session's handlers name it with.
     var callbacks = CallbackSlots()
@@ -116,18 +109,25 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     // MARK: connect / disconnect
 
     func startConnect(_ done: @escaping @Sendable (Result<ConnAck, MQTTError>) -> Void) {
-        if closing { return closeWaiters.append { self.startConnect(done) } }
-        guard connection == nil && !opening else { return done(.failure(.invalidRequest("already \(_state)"))) }
-        wantsConnection = true
-        everConnected = false
-        reconnectTask?.cancel()
-        reconnectTask = nil
-        reconnectAttempts = 0
+        switch lifecycle {
+        case .closing(var waiters):
+            // After the disconnect in progress.
+            waiters.append { self.startConnect(done) }
+            lifecycle = .closing(waiters: waiters)
+            return
+        case .opening, .open, .abandoningOpen:
+            return done(.failure(.invalidRequest("already \(_state)")))
+        case .backingOff(_, let task):
+            task.cancel()
+        case .idle:
+            break
+        }
+        lifecycle = .opening(ConnectAttempt())
         open(request: newRequest({ if case .connected(let ack) = $0 { ack } else { nil } }, then: done))
     }
 
+    /// Opens a socket for the connection `lifecycle` says is opening.
     func open(request: RequestID) {
-        opening = true
         setState(_state == .reconnecting ? .reconnecting : .connecting)
         generation += 1
         let gen = generation
@@ -150,7 +150,6 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         connecting
             .hop(to: eventLoop)
             .whenComplete { result in
-                self.opening = false
                 switch result {
                 case .success(let channel): self.opened(channel, generation: gen, request: request)
                 case .failure(let error): self.openFailed(error, request: request)
@@ -159,12 +158,15 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     }
 
     func opened(_ channel: any Channel, generation gen: Int, request: RequestID) {
-        guard wantsConnection, gen == generation else {
+        guard case .opening(let attempt) = lifecycle, gen == generation else {
+            // Disconnected while it opened.
+            if case .abandoningOpen = lifecycle, gen == generation { lifecycle = .idle }
             channel.close(promise: nil)
             complete(request, .failure(.sessionEnded))
             runAfterOpen(now: .now())
             return
         }
+        lifecycle = .open(attempt)
         if literalAddress == nil { resolvedAddress = channel.remoteAddress }
         let record = ConnectionRecord(local: Self.endpoint(channel.localAddress), remote: Self.endpoint(channel.remoteAddress))
         begin(Connection(channel: channel, generation: gen, record: record, ledger: ledger,
@@ -176,7 +178,8 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     /// (`register`). The broker answers while NIO sets the channel up, where it used to wait
     /// for it (scripts/bench measures the cycle rate).
     func openedSocket(_ fd: CInt, remote: SocketAddress, generation gen: Int, request: RequestID) {
-        opening = false
+        // Within `open`'s call: nothing happened in between.
+        if case .opening(let attempt) = lifecycle { lifecycle = .open(attempt) }
         let record = ConnectionRecord(local: Self.localEndpoint(fd), remote: Self.endpoint(remote))
         // Its first write, then `register`, come with the first flush (`batchingWrites` holds it).
         begin(Connection(descriptor: fd, generation: gen, record: record, ledger: ledger,
@@ -230,10 +233,12 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         let e = MQTTError.cannotConnect(host: configuration.host, port: configuration.port, reason: Self.describe(error))
         emit(.error(e))
         complete(request, .failure(e))
-        if wantsConnection && _state == .reconnecting {
-            scheduleReconnect()
-        } else {
-            wantsConnection = false
+        switch lifecycle {
+        case .opening(let attempt) where _state == .reconnecting:
+            scheduleReconnect(attempt)
+        default:
+            // The first connect failed, or a disconnect came while it opened.
+            lifecycle = .idle
             setState(.disconnected)
         }
         runAfterOpen(now: .now())
@@ -267,19 +272,30 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     }()
 
     func startDisconnect(_ done: @escaping @Sendable () -> Void) {
-        wantsConnection = false
-        reconnectTask?.cancel()
-        reconnectTask = nil
-        if closing { return closeWaiters.append(done) }
-        guard connection != nil else {
-            if configuration.session.cleanSession { perform(session.dropSession(reason: .sessionEnded)) }
-            setState(.disconnected)
-            return done()
+        switch lifecycle {
+        case .closing(var waiters):
+            waiters.append(done)
+            lifecycle = .closing(waiters: waiters)
+            return
+        case .open where connection != nil:
+            lifecycle = .closing(waiters: [done])
+            setState(.disconnecting)
+            perform(session.disconnect(now: .now()))
+            return
+        case .open:
+            lifecycle = .idle  // asked while its loss is being handled (a listener of `connectionClosed`)
+        case .backingOff(_, let task):
+            task.cancel()
+            lifecycle = .idle
+        case .opening:
+            lifecycle = .abandoningOpen
+        case .abandoningOpen, .idle:
+            break
         }
-        closing = true
-        closeWaiters.append(done)
-        setState(.disconnecting)
-        perform(session.disconnect(now: .now()))
+        // No connection open.
+        if configuration.session.cleanSession { perform(session.dropSession(reason: .sessionEnded)) }
+        setState(.disconnected)
+        done()
     }
 
     // MARK: events from the channel (on the event loop)
@@ -292,8 +308,11 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         // next request at once (see `onLoop`).
         if case .connack = packet, let channel = connection?.channel { Self.socketCloser(channel)?.quickAck = false }
         if case .connack(let ack) = packet, ack.returnCode == .accepted {
-            reconnectAttempts = 0
-            everConnected = true
+            if case .open(var attempt) = lifecycle {
+                attempt.everConnected = true
+                attempt.reconnects = 0
+                lifecycle = .open(attempt)
+            }
             setState(.connected)
         }
         perform(actions, flush: false)
@@ -454,34 +473,38 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         perform(session.connectionClosed(error: error, now: .now()))
         let refused: Bool
         if case .connectionRefused? = error { refused = true } else { refused = false }
-        if wantsConnection && everConnected && configuration.reconnect && !refused && error != nil {
+        switch lifecycle {
+        case .open(let attempt) where attempt.everConnected && configuration.reconnect && !refused && error != nil:
             setState(.reconnecting)
-            scheduleReconnect()
-        } else {
-            if wantsConnection && configuration.session.cleanSession {
+            scheduleReconnect(attempt)
+        case .closing(let waiters):
+            // A requested disconnect: its callers (and a connect asked meanwhile) go on now.
+            lifecycle = .idle
+            setState(.disconnected)
+            for waiter in waiters { waiter() }
+        default:
+            if lifecycle.wantsConnection && configuration.session.cleanSession {
                 perform(session.dropSession(reason: error ?? .sessionEnded))
             }
-            wantsConnection = false
+            lifecycle = .idle
             setState(.disconnected)
-        }
-        if closing {
-            closing = false
-            let waiting = closeWaiters
-            closeWaiters = []
-            for waiter in waiting { waiter() }
         }
     }
 
-    func scheduleReconnect() {
-        reconnectAttempts += 1
-        let delay = Self.reconnectDelay(attempt: reconnectAttempts, interval: configuration.reconnectInterval,
+    /// Backs off before opening `attempt`'s next connection (the delay doubles per attempt).
+    func scheduleReconnect(_ attempt: ConnectAttempt) {
+        var next = attempt
+        next.reconnects += 1
+        let delay = Self.reconnectDelay(attempt: next.reconnects, interval: configuration.reconnectInterval,
                                         maximum: configuration.maxReconnectInterval)
-        emit(.reconnectScheduled(attempt: reconnectAttempts, delayMilliseconds: Int(delay.nanoseconds / 1_000_000)))
-        reconnectTask = eventLoop.scheduleTask(in: delay) {
-            self.reconnectTask = nil
-            guard self.wantsConnection, self.connection == nil, !self.opening else { return }
+        let task = eventLoop.scheduleTask(in: delay) {
+            guard case .backingOff(let attempt, _) = self.lifecycle, self.connection == nil else { return }
+            self.lifecycle = .opening(attempt)
             self.open(request: self.newRequest({ $0 }, then: { _ in }))
         }
+        // Before the event: a listener that disconnects then finds the backoff to cancel.
+        lifecycle = .backingOff(next, task: task)
+        emit(.reconnectScheduled(attempt: next.reconnects, delayMilliseconds: Int(delay.nanoseconds / 1_000_000)))
     }
 
     // MARK: timer
@@ -545,7 +568,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     /// Runs a request's session command now, or once CONNECT is sent if the socket is opening.
     func submit(_ id: RequestID, now: NIODeadline, flush: Bool = true,
                         _ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) {
-        if opening { afterOpen.append((id, body)) } else { perform(body(id, now), flush: flush) }
+        if lifecycle.isOpening { afterOpen.append((id, body)) } else { perform(body(id, now), flush: flush) }
     }
 
     /// A new request and who waits for it. `extract` takes the caller's value out of the

@@ -82,7 +82,7 @@ extension MQTTClient {
     /// A publish's session command: queued while the client wants a connection, else refused.
     private func publishing(_ message: Publish) -> @Sendable (RequestID, NIODeadline) -> [SessionAction] {
         { id, now in
-            guard self.wantsConnection else { return [.complete(id, .failure(.notConnected))] }
+            guard self.lifecycle.wantsConnection else { return [.complete(id, .failure(.notConnected))] }
             return self.session.publish(message, request: id, now: now)
         }
     }
