@@ -81,7 +81,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     /// `--inject-leak tls-context`: each closed connection's TLS handler and its record, kept.
     var keptTLS: [(handler: NIOSSLClientHandler, record: LedgerEntry)] = []
     /// What the client is doing about its connection (see `Lifecycle`).
-    var lifecycle = Lifecycle.idle
+    var lifecycle = Lifecycle<Scheduled<Void>, @Sendable () -> Void>.idle
     /// Nesting depth of `batchingWrites`: while above zero, writes wait for its end.
     var writesHeld = 0
     /// Requests made while the socket opens: handed to the session once CONNECT is sent.
@@ -109,21 +109,13 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     // MARK: connect / disconnect
 
     func startConnect(_ done: @escaping @Sendable (Result<ConnAck, MQTTError>) -> Void) {
-        switch lifecycle {
-        case .closing(var waiters):
-            // After the disconnect in progress.
-            waiters.append { self.startConnect(done) }
-            lifecycle = .closing(waiters: waiters)
-            return
-        case .opening, .open, .abandoningOpen:
-            return done(.failure(.invalidRequest("already \(_state)")))
-        case .backingOff(_, let task):
-            task.cancel()
-        case .idle:
-            break
+        switch lifecycle.connect({ self.startConnect(done) }) {
+        case .afterClose: return
+        case .refuse: return done(.failure(.invalidRequest("already \(_state)")))
+        case .open(let backoff):
+            backoff?.cancel()
+            open(request: newRequest({ if case .connected(let ack) = $0 { ack } else { nil } }, then: done))
         }
-        lifecycle = .opening(ConnectAttempt())
-        open(request: newRequest({ if case .connected(let ack) = $0 { ack } else { nil } }, then: done))
     }
 
     /// Opens a socket for the connection `lifecycle` says is opening.
@@ -158,15 +150,13 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     }
 
     func opened(_ channel: any Channel, generation gen: Int, request: RequestID) {
-        guard case .opening(let attempt) = lifecycle, gen == generation else {
+        guard lifecycle.opened(current: gen == generation) else {
             // Disconnected while it opened.
-            if case .abandoningOpen = lifecycle, gen == generation { lifecycle = .idle }
             channel.close(promise: nil)
             complete(request, .failure(.sessionEnded))
             runAfterOpen(now: .now())
             return
         }
-        lifecycle = .open(attempt)
         if literalAddress == nil { resolvedAddress = channel.remoteAddress }
         let record = ConnectionRecord(local: Self.endpoint(channel.localAddress), remote: Self.endpoint(channel.remoteAddress))
         begin(Connection(channel: channel, generation: gen, record: record, ledger: ledger,
@@ -178,8 +168,8 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     /// (`register`). The broker answers while NIO sets the channel up, where it used to wait
     /// for it (scripts/bench measures the cycle rate).
     func openedSocket(_ fd: CInt, remote: SocketAddress, generation gen: Int, request: RequestID) {
-        // Within `open`'s call: nothing happened in between.
-        if case .opening(let attempt) = lifecycle { lifecycle = .open(attempt) }
+        // Within `open`'s call: nothing can have come in between.
+        _ = lifecycle.opened(current: true)
         let record = ConnectionRecord(local: Self.localEndpoint(fd), remote: Self.endpoint(remote))
         // Its first write, then `register`, come with the first flush (`batchingWrites` holds it).
         begin(Connection(descriptor: fd, generation: gen, record: record, ledger: ledger,
@@ -233,13 +223,9 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         let e = MQTTError.cannotConnect(host: configuration.host, port: configuration.port, reason: Self.describe(error))
         emit(.error(e))
         complete(request, .failure(e))
-        switch lifecycle {
-        case .opening(let attempt) where _state == .reconnecting:
-            scheduleReconnect(attempt)
-        default:
-            // The first connect failed, or a disconnect came while it opened.
-            lifecycle = .idle
-            setState(.disconnected)
+        switch lifecycle.openFailed(reconnecting: _state == .reconnecting) {
+        case .backOff(let attempt): scheduleReconnect(attempt)
+        case .disconnected: setState(.disconnected)
         }
         runAfterOpen(now: .now())
     }
@@ -272,30 +258,18 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     }()
 
     func startDisconnect(_ done: @escaping @Sendable () -> Void) {
-        switch lifecycle {
-        case .closing(var waiters):
-            waiters.append(done)
-            lifecycle = .closing(waiters: waiters)
+        switch lifecycle.disconnect(done, hasConnection: connection != nil) {
+        case .afterClose:
             return
-        case .open where connection != nil:
-            lifecycle = .closing(waiters: [done])
+        case .sendDisconnect:
             setState(.disconnecting)
             perform(session.disconnect(now: .now()))
-            return
-        case .open:
-            lifecycle = .idle  // asked while its loss is being handled (a listener of `connectionClosed`)
-        case .backingOff(_, let task):
-            task.cancel()
-            lifecycle = .idle
-        case .opening:
-            lifecycle = .abandoningOpen
-        case .abandoningOpen, .idle:
-            break
+        case .done(let backoff):
+            backoff?.cancel()
+            if configuration.session.cleanSession { perform(session.dropSession(reason: .sessionEnded)) }
+            setState(.disconnected)
+            done()
         }
-        // No connection open.
-        if configuration.session.cleanSession { perform(session.dropSession(reason: .sessionEnded)) }
-        setState(.disconnected)
-        done()
     }
 
     // MARK: events from the channel (on the event loop)
@@ -308,11 +282,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         // next request at once (see `onLoop`).
         if case .connack = packet, let channel = connection?.channel { Self.socketCloser(channel)?.quickAck = false }
         if case .connack(let ack) = packet, ack.returnCode == .accepted {
-            if case .open(var attempt) = lifecycle {
-                attempt.everConnected = true
-                attempt.reconnects = 0
-                lifecycle = .open(attempt)
-            }
+            lifecycle.accepted()
             setState(.connected)
         }
         perform(actions, flush: false)
@@ -473,38 +443,30 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         perform(session.connectionClosed(error: error, now: .now()))
         let refused: Bool
         if case .connectionRefused? = error { refused = true } else { refused = false }
-        switch lifecycle {
-        case .open(let attempt) where attempt.everConnected && configuration.reconnect && !refused && error != nil:
+        switch lifecycle.closed(lost: error != nil, reconnectable: configuration.reconnect && !refused) {
+        case .backOff(let attempt):
             setState(.reconnecting)
             scheduleReconnect(attempt)
-        case .closing(let waiters):
-            // A requested disconnect: its callers (and a connect asked meanwhile) go on now.
-            lifecycle = .idle
+        case .disconnected(let dropSession, let waiters):
+            if dropSession && configuration.session.cleanSession { perform(session.dropSession(reason: error ?? .sessionEnded)) }
             setState(.disconnected)
+            // A requested disconnect's callers (and a connect asked meanwhile) go on now.
             for waiter in waiters { waiter() }
-        default:
-            if lifecycle.wantsConnection && configuration.session.cleanSession {
-                perform(session.dropSession(reason: error ?? .sessionEnded))
-            }
-            lifecycle = .idle
-            setState(.disconnected)
         }
     }
 
-    /// Backs off before opening `attempt`'s next connection (the delay doubles per attempt).
+    /// Opens `attempt`'s next connection after the backoff for its `reconnects` (the delay
+    /// doubles per attempt, up to the maximum).
     func scheduleReconnect(_ attempt: ConnectAttempt) {
-        var next = attempt
-        next.reconnects += 1
-        let delay = Self.reconnectDelay(attempt: next.reconnects, interval: configuration.reconnectInterval,
+        let delay = Self.reconnectDelay(attempt: attempt.reconnects, interval: configuration.reconnectInterval,
                                         maximum: configuration.maxReconnectInterval)
         let task = eventLoop.scheduleTask(in: delay) {
-            guard case .backingOff(let attempt, _) = self.lifecycle, self.connection == nil else { return }
-            self.lifecycle = .opening(attempt)
+            guard self.lifecycle.backoffElapsed(hasConnection: self.connection != nil) else { return }
             self.open(request: self.newRequest({ $0 }, then: { _ in }))
         }
         // Before the event: a listener that disconnects then finds the backoff to cancel.
-        lifecycle = .backingOff(next, task: task)
-        emit(.reconnectScheduled(attempt: next.reconnects, delayMilliseconds: Int(delay.nanoseconds / 1_000_000)))
+        lifecycle.backingOff(attempt, handle: task)
+        emit(.reconnectScheduled(attempt: attempt.reconnects, delayMilliseconds: Int(delay.nanoseconds / 1_000_000)))
     }
 
     // MARK: timer

@@ -225,6 +225,33 @@ struct MosquittoTests {
         try await c.disconnect()
     }
 
+    /// Over real sockets, what LifecycleTests check of the machine: a disconnect while the
+    /// client backs off cancels the reconnect, and nothing reconnects once the broker is back.
+    @Test func aDisconnectWhileReconnectingStopsTheReconnects() async throws {
+        let broker = try Mosquitto()
+        let c = client(broker, id: "t-stop-reconnecting") {
+            $0.reconnect = true
+            $0.reconnectInterval = .milliseconds(50)
+            $0.maxReconnectInterval = .milliseconds(100)
+        }
+        let events = Inbox<ClientEvent>()
+        c.addEventListener { events.add($0) }
+        try await c.connect()
+        broker.stop()
+        #expect(await waitUntil { events.all.contains { if case .reconnectScheduled(let n, _) = $0 { n >= 2 } else { false } } })
+        try await c.disconnect()
+        #expect(await c.state == .disconnected)
+        let scheduled = events.all.count { if case .reconnectScheduled = $0 { true } else { false } }
+        try broker.start()
+        // Several backoff periods: a reconnect left scheduled would have connected by now. The
+        // broker being back is seen by a client of its own, so the wait is not a bare sleep.
+        let probe = client(broker, id: "t-stop-reconnecting-probe")
+        #expect(await waitUntil { (try? await probe.connect()) != nil })
+        try await probe.disconnect()
+        #expect(await waitUntil(1) { await c.state != .disconnected } == false, "no reconnect after the disconnect")
+        #expect(events.all.count { if case .reconnectScheduled = $0 { true } else { false } } == scheduled, "no backoff after it either")
+    }
+
     @Test func inflightQoS1PublishesAreResentAfterTheBrokerRestarts() async throws {
         // Persistence on, so the subscriber's session and its undelivered messages survive the
         // restart: what is lost then can only be the publisher's in-flight messages.
