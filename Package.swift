@@ -84,7 +84,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims"])]),
+            // For the dashboard's RSS (scripts/bench-rss): -static-stdlib brings
+            // `-export-dynamic`, which exported every symbol of ours (their tables read at each
+            // start, and kept alive past --gc-sections); and as a PIE the dynamic linker
+            // applied the relocations of all of Swift's metadata at start, touching and
+            // dirtying their pages. The binary's own code then sits at a fixed address (its
+            // stack, heap and libraries are still randomised), as Go's executables do.
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims",
+                                           "-Xlinker", "--no-export-dynamic", "-Xclang-linker", "-no-pie"])]),
         // libFuzzer harness for the packet decoder; see scripts/fuzz.
         .target(name: "CFuzzDriver"),
         .executableTarget(

@@ -32,7 +32,7 @@ public struct RunInfo: Sendable, Hashable, Codable {
 
 public enum MshmonVersion {
     /// This build's version (`mshmon --version`).
-    public static let current = "0.2.0"
+    public static let current = "0.3.0"
 
     /// `Linux 6.1.0-18-amd64 x86_64`, from uname(2).
     public static var kernel: String {

@@ -56,10 +56,11 @@ public enum ChartSeries: Sendable, Hashable {
     }
 }
 
-/// What the chart shows: every cycle's point (the last `capacity`, in storage allocated once),
+/// What the chart shows: every cycle's point (the last `capacity`, more than the widest
+/// terminal has columns, in storage allocated once),
 /// the series chosen, and each series' slope (worked out with the verdict, not at every frame).
 public struct ChartState: Sendable {
-    public static let capacity = 1_024
+    public static let capacity = 512
     /// Points the slope is judged over, at most.
     static let slopeWindow = 240
     public private(set) var points = SeriesWindow(capacity: ChartState.capacity)
