@@ -280,7 +280,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         let actions = session.receive(packet, now: .now())
         // Connected before the actions run: completing the connect may start the caller's
         // next request at once (see `onLoop`).
-        if case .connack = packet, let channel = connection?.channel { Self.socketCloser(channel)?.quickAck = false }
+        if case .connack = packet, let channel = connection?.channel { socketCloser(channel)?.quickAck = false }
         if case .connack(let ack) = packet, ack.returnCode == .accepted {
             lifecycle.accepted()
             setState(.connected)
@@ -384,7 +384,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
             // FIN comes. The client is the active closer, so the TIME_WAIT is ours, as on a
             // device. Writes a broker never reads get the command timeout.
             guard let channel = c.channel else { return }
-            if let closer = Self.socketCloser(channel) {
+            if let closer = socketCloser(channel) {
                 // TLS: close_notify after the pending writes, and FIN; the socket closes when
                 // the broker's FIN comes (`failed`, then here again), or at the command timeout.
                 // The client stays the active closer; no data arrives on a closed socket
@@ -418,13 +418,15 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
             }
         } else if let channel = c.channel {
             // An error, or the broker closed (first, or after our FIN): unsent bytes are dropped.
-            if let closer = Self.socketCloser(channel) { closer.closeSocket() } else { channel.close(promise: nil) }
+            if let closer = socketCloser(channel) { closer.closeSocket() } else { channel.close(promise: nil) }
         }
     }
 
     /// A TLS connection's handler that closes its socket under TLS (nil for plain TCP).
-    static func socketCloser(_ channel: any Channel) -> SocketCloser? {
-        try? channel.pipeline.syncOperations.handler(type: SocketCloser.self)
+    func socketCloser(_ channel: any Channel) -> SocketCloser? {
+        // Not looked up for plain TCP: a handler not found is a thrown error, twice a cycle.
+        guard configuration.tls != nil else { return nil }
+        return try? channel.pipeline.syncOperations.handler(type: SocketCloser.self)
     }
 
     /// The connection is gone: release its records, let the session react, then reconnect or stop.
