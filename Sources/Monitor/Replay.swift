@@ -116,8 +116,10 @@ public struct ReplayRun: Sendable {
         while stop > 0 && lines.count < limit {
             var start = stop - 1
             while start >= 0 && bytes[start] != 10 { start -= 1 }
-            let line = bytes[(start + 1)..<stop]
+            let line = UnsafeBufferPointer(rebasing: bytes[(start + 1)..<stop])
             stop = start
+            // A sample gives a line only when it failed: the others are not decoded.
+            if JSONLine.contains(line, "\"type\":\"sample\"") && !JSONLine.contains(line, "\"error\":") { continue }
             guard let logged = try? decoder.decode(Logged.self, from: Data(line)) else { continue }
             switch logged.type {
             case "event", "note": if let e = logged.event { lines.append(e) }
@@ -136,17 +138,10 @@ public struct ReplayRun: Sendable {
         var run = ReplayRun()
         var lineNumber = 0
         var bad: Int?
-        do {
-            let buffer = file.bytes
-            var start = 0
-            while start < buffer.count && bad == nil {
-                var end = start
-                while end < buffer.count && buffer[end] != 10 { end += 1 }
-                lineNumber += 1
-                let line = UnsafeBufferPointer(rebasing: buffer[start..<end])
-                if !line.isEmpty && !run.add(line, at: start) { bad = lineNumber }
-                start = end + 1
-            }
+        JSONLine.forEachLine(file.bytes) { line, offset in
+            lineNumber += 1
+            if !line.isEmpty && !run.add(line, at: offset) { bad = lineNumber }
+            return bad == nil
         }
         if let bad { throw .unreadable(path, "line \(bad) is not one of an mshmon export") }
         if run.frames.isEmpty { throw .empty(path) }
@@ -157,10 +152,8 @@ public struct ReplayRun: Sendable {
     /// One line of the export; false when it is not one of an export's lines.
     mutating func add(_ line: UnsafeBufferPointer<UInt8>, at offset: Int) -> Bool {
         guard line.first == UInt8(ascii: "{"), line.last == UInt8(ascii: "}") else { return false }
-        if JSONLine.hasSuffix(line, "\"type\":\"sample\"}") || JSONLine.contains(line, "\"type\":\"sample\"") {
-            var scanner = JSONLine.Scanner(bytes: line)
-            var row = JSONLine.Row()
-            scanner.object(parent: nil, into: &row)
+        switch JSONLine.kind(line) {
+        case .sample(let row):
             if let e = row.error { failures.append((row.cycle, e)) }
             guard row.hasSnapshot else {
                 failedWithoutSample += 1
@@ -173,20 +166,15 @@ public struct ReplayRun: Sendable {
                 hasPanes = true
             }
             if row.sawLedger { hasLedger = true }
-            let point = SeriesPoint(cycle: row.cycle, heapUsed: row.used, fds: Int32(clamping: row.fds), threads: Int32(clamping: row.threads),
-                                    sockets: row.sockets, ledger: row.ledger)
-            var f = Frame(cycle: row.cycle, time: 0, heap: HeapSample(total: row.total, used: row.used, maximum: row.maximum), point: point,
-                          timeWait: Int(row.sockets[TCPState.allCases.firstIndex(of: .TIME_WAIT)!]), error: row.error, reset: row.reset)
-            f.time = row.time
+            var f = Frame(cycle: row.cycle, time: row.time, heap: HeapSample(total: row.total, used: row.used, maximum: row.maximum),
+                          point: row.point, timeWait: Int(row.sockets[TCPState.allCases.firstIndex(of: .TIME_WAIT)!]),
+                          error: row.error, reset: row.reset)
             f.panesIndex = panes.count - 1
             f.offset = offset
             frames.append(f)
-        } else if JSONLine.contains(line, "\"type\":\"header\"") {
-            struct Header: Decodable { var info: RunInfo }
-            info = try? JSONDecoder().decode(Header.self, from: Data(line)).info
-        } else if JSONLine.contains(line, "\"type\":\"verdict\"") {
-            struct Final: Decodable { var verdict: String }
-            verdictLine = (try? JSONDecoder().decode(Final.self, from: Data(line)))?.verdict
+        case .header(let header): info = header
+        case .verdict(let line): verdictLine = line
+        case .other: break
         }
         return true
     }

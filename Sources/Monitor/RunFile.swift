@@ -58,21 +58,16 @@ public enum RunFile {
         }
         var record = RunRecord()
         bytes.withUnsafeBufferPointer { buffer in
-            var start = 0
             var first = true
             var columns: [Int] = []
-            while start < buffer.count {
-                var end = start
-                while end < buffer.count && buffer[end] != 10 { end += 1 }
-                var line = UnsafeBufferPointer(rebasing: buffer[start..<end])
-                if line.last == 13 { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
+            JSONLine.forEachLine(buffer) { line, _ in
                 if csv {
                     if first { columns = CSVRow.columns(line) } else { CSVRow.add(line, columns: columns, to: &record) }
                 } else {
                     JSONLine.add(line, to: &record)
                 }
                 first = false
-                start = end + 1
+                return true
             }
         }
         record.hasLedger = csv || record.hasLedger
@@ -86,13 +81,49 @@ enum JSONLine {
     static let states = TCPState.allCases.map { Array($0.rawValue.utf8) }
     static let kinds = LedgerKind.allCases.map { Array($0.rawValue.utf8) }
 
-    static func add(_ line: UnsafeBufferPointer<UInt8>, to record: inout RunRecord) {
-        guard line.count > 2 else { return }
+    /// Each line of `buffer` (a final CR dropped) and where it starts, until `body` says stop.
+    static func forEachLine(_ buffer: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>, Int) -> Bool) {
+        var start = 0
+        while start < buffer.count {
+            var end = start
+            while end < buffer.count && buffer[end] != 10 { end += 1 }
+            var line = UnsafeBufferPointer(rebasing: buffer[start..<end])
+            if line.last == 13 { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
+            guard body(line, start) else { return }
+            start = end + 1
+        }
+    }
+
+    /// What an export's line is: a sample (scanned as bytes), the header or the verdict
+    /// (decoded: there is one of each), or another kind (events, notes).
+    enum Kind {
+        case sample(Row)
+        case header(RunInfo?)
+        case verdict(String?)
+        case other
+    }
+
+    static func kind(_ line: UnsafeBufferPointer<UInt8>) -> Kind {
+        guard line.count > 2 else { return .other }
         // Keys are sorted: a sample line ends with its type.
         if hasSuffix(line, "\"type\":\"sample\"}") || contains(line, "\"type\":\"sample\"") {
             var s = Scanner(bytes: line)
             var row = Row()
             s.object(parent: nil, into: &row)
+            return .sample(row)
+        } else if contains(line, "\"type\":\"header\"") {
+            struct Header: Decodable { var info: RunInfo }
+            return .header(try? JSONDecoder().decode(Header.self, from: Data(line)).info)
+        } else if contains(line, "\"type\":\"verdict\"") {
+            struct Final: Decodable { var verdict: String }
+            return .verdict((try? JSONDecoder().decode(Final.self, from: Data(line)))?.verdict)
+        }
+        return .other
+    }
+
+    static func add(_ line: UnsafeBufferPointer<UInt8>, to record: inout RunRecord) {
+        switch kind(line) {
+        case .sample(let row):
             if row.hasSnapshot {
                 record.cycles.append(Int32(clamping: row.cycle))
                 record.heapUsed.append(row.used)
@@ -105,12 +136,9 @@ enum JSONLine {
                 if row.sawLedger { record.hasLedger = true }
             }
             if let e = row.error { record.failures.add(e) }
-        } else if contains(line, "\"type\":\"header\"") {
-            struct Header: Decodable { var info: RunInfo }
-            record.info = try? JSONDecoder().decode(Header.self, from: Data(line)).info
-        } else if contains(line, "\"type\":\"verdict\"") {
-            struct Final: Decodable { var verdict: String }
-            record.verdictLine = (try? JSONDecoder().decode(Final.self, from: Data(line)))?.verdict
+        case .header(let info): record.info = info
+        case .verdict(let line): record.verdictLine = line
+        case .other: break
         }
     }
 
@@ -136,6 +164,11 @@ enum JSONLine {
         var cycle = 0, used = 0, fds = 0, threads = 0, total = 0, maximum = 0
         var time = 0.0
         var reset: String?
+
+        /// The numbers the verdict judges.
+        var point: SeriesPoint {
+            SeriesPoint(cycle: cycle, heapUsed: used, fds: Int32(clamping: fds), threads: Int32(clamping: threads), sockets: sockets, ledger: ledger)
+        }
         var sockets = SIMD16<Int32>.zero
         var ledger = SIMD8<Int32>.zero
         var phases = 0.0

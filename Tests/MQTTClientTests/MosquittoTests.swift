@@ -19,6 +19,15 @@ func client(_ broker: Mosquitto, id: String, _ configure: (inout ClientConfigura
     return MQTTClient(configuration: c, ledger: Ledger())
 }
 
+extension ClientConfiguration {
+    /// Reconnects after a lost connection, the backoff from `every` ms doubling up to `upTo` ms.
+    mutating func reconnecting(every: Int64, upTo: Int64) {
+        reconnect = true
+        reconnectInterval = .milliseconds(every)
+        maxReconnectInterval = .milliseconds(upTo)
+    }
+}
+
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct MosquittoTests {
     @Test func aHostNameConnectsAgainAfterItsBrokerWasGone() async throws {
@@ -200,9 +209,7 @@ struct MosquittoTests {
     @Test func brokerRestartIsSurvivedWithResubscribeAndQueuedPublishes() async throws {
         let broker = try Mosquitto()
         let c = client(broker, id: "t-restart") {
-            $0.reconnect = true
-            $0.reconnectInterval = .milliseconds(100)
-            $0.maxReconnectInterval = .milliseconds(400)
+            $0.reconnecting(every: 100, upTo: 400)
             $0.session.cleanSession = false
         }
         let events = Inbox<ClientEvent>()
@@ -230,9 +237,7 @@ struct MosquittoTests {
     @Test func aDisconnectWhileReconnectingStopsTheReconnects() async throws {
         let broker = try Mosquitto()
         let c = client(broker, id: "t-stop-reconnecting") {
-            $0.reconnect = true
-            $0.reconnectInterval = .milliseconds(50)
-            $0.maxReconnectInterval = .milliseconds(100)
+            $0.reconnecting(every: 50, upTo: 100)
         }
         let events = Inbox<ClientEvent>()
         c.addEventListener { events.add($0) }
@@ -261,17 +266,13 @@ struct MosquittoTests {
         let broker = try Mosquitto(extraConfig: ["persistence true", "persistence_location \(dir)", "autosave_interval 0"])
         let received = Inbox<String>()
         let subscriber = client(broker, id: "t-inflight-sub") {
-            $0.reconnect = true
-            $0.reconnectInterval = .milliseconds(50)
-            $0.maxReconnectInterval = .milliseconds(200)
+            $0.reconnecting(every: 50, upTo: 200)
             $0.session.cleanSession = false
         }
         try await subscriber.connect()
         try await subscriber.subscribe([.init("inflight/#", qos: .atLeastOnce)]) { received.add(String(buffer: $0.payload)) }
         let publisher = client(broker, id: "t-inflight-pub") {
-            $0.reconnect = true
-            $0.reconnectInterval = .milliseconds(50)
-            $0.maxReconnectInterval = .milliseconds(200)
+            $0.reconnecting(every: 50, upTo: 200)
             $0.session.cleanSession = false
             $0.session.maxInflight = 64
         }
