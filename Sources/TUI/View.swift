@@ -145,7 +145,11 @@ public enum View {
             guard mins.reduce(0, +) <= rows else { continue }
             let logH = max(mins[2], min(logWant(s.log, rows: rows) + frame, rows - mins[0] - mins[1]))
             let wants = [max(freeH + 8 + frame, lineCount(text.listFD) + frame), min(netLines + frame, rows / 2)]
-            var h = share(rows - logH, mins: Array(mins.prefix(2)), wants: wants)
+            // netstat's first row under its three headers (a TIME_WAIT left by the last cycle)
+            // before the round: at its bare minimum it showed the headers only.
+            var first = Array(mins.prefix(2))
+            first[1] = max(first[1], min(netLines, 4) + frame)
+            var h = share(rows - logH, mins: first.reduce(0, +) <= rows - logH ? first : Array(mins.prefix(2)), wants: wants)
             h[0] += rows - logH - h[0] - h[1]
             let (top, net, low) = (y, y + h[0], y + h[0] + h[1])
             pane(&g, .free, text: free, x: 0, y: top, w: left, h: freeH, boxed: boxed, s: s, regions: &regions)
