@@ -38,6 +38,8 @@ final class SocketTracker: Sendable {
         /// Monotonic seconds when a TIME_WAIT row's timer runs out.
         var deadline = 0.0
         var followed = true
+        /// Looked up once already without a row kept (see `rows`).
+        var asked = false
 
         /// Whether the row could have changed since it was looked up.
         func due(at now: Double) -> Bool {
@@ -118,7 +120,16 @@ final class SocketTracker: Sendable {
             }
         }
         for (index, q) in asked {
-            guard let row = answers[q], row.inode == 0 || ourInodes.contains(row.inode) else {
+            let answer = answers[q]
+            if let row = answer, row.inode != 0, !ourInodes.contains(row.inode),
+               s.slots[index].row == nil, !s.slots[index].asked {
+                // Held by an inode `fds` do not hold, at its first lookup: our socket opened
+                // after `fds` were read (the ring is read after them), or a stranger's. Asked
+                // once more: dropped now, a socket opened as a sample began lost its TIME_WAIT.
+                s.slots[index].asked = true
+                continue
+            }
+            guard let row = answer, row.inode == 0 || ourInodes.contains(row.inode) else {
                 // Gone, or a stranger's socket holds the 4-tuple now. The row goes too, so what
                 // the tracker holds is bounded by what the kernel holds (IPv6 text is on the heap).
                 s.slots[index].followed = false

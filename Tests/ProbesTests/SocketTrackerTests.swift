@@ -3,7 +3,7 @@
 
 import Glibc
 import Ledger
-import Probes
+@testable import Probes
 import Testing
 
 /// What identifies a row across the two ways of reading it.
@@ -63,6 +63,55 @@ struct SocketTrackerTests {
         #expect(after.state == .TIME_WAIT && after.inode == 0 && after.isOurs)
         #expect(after.expires <= before.expires - 250, "\(before.expires) ms, then \(after.expires) ms")
         #expect(abs(Int(after.expires) - Int(dumped.expires)) < 100, "carried \(after.expires) ms, kernel \(dumped.expires) ms")
+    }
+
+    /// The sampler reads the fds, then the ring: a connection recorded between the two is
+    /// looked up with an inode the fds do not hold. It is still ours, and its TIME_WAIT shows.
+    @Test func aSocketOpenedAfterTheFdsWereReadIsStillFollowedToItsTimeWait() throws {
+        let ledger = Ledger()
+        let tracker = SocketTracker(ringCapacity: ledger.connectionRingCapacity)
+        let before = FDProbe.scan()
+        let pair = try LoopbackPair()
+        defer { close(pair.listener) }
+        ledger.recordConnection(pair.connection)
+        let first = try #require(tracker.rows(fds: before, ledger: ledger, now: monotonicSeconds()))
+        #expect(!first.contains(where: pair.isClient), "not ours by the fds read before it opened")
+        let live = try #require(tracker.rows(fds: FDProbe.scan(), ledger: ledger, now: monotonicSeconds()))
+        #expect(live.contains { pair.isClient($0) && $0.state == .ESTABLISHED && $0.isOurs })
+        close(pair.client)
+        close(pair.server)
+        let end = monotonicSeconds() + 5
+        var last: [TCPRow] = []
+        while monotonicSeconds() < end {
+            last = tracker.rows(fds: FDProbe.scan(), ledger: ledger, now: monotonicSeconds()) ?? []
+            if last.contains(where: { pair.isClient($0) && $0.state == .TIME_WAIT }) { break }
+            usleep(10_000)
+        }
+        #expect(last.contains { pair.isClient($0) && $0.state == .TIME_WAIT && $0.inode == 0 && $0.isOurs },
+                "the client end's rows: \(last.filter(pair.isClient))")
+    }
+
+    /// A stranger's socket on a recorded 4-tuple is asked about once more, then dropped.
+    @Test func aStrangersSocketOnARecordedTupleIsNotShownAndIsDropped() throws {
+        let ledger = Ledger()
+        let tracker = SocketTracker(ringCapacity: ledger.connectionRingCapacity)
+        let pair = try LoopbackPair()
+        defer { close(pair.listener) }
+        ledger.recordConnection(pair.connection)
+        let noFds: [FDRow] = []  // as if the pair were another process's
+        for _ in 0..<3 {
+            let rows = try #require(tracker.rows(fds: noFds, ledger: ledger, now: monotonicSeconds()))
+            #expect(!rows.contains(where: pair.isClient))
+        }
+        // Dropped: its TIME_WAIT, which the kernel shows, is not taken for ours.
+        close(pair.client)
+        close(pair.server)
+        let end = monotonicSeconds() + 5
+        while monotonicSeconds() < end && !TCPProbe.readAll().rows.contains(where: { pair.isClient($0) && $0.state == .TIME_WAIT }) {
+            usleep(1_000)
+        }
+        let rows = try #require(tracker.rows(fds: noFds, ledger: ledger, now: monotonicSeconds()))
+        #expect(!rows.contains(where: pair.isClient))
     }
 
     @Test func aResetConnectionLeavesNoRow() throws {
