@@ -108,6 +108,7 @@ let package = Package(
                 "MQTTClient", "MQTTSession", "MQTTPacket", "Ledger", "Probes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 "ChildProcess", "TestSupport",
             ]),
         .testTarget(

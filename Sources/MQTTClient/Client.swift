@@ -199,12 +199,11 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
                 switch result {
                 case .success(let channel):
                     guard let c, c.generation == gen else { return channel.close(promise: nil) }
-                    c.attach(channel)
-                    if let close = c.closeOnAttach { return self.closeConnection(close.error) }
+                    if let close = c.attach(channel) { return self.closeConnection(close.error) }
                     c.flushOutgoing()  // what the socket did not take at once
                 case .failure(let error):
                     guard let c, c.generation == gen else { return }
-                    self.handleClosed(c, error: c.closeReason ?? .connectionReset(Self.describe(error)))
+                    self.handleClosed(c, error: .connectionReset(Self.describe(error)))
                 }
             }
     }
@@ -315,7 +314,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         guard let c = connection, gen == c.generation else { return }
         // Closed without our asking and without a reported cause (NIO closes on a failed
         // write, e.g. EPIPE): still a lost connection, never a requested disconnect.
-        handleClosed(c, error: c.closeReason ?? (c.closeRequested ? nil : .connectionReset("socket closed")))
+        handleClosed(c, error: c.closeError)
     }
 
     // MARK: actions
@@ -330,7 +329,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
                     if !listeners.isEmpty { emit(.packetSent(packet.type, packetID: packet.packetID, size: size)) }
                     // A first flight the socket cannot take whole: NIO takes the socket now and
                     // queues the rest in chunks, as for any connection.
-                    if c.rawWritesStopped { register(c) }
+                    if c.firstFlightStopped { register(c) }
                 } catch {
                     emit(.error(.invalidRequest(String(describing: error))))
                 }
@@ -360,16 +359,12 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     func closeConnection(_ error: MQTTError?) {
         guard let c = connection else { return }
-        if c.channel == nil {
-            // Still the raw socket: its first flight goes out and NIO takes it, then it closes.
-            register(c)
-            guard c.channel != nil else { return c.closeOnAttach = .init(error: error) }
-        }
-        if let error, !c.closeRequested {
-            if c.closeReason == nil { c.closeReason = error }
-            emit(.error(error))
-        }
-        if error == nil { c.closeRequested = true }
+        // Still the raw socket: its first flight goes out and NIO takes it, then it closes
+        // (when the channel is up, if not at once).
+        if c.channel == nil { register(c) }
+        let (attached, report) = c.noteClose(error)
+        guard attached else { return }
+        if report, let error { emit(.error(error)) }
         if error == nil && configuration.injectLeak == .socketRace {
             // Bug (1) replayed: report the disconnect done and forget the socket, open.
             c.flushOutgoing()
@@ -390,7 +385,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
                 // The client stays the active closer; no data arrives on a closed socket
                 // (which would answer it with RST). See `SocketCloser`.
                 channel.close(mode: .output, promise: nil)
-                c.closeDeadline = eventLoop.scheduleTask(in: configuration.session.commandTimeout) { closer.closeSocket() }
+                c.closeDeadline = eventLoop.assumeIsolated().scheduleTask(in: configuration.session.commandTimeout) { closer.closeSocket() }
                 return
             }
             // Corked, DISCONNECT and FIN leave in one segment: the broker (which closes on

@@ -25,31 +25,48 @@ final class Batch {
 
 /// One open connection and the ledger records it owns.
 final class Connection {
-    /// Nil while the socket is still the client's own: its first flight goes out on the
-    /// descriptor before NIO takes it (`MQTTClient.openedSocket`).
-    private(set) var channel: (any Channel)?
-    private var descriptor: CInt?
-    /// The raw socket took less than all of the first flight: NIO writes the rest.
-    private(set) var rawWritesStopped = false
+    /// Where the socket is, and how it is being closed: one state, each transition a method.
+    enum State {
+        /// Still the client's own descriptor: the first flight (CONNECT and what goes behind
+        /// it) goes out on it before NIO takes it (`MQTTClient.openedSocket`). `stopped`: the
+        /// socket took less than all of it, so NIO writes the rest, in order.
+        case raw(CInt, stopped: Bool)
+        /// Handed to NIO, its channel not up yet. `close`: a close asked for meanwhile,
+        /// done once the channel is up.
+        case handingOver(close: PendingClose?)
+        /// NIO's channel, and whether a close was asked for.
+        case attached(any Channel, Closing)
+    }
+
     /// A close asked for before NIO had the socket (its error, nil for a requested one).
     struct PendingClose { let error: MQTTError? }
-    var closeOnAttach: PendingClose?
+
+    enum Closing {
+        case no
+        /// After a disconnect the client asked for.
+        case requested
+        /// For an error: the first one, which the close reports. `requested`: a disconnect
+        /// was asked for since (later errors are not reported).
+        case failed(MQTTError, requested: Bool)
+    }
+
+    private(set) var state: State
     let generation: Int
     let record: ConnectionRecord
-    var closeReason: MQTTError?
-    /// Set when the client itself closes the socket after a requested disconnect.
-    var closeRequested = false
     /// TLS: closes the socket if the broker never answers our FIN (cancelled once closed).
     var closeDeadline: Scheduled<Void>?
     private var entries: [LedgerEntry]
 
     convenience init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int, tls: Bool = false) {
-        self.init(descriptor: nil, generation: generation, record: record, ledger: ledger, maximumPacketSize: maximumPacketSize, tls: tls)
-        self.channel = channel
+        self.init(state: .attached(channel, .no), generation: generation, record: record, ledger: ledger, maximumPacketSize: maximumPacketSize, tls: tls)
     }
 
-    init(descriptor: CInt?, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int, tls: Bool = false) {
-        self.descriptor = descriptor
+    convenience init(descriptor: CInt, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {
+        self.init(state: .raw(descriptor, stopped: false), generation: generation, record: record, ledger: ledger, maximumPacketSize: maximumPacketSize, tls: false)
+    }
+
+    private init(state: State, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int, tls: Bool) {
+        self.state = state
         self.generation = generation
         self.record = record
         entries = [
@@ -70,15 +87,65 @@ final class Connection {
         return entries.remove(at: i)
     }
 
-    /// The descriptor, for NIO to take; nil once taken.
-    func takeDescriptor() -> CInt? {
-        defer { descriptor = nil }
-        return descriptor
+    /// NIO's channel; nil while the socket is still the client's own or being handed over.
+    var channel: (any Channel)? {
+        if case .attached(let channel, _) = state { channel } else { nil }
     }
 
-    func attach(_ channel: any Channel) {
-        self.channel = channel
-        rawWritesStopped = false
+    /// The first flight did not all go out on the raw socket: NIO is to take it now.
+    var firstFlightStopped: Bool {
+        if case .raw(_, stopped: true) = state { true } else { false }
+    }
+
+    /// The descriptor, for NIO to take; nil once taken (or never the client's own).
+    func takeDescriptor() -> CInt? {
+        guard case .raw(let fd, _) = state else { return nil }
+        state = .handingOver(close: nil)
+        return fd
+    }
+
+    /// NIO's channel is up; returns the close asked for while it came up.
+    func attach(_ channel: any Channel) -> PendingClose? {
+        guard case .handingOver(let close) = state else { return nil }
+        state = .attached(channel, .no)
+        return close
+    }
+
+    /// Notes a close for `error` (nil: a requested disconnect). Before the channel is up, it
+    /// waits for `attach` and this returns false; otherwise whether `error` is to be reported
+    /// (the first errors before a requested disconnect are).
+    func noteClose(_ error: MQTTError?) -> (attached: Bool, report: Bool) {
+        switch state {
+        case .raw, .handingOver:
+            state = .handingOver(close: PendingClose(error: error))
+            return (false, false)
+        case .attached(let channel, let closing):
+            switch (closing, error) {
+            case (.no, let error?):
+                state = .attached(channel, .failed(error, requested: false))
+                return (true, true)
+            case (.no, nil):
+                state = .attached(channel, .requested)
+                return (true, false)
+            case (.failed(_, requested: false), _?):
+                return (true, true)
+            case (.failed(let first, requested: false), nil):
+                state = .attached(channel, .failed(first, requested: true))
+                return (true, false)
+            case (.failed(_, requested: true), _), (.requested, _):
+                return (true, false)
+            }
+        }
+    }
+
+    /// What the socket's close reports: its first error, none after a requested disconnect,
+    /// else a lost connection.
+    var closeError: MQTTError? {
+        switch state {
+        case .attached(_, .failed(let error, _)): error
+        case .attached(_, .requested): nil
+        default: .connectionReset("socket closed")
+        }
     }
 
     /// Encoded packets not yet handed to the channel: one write (and one iovec) for many
@@ -107,11 +174,12 @@ final class Connection {
         guard let channel else {
             // The socket is still ours: straight to it. What it does not take (or an error,
             // which NIO then meets and reports) waits for NIO, in order.
-            if let fd = descriptor, !rawWritesStopped {
+            if case .raw(let fd, stopped: false) = state {
                 let written = bytes.withUnsafeReadableBytes { send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
                 if written > 0 { bytes.moveReaderIndex(forwardBy: written) }
-                rawWritesStopped = bytes.readableBytes > 0
-                outgoing = rawWritesStopped ? bytes : nil
+                let stopped = bytes.readableBytes > 0
+                if stopped { state = .raw(fd, stopped: true) }
+                outgoing = stopped ? bytes : nil
             }
             return false
         }

@@ -108,7 +108,8 @@ public struct Session {
         /// `pingSentAt`: a PINGREQ awaits its PINGRESP.
         case connected(pingSentAt: NIODeadline?)
         /// A requested disconnect; a connect still unanswered fails once the socket is closed.
-        case disconnecting(connectRequest: RequestID?)
+        /// `connackDue`: asked for before CONNACK, whose answer may still come.
+        case disconnecting(connectRequest: RequestID?, connackDue: Bool)
     }
     private var link = Link.disconnected
 
@@ -254,8 +255,14 @@ public struct Session {
     /// every ack record and handler is released and their requests fail with `.sessionEnded`.
     public mutating func disconnect(now: NIODeadline) -> [SessionAction] {
         var actions: [SessionAction] = []
-        if state == .connected { actions.append(send(.disconnect, now)) }
-        if case .connecting(let request, _) = link { link = .disconnecting(connectRequest: request) } else { link = .disconnecting(connectRequest: nil) }
+        // Before CONNACK too: behind CONNECT and what followed it, so the broker ends the
+        // session as asked (a close without it would publish the will).
+        if state == .connected || state == .connecting { actions.append(send(.disconnect, now)) }
+        if case .connecting(let request, _) = link {
+            link = .disconnecting(connectRequest: request, connackDue: true)
+        } else {
+            link = .disconnecting(connectRequest: nil, connackDue: false)
+        }
         actions.append(.close(nil))
         return actions
     }
@@ -265,8 +272,10 @@ public struct Session {
         let requested = state == .disconnecting
         var actions: [SessionAction] = []
         switch link {
-        case .connecting(let request?, _), .disconnecting(let request?):
+        case .connecting(let request?, _):
             actions.append(.complete(request, .failure(error ?? .connectionClosedByPeer)))
+        case .disconnecting(let request?, _):
+            actions.append(.complete(request, .failure(error ?? .sessionEnded)))
         default: break
         }
         link = .disconnected
@@ -417,6 +426,12 @@ public struct Session {
             if case .connected = link { link = .connected(pingSentAt: nil) }
             return []
         case (.disconnected, _):
+            return []
+        case (.disconnecting, .connack):
+            guard case .disconnecting(let request, connackDue: true) = link else { return protocolError("a second CONNACK") }
+            // The answer to our CONNECT, after the disconnect was asked for: the close goes on
+            // (a protocol error would close at once, dropping the writes still queued).
+            link = .disconnecting(connectRequest: request, connackDue: false)
             return []
         case (_, .connack):
             return protocolError("a second CONNACK")

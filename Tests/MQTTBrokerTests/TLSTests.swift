@@ -65,10 +65,10 @@ struct TLSTests {
             for host in ["127.0.0.1", "localhost"] {  // an IP SAN, then a DNS name sent as SNI
                 let ledger = Ledger()
                 let client = try tlsClient(port, caFile: ca, host: host, ledger: ledger)
-                let fds = FDProbe.scan().count
                 for n in 1...30 {
                     try await client.connect()
                     #expect(ledger.snapshot().live(.tls) == 1, "cycle \(n): one TLS record while connected")
+                    if n == 1 { #expect(Loopback.connections(port: UInt16(port)) == 2, "the client's socket and the broker's, seen") }
                     let got = Inbox<Publish>()
                     try await client.subscribe([.init("tls/t", qos: .atLeastOnce)]) { got.add($0) }
                     try await client.publish("tls/t", payload: ByteBuffer(string: "m\(n)"), qos: .atLeastOnce)
@@ -77,7 +77,8 @@ struct TLSTests {
                     #expect(perConnectionLive(ledger) == [:], "cycle \(n) over \(host): the ledger back at zero")
                 }
                 #expect(ledger.snapshot().counts[.tls]?.created == 30)
-                #expect(FDProbe.scan().count == fds, "no descriptor kept")
+                #expect(await waitUntil(5) { Loopback.connections(port: UInt16(port)) == 0 },
+                        "no socket kept: \(Loopback.connections(port: UInt16(port))) to or from the broker's port")
             }
         }
     }
@@ -99,7 +100,6 @@ struct TLSTests {
     func expectFailure(port: Int, ca: String, host: String = "127.0.0.1", plain: Bool = false, _ expected: String,
                        sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let ledger = Ledger()
-        let fds = FDProbe.scan().count
         let client: MQTTClient
         if plain {
             var c = ClientConfiguration(clientID: "plain")
@@ -116,8 +116,8 @@ struct TLSTests {
         } catch {
             #expect(String(describing: error).contains(expected), "\(error)", sourceLocation: sourceLocation)
         }
-        #expect(await waitUntil(5) { perConnectionLive(ledger) == [:] && FDProbe.scan().count == fds },
-                "after the failure: ledger \(perConnectionLive(ledger)), fds \(FDProbe.scan().count) of \(fds)",
+        #expect(await waitUntil(5) { perConnectionLive(ledger) == [:] && Loopback.connections(port: UInt16(port)) == 0 },
+                "after the failure: ledger \(perConnectionLive(ledger)), \(Loopback.connections(port: UInt16(port))) sockets to or from the broker's port",
                 sourceLocation: sourceLocation)
     }
 

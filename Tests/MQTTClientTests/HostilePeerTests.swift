@@ -176,6 +176,22 @@ struct HostilePeerTests {
         }
     }
 
+    @Test func aDisconnectDuringTheRawFirstFlightClosesAfterItInOrder() async throws {
+        // CONNECT, the publishes and DISCONNECT asked for in one batch: the close is asked for
+        // while the first flight is still on the client's own socket, before NIO has it.
+        try await publishToASlowReader { client, messages in
+            let (connected, published, disconnected) = try await client.eventLoop.submit {
+                client.batchingWrites { (client.connectFuture(), client.publish(messages), client.disconnectFuture()) }
+            }.get()
+            // The connect is ended by the disconnect (its CONNACK comes after it was asked for),
+            // the publishes were written.
+            await #expect(throws: MQTTError.sessionEnded) { try await connected.get() }
+            try await published.get()
+            try await disconnected.get()
+            #expect(await client.state == .disconnected)
+        }
+    }
+
     @Test func oversizedPacketIsRefusedBeforeBuffering() async throws {
         try await run(reply: [0x30, 0xFF, 0xFF, 0xFF, 0x7F],
                       expect: .protocolViolation(PacketError.packetTooLarge(size: 268_435_460, maximum: 1 << 20).description))

@@ -65,15 +65,34 @@ struct SessionTests {
         #expect(ledger.snapshot().live(.messageHandler) == 0)
     }
 
-    /// A disconnect asked for while CONNECT is unanswered: the connect request fails once the
-    /// socket is closed, not before and not never.
+    /// A disconnect asked for while CONNECT is unanswered: DISCONNECT goes behind CONNECT (the
+    /// broker drops the will), and the connect request fails, as ended by the disconnect, once
+    /// the socket is closed, not before and not never.
     @Test func aDisconnectWhileConnectingFailsTheConnectOnClose() {
         var s = Session(configuration: SessionConfiguration(clientID: "c"), ledger: Ledger())
         _ = s.connect(request: 1, now: at(0))
-        #expect(s.disconnect(now: at(1)) == [.close(nil)] && s.state == .disconnecting)
+        #expect(s.disconnect(now: at(1)) == [.send(.disconnect), .close(nil)] && s.state == .disconnecting)
         #expect(s.tick(now: at(10_000)) == [], "no CONNACK timeout while disconnecting")
-        #expect(s.connectionClosed(error: nil, now: at(2)) == [.complete(1, .failure(.connectionClosedByPeer))])
+        #expect(s.connectionClosed(error: nil, now: at(2)) == [.complete(1, .failure(.sessionEnded))])
         #expect(s.state == .disconnected && s.nextDeadline() == nil)
+    }
+
+    /// The CONNACK that answers CONNECT after the disconnect was asked for is no protocol
+    /// error (which would close at once, dropping what is still queued); a second one is.
+    @Test func aConnackAfterTheDisconnectWasAskedForIsTakenQuietlyOnce() {
+        var s = Session(configuration: SessionConfiguration(clientID: "c"), ledger: Ledger())
+        _ = s.connect(request: 1, now: at(0))
+        _ = s.disconnect(now: at(1))
+        let ack = Packet.connack(ConnAck())
+        #expect(s.receive(ack, now: at(2)) == [])
+        #expect(s.state == .disconnecting)
+        #expect(s.receive(ack, now: at(3)) == [.close(.protocolViolation("a second CONNACK"))])
+        // Disconnecting after CONNACK: one is already a second.
+        var t = Session(configuration: SessionConfiguration(clientID: "c"), ledger: Ledger())
+        _ = t.connect(request: 1, now: at(0))
+        _ = t.receive(ack, now: at(1))
+        _ = t.disconnect(now: at(2))
+        #expect(t.receive(ack, now: at(3)) == [.close(.protocolViolation("a second CONNACK"))])
     }
 
     /// A SUBSCRIBE that gets no SUBACK in time fails, and its subscription is forgotten.

@@ -3,6 +3,7 @@
 
 import ChildProcess
 import Glibc
+import Probes
 
 public enum Loopback {
     /// A socket listening on 127.0.0.1, on a free port the kernel picks: the fd (the caller
@@ -39,6 +40,23 @@ public enum Loopback {
             throw ChildProcessError(path: "127.0.0.1:\(port)", reason: "cannot connect: \(why)")
         }
         return fd
+    }
+
+    /// This process's IPv4 TCP sockets connected to `port` or accepted on it: what a test
+    /// checks a client left, where a count of all its fds moves with the tests running beside.
+    public static func connections(port: UInt16) -> Int {
+        FDProbe.scan().count { row in
+            guard row.type == .socket, family(row.fd) == AF_INET else { return false }
+            let peer = peerPort(row.fd)
+            return peer == port || (peer != 0 && localPort(row.fd) == port)
+        }
+    }
+
+    private static func family(_ fd: Int32) -> Int32 {
+        var a = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &a) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return rc == 0 ? Int32(a.ss_family) : -1
     }
 
     /// The local port of a bound socket (0 if it has none).
