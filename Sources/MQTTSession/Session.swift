@@ -303,9 +303,9 @@ public struct Session {
         // A requested disconnect of a clean session ends the session: the broker forgets it,
         // and so do we. Otherwise publishes and handlers stay for the next connection.
         if requested && configuration.cleanSession {
-            actions += dropSession(reason: .sessionEnded)
+            dropSession(reason: .sessionEnded, into: &actions)
         }
-        if !dropped.isEmpty { actions += forgetting(dropped) }
+        if !dropped.isEmpty { forget(dropped, into: &actions) }
         return actions
     }
 
@@ -314,31 +314,39 @@ public struct Session {
     /// clean session's connection is lost for good (no reconnect will follow).
     public mutating func dropSession(reason: MQTTError) -> [SessionAction] {
         var actions: [SessionAction] = []
-        for (_, record) in outbound.sorted(by: { $0.key < $1.key }) {
-            if let r = record.request { actions.append(.complete(r, .failure(reason))) }
+        dropSession(reason: reason, into: &actions)
+        return actions
+    }
+
+    /// `dropSession`, its actions appended to `actions` (at every clean disconnect: no array
+    /// of its own to build and append).
+    private mutating func dropSession(reason: MQTTError, into actions: inout [SessionAction]) {
+        if !outbound.isEmpty {
+            for (_, record) in outbound.sorted(by: { $0.key < $1.key }) {
+                if let r = record.request { actions.append(.complete(r, .failure(reason))) }
+            }
+            outbound.removeAll(keepingCapacity: true)  // at most max-in-flight records: kept, not regrown per connection
         }
-        outbound.removeAll(keepingCapacity: true)  // at most max-in-flight records: kept, not regrown per connection
         for (_, r) in queued[queuedHead...] { actions.append(.complete(r, .failure(reason))) }
         queued.removeAll()
         queuedHead = 0
         inboundQoS2.removeAll()
         if configuration.leakHandlersOnClean { leakedHandlers += subscriptions.values }
-        if !subscriptions.isEmpty {
+        if subscriptions.count == 1, let only = subscriptions.first?.value.subscription {
+            subscriptions.removeAll(keepingCapacity: true)
+            forget(CollectionOfOne(only), into: &actions)
+        } else if !subscriptions.isEmpty {
             let dropped = subscriptions.values.map(\.subscription)
             subscriptions.removeAll(keepingCapacity: true)
-            actions += forgetting(dropped)
+            forget(dropped, into: &actions)
         }
-        return actions
     }
 
-    /// `.forget` for each of `ids` that no handler, pending SUBSCRIBE or held request still
-    /// refers to, once each, in order.
-    private func forgetting(_ ids: [SubscriptionID]) -> [SessionAction] {
-        guard !ids.isEmpty else { return [] }
-        var actions: [SessionAction] = []
+    /// Appends `.forget` for each of `ids` that no handler, pending SUBSCRIBE or held request
+    /// still refers to, once each, in order.
+    private func forget(_ ids: some RandomAccessCollection<SubscriptionID>, into actions: inout [SessionAction]) {
         // A handful of ids at most (one per filter): no set to build.
-        for (i, id) in ids.enumerated() where !ids[..<i].contains(id) && !isReferenced(id) { actions.append(.forget(id)) }
-        return actions
+        for (i, id) in zip(ids.indices, ids) where !ids[..<i].contains(id) && !isReferenced(id) { actions.append(.forget(id)) }
     }
 
     private func isReferenced(_ id: SubscriptionID) -> Bool {
@@ -414,13 +422,13 @@ public struct Session {
                 }
             }
             var actions = finish(s.packetID, .subscribed(s.returnCodes), now: now)
-            if !dropped.isEmpty { actions += forgetting(dropped) }
+            if !dropped.isEmpty { forget(dropped, into: &actions) }
             return actions
         case (.connected, .unsuback(let a)), (.disconnecting, .unsuback(let a)):
             guard case .unsubscribe(let u)? = outbound[a.packetID]?.kind else { return [] }
             let dropped = u.topicFilters.compactMap { subscriptions.removeValue(forKey: $0)?.subscription }
             var actions = finish(a.packetID, .done, now: now)
-            if !dropped.isEmpty { actions += forgetting(dropped) }
+            if !dropped.isEmpty { forget(dropped, into: &actions) }
             return actions
         case (.connected, .pingresp), (.disconnecting, .pingresp):
             if case .connected = link { link = .connected(pingSentAt: nil) }
@@ -475,7 +483,7 @@ public struct Session {
                 link = .connected(pingSentAt: now)
                 actions.append(send(.pingreq, now))
             }
-            if !dropped.isEmpty { actions += forgetting(dropped) }
+            if !dropped.isEmpty { forget(dropped, into: &actions) }
             return actions
         case .disconnected, .disconnecting:
             return []

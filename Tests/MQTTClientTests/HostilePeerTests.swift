@@ -170,7 +170,7 @@ struct HostilePeerTests {
             let (connected, published) = try await client.eventLoop.submit {
                 client.batchingWrites { (client.connectFuture(), client.publish(messages)) }
             }.get()
-            try await connected.get()
+            _ = try await connected.get()
             try await published.get()
             try await client.disconnect()
         }
