@@ -61,7 +61,7 @@ public enum ClientEvent: Sendable, Hashable {
 }
 
 /// An MQTT 3.1.1 client. Safe to use from any task; its work runs on its event loop.
-public final class MQTTClient: @unchecked Sendable {  // its state is the event loop's (see below); other threads only submit to it
+public final class MQTTClient: Sendable {
     /// The process's one event-loop group (one thread): a client never creates its own.
     public static let eventLoopGroup: MultiThreadedEventLoopGroup = {
         _ = groupEntry
@@ -72,20 +72,38 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     public let configuration: ClientConfiguration
     public let eventLoop: any EventLoop
+    /// The client's state and work, reached on its event loop only: `core.value` checks that
+    /// it is, at each entry from the public API (ClientAPI.swift).
+    let core: NIOLoopBoundBox<ClientCore>
+
+    public init(configuration: ClientConfiguration, ledger: Ledger = .shared) {
+        var c = configuration
+        c.session.leakHandlersOnClean = c.injectLeak == .ackHandler
+        self.configuration = c
+        let eventLoop = MQTTClient.eventLoopGroup.next()
+        self.eventLoop = eventLoop
+        core = .makeBoxSendingValue(ClientCore(configuration: c, ledger: ledger, eventLoop: eventLoop), eventLoop: eventLoop)
+    }
+}
+
+/// What an `MQTTClient` holds and does, on its event loop (not Sendable: the compiler keeps
+/// it there). The channel's handler, timers and futures call it on that loop.
+final class ClientCore {
+    let configuration: ClientConfiguration
+    let eventLoop: any EventLoop
     let ledger: Ledger
 
-    // Event-loop confined state.
     var session: Session
     var connection: Connection?
     var abandoned: [Connection] = []
     /// `--inject-leak tls-context`: each closed connection's TLS handler and its record, kept.
     var keptTLS: [(handler: NIOSSLClientHandler, record: LedgerEntry)] = []
     /// What the client is doing about its connection (see `Lifecycle`).
-    var lifecycle = Lifecycle<Scheduled<Void>, @Sendable () -> Void>.idle
+    var lifecycle = Lifecycle<Scheduled<Void>, () -> Void>.idle
     /// Nesting depth of `batchingWrites`: while above zero, writes wait for its end.
     var writesHeld = 0
     /// Requests made while the socket opens: handed to the session once CONNECT is sent.
-    var afterOpen: [(RequestID, @Sendable (RequestID, NIODeadline) -> [SessionAction])] = []
+    var afterOpen: [(RequestID, (RequestID, NIODeadline) -> [SessionAction])] = []
     var generation = 0
     var waiters: [RequestID: Waiter] = [:]
     var nextRequest: RequestID = 1
@@ -97,13 +115,11 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     var callbacks = CallbackSlots()
     var _state: ClientState = .idle
 
-    public init(configuration: ClientConfiguration, ledger: Ledger = .shared) {
-        var c = configuration
-        c.session.leakHandlersOnClean = c.injectLeak == .ackHandler
-        self.configuration = c
+    init(configuration: ClientConfiguration, ledger: Ledger, eventLoop: any EventLoop) {
+        self.configuration = configuration
         self.ledger = ledger
-        self.eventLoop = MQTTClient.eventLoopGroup.next()
-        self.session = Session(configuration: c.session, ledger: ledger)
+        self.eventLoop = eventLoop
+        self.session = Session(configuration: configuration.session, ledger: ledger)
     }
 
     // MARK: connect / disconnect
@@ -141,6 +157,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         }
         connecting
             .hop(to: eventLoop)
+            .assumeIsolated()
             .whenComplete { result in
                 switch result {
                 case .success(let channel): self.opened(channel, generation: gen, request: request)
@@ -158,7 +175,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
             return
         }
         if literalAddress == nil { resolvedAddress = channel.remoteAddress }
-        let record = ConnectionRecord(local: Self.endpoint(channel.localAddress), remote: Self.endpoint(channel.remoteAddress))
+        let record = ConnectionRecord(local: MQTTClient.endpoint(channel.localAddress), remote: MQTTClient.endpoint(channel.remoteAddress))
         begin(Connection(channel: channel, generation: gen, record: record, ledger: ledger,
                          maximumPacketSize: configuration.maximumPacketSize, tls: configuration.tls != nil), request: request)
     }
@@ -170,7 +187,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     func openedSocket(_ fd: CInt, remote: SocketAddress, generation gen: Int, request: RequestID) {
         // Within `open`'s call: nothing can have come in between.
         _ = lifecycle.opened(current: true)
-        let record = ConnectionRecord(local: Self.localEndpoint(fd), remote: Self.endpoint(remote))
+        let record = ConnectionRecord(local: MQTTClient.localEndpoint(fd), remote: MQTTClient.endpoint(remote))
         // Its first write, then `register`, come with the first flush (`batchingWrites` holds it).
         begin(Connection(descriptor: fd, generation: gen, record: record, ledger: ledger,
                          maximumPacketSize: configuration.maximumPacketSize), request: request)
@@ -194,6 +211,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         let gen = c.generation
         bootstrap.withConnectedSocket(fd)
             .hop(to: eventLoop)
+            .assumeIsolated()
             .whenComplete { result in
                 let c = self.connection
                 switch result {
@@ -203,7 +221,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
                     c.flushOutgoing()  // what the socket did not take at once
                 case .failure(let error):
                     guard let c, c.generation == gen else { return }
-                    self.handleClosed(c, error: .connectionReset(Self.describe(error)))
+                    self.handleClosed(c, error: .connectionReset(MQTTClient.describe(error)))
                 }
             }
     }
@@ -219,7 +237,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     func openFailed(_ error: any Error, request: RequestID) {
         resolvedAddress = nil  // the name is resolved again on the next attempt
-        let e = MQTTError.cannotConnect(host: configuration.host, port: configuration.port, reason: Self.describe(error))
+        let e = MQTTError.cannotConnect(host: configuration.host, port: configuration.port, reason: MQTTClient.describe(error))
         emit(.error(e))
         complete(request, .failure(e))
         switch lifecycle.openFailed(reconnecting: _state == .reconnecting) {
@@ -239,10 +257,11 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     private lazy var bootstrap: ClientBootstrap = {
         let maxSize = configuration.maximumPacketSize
         let tls = configuration.tls
+        let core = NIOLoopBound(Unowned(self), eventLoop: eventLoop)  // made on the loop, at the first open
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.session.commandTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)  // NIO's default too: replaces it
-            .channelInitializer { [unowned self] channel in
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Set here, not as a bootstrap option: those are applied per connection
                     // through a chain of futures for each connection.
@@ -251,7 +270,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
                         try channel.pipeline.syncOperations.addHandlers(SocketCloser(), tls.makeHandler())
                     }
                     try channel.pipeline.syncOperations.addHandler(
-                        PacketHandler(client: self, generation: self.generation, maximumPacketSize: maxSize))
+                        PacketHandler(client: core.value.core, generation: core.value.core.generation, maximumPacketSize: maxSize))
                 }
             }
     }()
@@ -409,7 +428,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
                 channel.close(promise: nil)
             }
             if pending {
-                deadline = eventLoop.scheduleTask(in: configuration.session.commandTimeout) { channel.close(promise: nil) }
+                deadline = eventLoop.assumeIsolated().scheduleTask(in: configuration.session.commandTimeout) { channel.close(promise: nil) }
             }
         } else if let channel = c.channel {
             // An error, or the broker closed (first, or after our FIN): unsent bytes are dropped.
@@ -455,9 +474,9 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
     /// Opens `attempt`'s next connection after the backoff for its `reconnects` (the delay
     /// doubles per attempt, up to the maximum).
     func scheduleReconnect(_ attempt: ConnectAttempt) {
-        let delay = Self.reconnectDelay(attempt: attempt.reconnects, interval: configuration.reconnectInterval,
+        let delay = MQTTClient.reconnectDelay(attempt: attempt.reconnects, interval: configuration.reconnectInterval,
                                         maximum: configuration.maxReconnectInterval)
-        let task = eventLoop.scheduleTask(in: delay) {
+        let task = eventLoop.assumeIsolated().scheduleTask(in: delay) {
             guard self.lifecycle.backoffElapsed(hasConnection: self.connection != nil) else { return }
             self.open(request: self.newRequest({ $0 }, then: { _ in }))
         }
@@ -479,7 +498,7 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
         timerDeadline = deadline
         if timerEntry == nil { timerEntry = LedgerEntry(.timer, size: 64, owner: "conn", ledger: ledger) }
         // A scheduled callback, not a task: no promise to make, and none to fail on cancel.
-        timer = try? eventLoop.scheduleCallback(at: deadline, handler: TimerFired(client: self))
+        timer = try? eventLoop.scheduleCallback(at: deadline, handler: TimerFired(client: NIOLoopBound(self, eventLoop: eventLoop)))
     }
 
     func timerFired() {
@@ -490,9 +509,12 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     /// Calls the client back when its timer is due.
     private struct TimerFired: NIOScheduledCallbackHandler, Sendable {
-        let client: MQTTClient
-        func handleScheduledCallback(eventLoop: some EventLoop) { client.timerFired() }
+        let client: NIOLoopBound<ClientCore>
+        func handleScheduledCallback(eventLoop: some EventLoop) { client.value.timerFired() }
     }
+
+    /// The core, not retained: the bootstrap's initializer is the core's own.
+    struct Unowned { unowned let core: ClientCore; init(_ core: ClientCore) { self.core = core } }
 
     func cancelTimer() {
         timer?.cancel()
@@ -503,30 +525,25 @@ public final class MQTTClient: @unchecked Sendable {  // its state is the event 
 
     // MARK: helpers
 
-    /// Runs `body` on the event loop: at once when already there (the cycle runner is), else
-    /// as a task.
-    func onLoop(_ body: @escaping @Sendable () -> Void) {
-        if eventLoop.inEventLoop { body() } else { eventLoop.execute(body) }
-    }
-
-    /// A future completed by a callback-style request.
-    func future<T: Sendable>(_ start: (@escaping @Sendable (Result<T, MQTTError>) -> Void) -> Void) -> EventLoopFuture<T> {
-        let promise = eventLoop.makePromise(of: T.self)
-        start { result in promise.completeWith(result.mapError { $0 }) }
-        return promise.futureResult
-    }
-
-    /// Starts a request on the event loop: `body` is its session command, `done` gets the value
-    /// `extract` takes out of the session's result.
+    /// Starts a request: `body` is its session command, `done` gets the value `extract` takes
+    /// out of the session's result.
     func request<T: Sendable>(_ extract: @escaping @Sendable (RequestResult) -> T?,
-                                      then done: @escaping @Sendable (Result<T, MQTTError>) -> Void,
-                                      _ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) {
-        onLoop { self.submit(self.newRequest(extract, then: done), now: .now(), body) }
+                              then done: @escaping @Sendable (Result<T, MQTTError>) -> Void,
+                              _ body: @escaping (RequestID, NIODeadline) -> [SessionAction]) {
+        submit(newRequest(extract, then: done), now: .now(), body)
+    }
+
+    /// A publish's session command: queued while the client wants a connection, else refused.
+    func publishing(_ message: Publish) -> (RequestID, NIODeadline) -> [SessionAction] {
+        { id, now in
+            guard self.lifecycle.wantsConnection else { return [.complete(id, .failure(.notConnected))] }
+            return self.session.publish(message, request: id, now: now)
+        }
     }
 
     /// Runs a request's session command now, or once CONNECT is sent if the socket is opening.
     func submit(_ id: RequestID, now: NIODeadline, flush: Bool = true,
-                        _ body: @escaping @Sendable (RequestID, NIODeadline) -> [SessionAction]) {
+                _ body: @escaping (RequestID, NIODeadline) -> [SessionAction]) {
         if lifecycle.isOpening { afterOpen.append((id, body)) } else { perform(body(id, now), flush: flush) }
     }
 

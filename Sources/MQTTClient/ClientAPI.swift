@@ -22,7 +22,7 @@ extension MQTTClient {
     /// `connect` with a callback, called on the event loop: no future to make, for the cycle
     /// runner's measured loop. Called from the event loop, the request starts at once.
     public func connect(then done: @escaping @Sendable (Result<ConnAck, MQTTError>) -> Void) {
-        onLoop { self.startConnect(done) }
+        onLoop { $0.startConnect(done) }
     }
 
     /// Sends DISCONNECT (when connected) and returns once the socket is closed and every
@@ -37,7 +37,7 @@ extension MQTTClient {
 
     /// `disconnect` with a callback, called on the event loop once the socket is closed.
     public func disconnect(then done: @escaping @Sendable () -> Void) {
-        onLoop { self.startDisconnect(done) }
+        onLoop { $0.startDisconnect(done) }
     }
 
     /// Subscribes `filters`; `handler` gets every matching message. Returns SUBACK's codes
@@ -54,16 +54,18 @@ extension MQTTClient {
     /// `subscribe` with a callback, called on the event loop.
     public func subscribe(_ filters: [Subscribe.Filter], handler: @escaping @Sendable (Publish) -> Void,
                           then done: @escaping @Sendable (Result<[SubAck.ReturnCode], MQTTError>) -> Void) {
-        request({ if case .subscribed(let codes) = $0 { codes } else { nil } }, then: done) { id, now in
-            // The callback stays here, under an id the session's handlers name.
-            let subscription = self.callbacks.add(handler)
-            return self.session.subscribe(filters, request: id, now: now, subscription: subscription)
+        onLoop { core in
+            core.request({ if case .subscribed(let codes) = $0 { codes } else { nil } }, then: done) { id, now in
+                // The callback stays here, under an id the session's handlers name.
+                let subscription = core.callbacks.add(handler)
+                return core.session.subscribe(filters, request: id, now: now, subscription: subscription)
+            }
         }
     }
 
     public func unsubscribe(_ filters: [String]) async throws {
         _ = try await future { done in
-            self.request({ $0 }, then: done) { id, now in self.session.unsubscribe(filters, request: id, now: now) }
+            self.onLoop { core in core.request({ $0 }, then: done) { id, now in core.session.unsubscribe(filters, request: id, now: now) } }
         }.get()
     }
 
@@ -76,21 +78,13 @@ extension MQTTClient {
     /// `publish` as a future, for callers that keep many publishes in flight at once.
     public func publishFuture(_ topic: String, payload: ByteBuffer, qos: QoS = .atMostOnce, retain: Bool = false) -> EventLoopFuture<RequestResult> {
         let message = Publish(topic: topic, payload: payload, qos: qos, retain: retain)
-        return future { done in self.request({ $0 }, then: done, self.publishing(message)) }
-    }
-
-    /// A publish's session command: queued while the client wants a connection, else refused.
-    private func publishing(_ message: Publish) -> @Sendable (RequestID, NIODeadline) -> [SessionAction] {
-        { id, now in
-            guard self.lifecycle.wantsConnection else { return [.complete(id, .failure(.notConnected))] }
-            return self.session.publish(message, request: id, now: now)
-        }
+        return future { done in self.onLoop { core in core.request({ $0 }, then: done, core.publishing(message)) } }
     }
 
     /// Drops the connection without DISCONNECT, as a network failure would (the broker then
     /// publishes the will). Reconnects if configured to.
     public func abortConnection() async {
-        try? await eventLoop.submit { self.closeConnection(.connectionReset("aborted")) }.get()
+        try? await eventLoop.submit { self.core.value.closeConnection(.connectionReset("aborted")) }.get()
     }
 
     /// The reconnect delay before `attempt` (1-based): the interval doubled per failed
@@ -108,19 +102,19 @@ extension MQTTClient {
 
     /// `publish(_:)` with a callback, called on the event loop.
     public func publish(_ messages: [Publish], then done: @escaping @Sendable (Result<Void, MQTTError>) -> Void) {
-        onLoop {
+        onLoop { core in
             guard !messages.isEmpty else { return done(.success(())) }
             let batch = Batch(remaining: messages.count, done: done)
             let now = NIODeadline.now()
             for m in messages {
-                let id = self.nextRequest
-                self.nextRequest += 1
-                self.waiters[id] = .batch(batch)
+                let id = core.nextRequest
+                core.nextRequest += 1
+                core.waiters[id] = .batch(batch)
                 // One message at a time: QoS 0 completes at once, so `waiters` stays small;
                 // the bytes gather in the connection's outgoing buffer.
-                self.submit(id, now: now, flush: false, self.publishing(m))
+                core.submit(id, now: now, flush: false, core.publishing(m))
             }
-            self.flush()
+            core.flush()
         }
     }
 
@@ -130,28 +124,41 @@ extension MQTTClient {
     /// without TCP_NODELAY (mosquitto's default) holds its later answers until the client's
     /// delayed ACK (Linux's minimum delay, which then bounds the cycle rate).
     public func batchingWrites<T>(_ body: () throws -> T) rethrows -> T {
-        eventLoop.preconditionInEventLoop()
-        writesHeld += 1
+        let core = self.core.value  // checks it is the event loop
+        core.writesHeld += 1
         defer {
-            writesHeld -= 1
-            flush()
+            core.writesHeld -= 1
+            core.flush()
         }
         return try body()
     }
 
     /// Calls `listener` on the event loop for every event from now on.
     public func addEventListener(_ listener: @escaping @Sendable (ClientEvent) -> Void) {
-        eventLoop.execute { self.listeners.append(listener) }
+        eventLoop.execute { self.core.value.listeners.append(listener) }
     }
 
     /// The state, read on the event loop; `.disconnected` once the loop is gone (the group
     /// shut down: nothing can be connected then).
     public var state: ClientState {
-        get async { (try? await eventLoop.submit { self._state }.get()) ?? .disconnected }
+        get async { (try? await eventLoop.submit { self.core.value._state }.get()) ?? .disconnected }
     }
 
     /// In-flight and queued publishes; none once the event loop is gone.
     public var inflight: (inflight: Int, queued: Int) {
-        get async { (try? await eventLoop.submit { (self.session.inflightCount, self.session.queuedCount) }.get()) ?? (0, 0) }
+        get async { (try? await eventLoop.submit { (self.core.value.session.inflightCount, self.core.value.session.queuedCount) }.get()) ?? (0, 0) }
+    }
+
+    /// Runs `body` with the core on the event loop: at once when already there (the cycle
+    /// runner is), else as a task.
+    func onLoop(_ body: @escaping @Sendable (ClientCore) -> Void) {
+        if eventLoop.inEventLoop { body(core.value) } else { eventLoop.execute { body(self.core.value) } }
+    }
+
+    /// A future completed by a callback-style request.
+    func future<T: Sendable>(_ start: (@escaping @Sendable (Result<T, MQTTError>) -> Void) -> Void) -> EventLoopFuture<T> {
+        let promise = eventLoop.makePromise(of: T.self)
+        start { result in promise.completeWith(result.mapError { $0 }) }
+        return promise.futureResult
     }
 }

@@ -13,7 +13,7 @@ import Glibc
 final class PacketHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    private let client: MQTTClient
+    private let client: ClientCore
     private let generation: Int
     private var decoder: PacketDecoder
     /// TLS: whether the handshake finished (an EOF before it is a handshake failure).
@@ -21,7 +21,7 @@ final class PacketHandler: ChannelInboundHandler {
     /// Whether any byte came yet: a plain connection's first bytes may be a TLS record.
     private var anyRead = false
 
-    init(client: MQTTClient, generation: Int, maximumPacketSize: Int) {
+    init(client: ClientCore, generation: Int, maximumPacketSize: Int) {
         self.client = client
         self.generation = generation
         self.decoder = PacketDecoder(maximumPacketSize: maximumPacketSize)

@@ -98,3 +98,20 @@ struct ConnectionTests {
         #expect(requested.closeError == nil)
     }
 }
+
+/// The client's state is its event loop's: reaching it from another thread stops the process
+/// (NIOLoopBoundBox checks it), where it used to be a data race.
+struct ClientConfinementTests {
+    @Test func theCoreReachedOffItsEventLoopStopsTheProcess() async {
+        await #expect(processExitsWith: .failure) {
+            let client = MQTTClient(configuration: ClientConfiguration(clientID: "off-loop"), ledger: Ledger())
+            client.batchingWrites {}
+        }
+    }
+
+    @Test func onItsEventLoopTheSameCallRuns() async throws {
+        let client = MQTTClient(configuration: ClientConfiguration(clientID: "on-loop"), ledger: Ledger())
+        let ran = try await client.eventLoop.submit { client.batchingWrites { true } }.get()
+        #expect(ran)
+    }
+}
