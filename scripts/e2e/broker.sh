@@ -14,17 +14,32 @@ start_broker() {
     BPORT=$(sed -n "s/^listening on .*://p" "$WORK/broker.out")
 }
 
+# subscribe OUT ARGS...: mosquitto_sub in the background (SUB: its pid), back once its SUBACK
+# came, so what is published next reaches it (no sleep standing in for that).
+subscribe() {
+    local out=$1; shift
+    timeout 10 stdbuf -oL mosquitto_sub -d "$@" > "$out.raw" 2>&1 &  # line-buffered: its SUBACK line shows at once
+    SUB=$!
+    wait_for 5 grep -q 'received SUBACK' "$out.raw" || echo "       (no SUBACK for mosquitto_sub $*)"
+}
+# received OUT: waits for that subscriber to end, then writes to OUT what it printed, its
+# debug lines left out. (In this shell: `wait` only waits for this shell's children.)
+received() { wait "$SUB"; grep -v '^Client \|^Subscribed\|^Timed out$' "$1.raw" > "$1"; }
+
 start_broker || exit 1
 echo "broker: listening on $BPORT"
 check "prints 'listening on 127.0.0.1:PORT' and accepts" wait_listening "$BPORT"
 
 for q in 0 1 2; do
-    got=$(timeout 10 mosquitto_sub -p "$BPORT" -t "q$q/+/x" -q "$q" -C 1 -W 8 -v & sleep 0.4; mosquitto_pub -p "$BPORT" -t "q$q/a/x" -m "hello $q" -q "$q"; wait)
+    subscribe "$WORK/q$q" -p "$BPORT" -t "q$q/+/x" -q "$q" -C 1 -W 8 -v
+    mosquitto_pub -p "$BPORT" -t "q$q/a/x" -m "hello $q" -q "$q"
+    received "$WORK/q$q"; got=$(cat "$WORK/q$q")
     check "QoS $q publish/subscribe with a + filter" [ "$got" = "q$q/a/x hello $q" ]
 done
 
-got=$(timeout 10 mosquitto_sub -p "$BPORT" -t 'deep/#' -q 1 -C 3 -W 8 & sleep 0.4
-      for t in deep deep/a deep/a/b; do mosquitto_pub -p "$BPORT" -t "$t" -m "$t" -q 1; done; wait)
+subscribe "$WORK/deep" -p "$BPORT" -t 'deep/#' -q 1 -C 3 -W 8
+for t in deep deep/a deep/a/b; do mosquitto_pub -p "$BPORT" -t "$t" -m "$t" -q 1; done
+received "$WORK/deep"; got=$(cat "$WORK/deep")
 check "# matches the parent and every level below" [ "$(echo $got)" = "deep deep/a deep/a/b" ]
 
 mosquitto_pub -p "$BPORT" -t keep/me -m kept -r -q 1
@@ -34,21 +49,18 @@ mosquitto_pub -p "$BPORT" -t keep/me -n -r -q 1
 got=$(timeout 3 mosquitto_sub -p "$BPORT" -t keep/me -C 1 -W 1 2>/dev/null)
 check "an empty retained payload clears it" [ -z "$got" ]
 
-timeout 10 mosquitto_sub -p "$BPORT" -t 'will/#' -C 1 -W 8 -v > "$WORK/will.out" &
-SUB=$!
-sleep 0.3
-mosquitto_sub -p "$BPORT" -t nothing --will-topic will/abrupt --will-payload gone -k 60 &
+subscribe "$WORK/will" -p "$BPORT" -t 'will/#' -C 1 -W 8 -v
+# The victim runs bare (not under timeout, which SIGKILL would stop without it).
+stdbuf -oL mosquitto_sub -d -p "$BPORT" -t nothing --will-topic will/abrupt --will-payload gone -k 60 > "$WORK/victim.raw" 2>&1 &
 VICTIM=$!
-sleep 0.5
+wait_for 5 grep -q 'received SUBACK' "$WORK/victim.raw"
 kill -9 "$VICTIM"; wait "$VICTIM" 2>/dev/null
-wait "$SUB"
-check "will published after an abnormal close" grep -q '^will/abrupt gone$' "$WORK/will.out"
-timeout 4 mosquitto_sub -p "$BPORT" -t 'clean/#' -C 1 -W 2 -v > "$WORK/nowill.out" 2>/dev/null &
-SUB=$!
-sleep 0.3
+received "$WORK/will"
+check "will published after an abnormal close" grep -q '^will/abrupt gone$' "$WORK/will"
+subscribe "$WORK/nowill" -p "$BPORT" -t 'clean/#' -C 1 -W 2 -v
 mosquitto_pub -p "$BPORT" -t x -m y --will-topic clean/exit --will-payload gone
-wait "$SUB"
-check "no will after a clean DISCONNECT" [ ! -s "$WORK/nowill.out" ]
+received "$WORK/nowill"
+check "no will after a clean DISCONNECT" [ ! -s "$WORK/nowill" ]
 
 echo "broker: malformed client"
 python3 - "$BPORT" <<'PY' && pass "malformed bytes close that connection only; level 5 gets CONNACK 1" || fail "malformed bytes close that connection only; level 5 gets CONNACK 1"
@@ -82,9 +94,7 @@ check "SIGTERM stops the broker with exit 0" [ $rc = 0 ]
 echo "broker: keepalive, refused subscriptions, listen address"
 start_broker || exit 1
 # A client that goes silent after CONNECT (keepalive 1, a will): closed after 1.5 s, will published.
-timeout 10 mosquitto_sub -p "$BPORT" -t 'will/#' -C 1 -W 8 -v > "$WORK/kawill.out" &
-SUB=$!
-sleep 0.3
+subscribe "$WORK/kawill" -p "$BPORT" -t 'will/#' -C 1 -W 8 -v
 python3 - "$BPORT" <<'PY' && pass "a silent client is closed after 1.5 x keepalive" || fail "a silent client is closed after 1.5 x keepalive"
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
@@ -98,8 +108,8 @@ t = time.monotonic()
 assert s.recv(16) == b"", "closed by the broker"
 assert 1.2 < time.monotonic() - t < 2.5, time.monotonic() - t
 PY
-wait "$SUB"
-check "the silent client's will is published" grep -q '^will/silent gone$' "$WORK/kawill.out"
+received "$WORK/kawill"
+check "the silent client's will is published" grep -q '^will/silent gone$' "$WORK/kawill"
 kill "$BPID"; wait "$BPID" 2>/dev/null
 
 start_broker --fault deny-subscribe:test/nosubscribe || exit 1
@@ -123,7 +133,9 @@ for addr in 127.0.0.2 ::1; do
     fi
     BIND_SHOWN=$shown start_broker --bind "$addr" || { fail "--bind $addr: the broker did not start"; continue; }
     check "--bind $addr: the listening line shows it" grep -qxF "listening on $shown:$BPORT" "$WORK/broker.out"
-    got=$(timeout 10 mosquitto_sub -h "$addr" -p "$BPORT" -t b -C 1 -W 8 & sleep 0.4; mosquitto_pub -h "$addr" -p "$BPORT" -t b -m "via $addr"; wait)
+    subscribe "$WORK/bind" -h "$addr" -p "$BPORT" -t b -C 1 -W 8
+    mosquitto_pub -h "$addr" -p "$BPORT" -t b -m "via $addr"
+    received "$WORK/bind"; got=$(cat "$WORK/bind")
     check "--bind $addr: clients reach it there" [ "$got" = "via $addr" ]
     check "--bind $addr: not on 127.0.0.1" sh -c "! mosquitto_pub -h 127.0.0.1 -p $BPORT -t b -m x 2>/dev/null"
     kill "$BPID"; wait "$BPID" 2>/dev/null
