@@ -108,7 +108,7 @@ final class CloseMidHandshake: ChannelOutboundHandler, RemovableChannelHandler {
         cut = true
         var bytes = unwrapOutboundIn(data)
         let half = bytes.readSlice(length: max(1, bytes.readableBytes / 2)) ?? bytes
-        context.writeAndFlush(wrapOutboundOut(half)).whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(half)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         promise?.succeed(())
     }
 }

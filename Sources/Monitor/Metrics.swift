@@ -45,20 +45,18 @@ public final class RunMetrics: LogSink {
         self.registry = PrometheusCollectorRegistry()
         let t = ("target", target)
         let registry = self.registry
-        cycles = registry.makeCounter(name: "mshmon_cycles_total", labels: [t], help: "Cycles run (completed or failed).")
-        heapUsed = registry.makeGauge(name: "mshmon_heap_used_bytes", labels: [t], help: "Heap in use after the last cycle.")
-        threads = registry.makeGauge(name: "mshmon_threads", labels: [t], help: "Threads after the last cycle.")
-        leakDetected = registry.makeGauge(name: "mshmon_leak_detected", labels: [t], help: "1 when the verdict so far finds a leak.")
+        cycles = registry.makeCounter(descriptor: .whole("mshmon_cycles_total", help: "Cycles run (completed or failed)."), labels: [t])
+        heapUsed = registry.makeGauge(descriptor: .whole("mshmon_heap_used_bytes", help: "Heap in use after the last cycle."), labels: [t])
+        threads = registry.makeGauge(descriptor: .whole("mshmon_threads", help: "Threads after the last cycle."), labels: [t])
+        leakDetected = registry.makeGauge(descriptor: .whole("mshmon_leak_detected", help: "1 when the verdict so far finds a leak."), labels: [t])
         fds = Dictionary(uniqueKeysWithValues: FDType.allCases.map { type in
-            (type, registry.makeGauge(name: "mshmon_open_fds", labels: [("type", type.rawValue), t], help: "Open file descriptors by type."))
+            (type, registry.makeGauge(descriptor: .whole("mshmon_open_fds", help: "Open file descriptors by type."), labels: [("type", type.rawValue), t]))
         })
         sockets = Dictionary(uniqueKeysWithValues: TCPState.allCases.map { state in
-            (state, registry.makeGauge(name: "mshmon_tcp_sockets", labels: [("state", state.rawValue), t],
-                                       help: "The target's TCP sockets by state (its TIME_WAIT ones included)."))
+            (state, registry.makeGauge(descriptor: .whole("mshmon_tcp_sockets", help: "The target's TCP sockets by state (its TIME_WAIT ones included)."), labels: [("state", state.rawValue), t]))
         })
         ledger = hasLedger ? Dictionary(uniqueKeysWithValues: LedgerKind.allCases.map { kind in
-            (kind, registry.makeGauge(name: "mshmon_ledger_live", labels: [("kind", kind.rawValue), t],
-                                      help: "Live records of the client's owner ledger by kind."))
+            (kind, registry.makeGauge(descriptor: .whole("mshmon_ledger_live", help: "Live records of the client's owner ledger by kind."), labels: [("kind", kind.rawValue), t]))
         }) : [:]
         state = Mutex(State(tally: RunTally(warmup: warmup, capacity: 4_096)))
     }
@@ -89,8 +87,7 @@ public final class RunMetrics: LogSink {
         state.withLock { s in
             if let cause = sample.error {
                 if s.failures[cause] == nil {
-                    s.failures[cause] = registry.makeCounter(name: "mshmon_cycle_failures_total", labels: [("cause", cause), ("target", target)],
-                                                             help: "Failed cycles by cause.")
+                    s.failures[cause] = registry.makeCounter(descriptor: .whole("mshmon_cycle_failures_total", help: "Failed cycles by cause."), labels: [("cause", cause), ("target", target)])
                 }
                 s.failures[cause]?.increment()
             }
@@ -111,8 +108,7 @@ public final class RunMetrics: LogSink {
         for leak in verdict.leaks {
             seen.insert(leak.name)
             if s.slopes[leak.name] == nil {
-                s.slopes[leak.name] = registry.makeGauge(name: "mshmon_leak_slope_per_cycle", labels: [("series", leak.name), ("target", target)],
-                                                         help: "A leaking series' growth per cycle (Theil-Sen slope).")
+                s.slopes[leak.name] = registry.makeGauge(descriptor: .whole("mshmon_leak_slope_per_cycle", help: "A leaking series' growth per cycle (Theil-Sen slope)."), labels: [("series", leak.name), ("target", target)])
             }
             s.slopes[leak.name]?.set(Double(leak.slope))
         }
@@ -136,5 +132,12 @@ public final class RunMetrics: LogSink {
         close(fd)
         unlink(temporary)
         return nil
+    }
+}
+
+extension MetricNameDescriptor {
+    /// A metric named `name` whole (the descriptor joins its non-empty parts with underscores).
+    static func whole(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 }

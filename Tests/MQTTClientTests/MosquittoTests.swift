@@ -260,9 +260,10 @@ struct MosquittoTests {
     @Test func inflightQoS1PublishesAreResentAfterTheBrokerRestarts() async throws {
         // Persistence on, so the subscriber's session and its undelivered messages survive the
         // restart: what is lost then can only be the publisher's in-flight messages.
-        let dir = "/tmp/mshmon-persist-\(UInt32.random(in: 0...UInt32.max))/"
-        _ = dir.withCString { mkdir($0, 0o777) }
-        _ = dir.withCString { chmod($0, 0o777) }
+        let folder = try TemporaryFolder.make("mshmon-persist")
+        defer { TemporaryFolder.remove(folder) }
+        _ = folder.withCString { chmod($0, 0o777) }  // mosquitto, started as root, writes as its own user
+        let dir = folder + "/"
         let broker = try Mosquitto(extraConfig: ["persistence true", "persistence_location \(dir)", "autosave_interval 0"])
         let received = Inbox<String>()
         let subscriber = client(broker, id: "t-inflight-sub") {

@@ -63,7 +63,7 @@ struct LedgerTests {
             var a = in_addr(s_addr: host.bigEndian)
             var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
             inet_ntop(AF_INET, &a, &text, socklen_t(text.count))
-            let expected = String(cString: text)
+            let expected = text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             let bytes = withUnsafeBytes(of: host.bigEndian) { Array($0) }
             #expect(Endpoint(ipv4: host.bigEndian, port: 1).address == expected)
             #expect(Endpoint.text(bytes) == expected)

@@ -35,19 +35,20 @@ struct LoopbackPair {
     }
 }
 
-/// Samples until `condition` holds or 5 s pass (TCP state changes are asynchronous).
-func eventually(_ sampler: Sampler, allTCP: Bool = false, _ condition: (Snapshot) -> Bool) -> Snapshot? {
-    for _ in 0..<500 {
-        let s = sampler.sample(allTCP: allTCP)
-        if condition(s) { return s }
-        usleep(10_000)
+/// Samples until `condition` holds or 5 s pass (TCP state changes are asynchronous): the
+/// sample it held for, nil if it never did.
+func eventually(_ sampler: Sampler, allTCP: Bool = false, _ condition: (Snapshot) -> Bool) async -> Snapshot? {
+    var last: Snapshot?
+    let held = await waitUntil(5) {
+        last = sampler.sample(allTCP: allTCP)
+        return condition(last!)
     }
-    return nil
+    return held ? last : nil
 }
 
 @Suite(.serialized)
 struct LiveProbeTests {
-    @Test func establishedConnectionShowsBothEndsWithOurInodes() throws {
+    @Test func establishedConnectionShowsBothEndsWithOurInodes() async throws {
         let pair = try LoopbackPair()
         defer { close(pair.client); close(pair.server); close(pair.listener) }
         let snap = Sampler(ledger: Ledger()).sample()
@@ -62,7 +63,7 @@ struct LiveProbeTests {
         // (which counts the SYN) grows by 5 on the client, bytes received by 5 on the server.
         let before = try #require(clientRow)
         _ = "hello".withCString { write(pair.client, $0, 5) }
-        let after = eventually(Sampler(ledger: Ledger())) { s in
+        let after = await eventually(Sampler(ledger: Ledger())) { s in
             s.tcp.contains { $0.local.port == pair.clientPort && $0.sndNxt == before.sndNxt + 5 }
                 && s.tcp.contains { $0.local.port == pair.port && $0.remote.port == pair.clientPort && $0.rcvNxt == 5 }
         }
@@ -71,11 +72,11 @@ struct LiveProbeTests {
         #expect(text.contains("127.0.0.1:\(pair.clientPort) <==> 127.0.0.1:\(pair.port) snd_nxt 0x\(MshRenderHex(before.sndNxt + 5))"))
     }
 
-    @Test func closingOnlyTheServerLeavesOurClientInCloseWait() throws {
+    @Test func closingOnlyTheServerLeavesOurClientInCloseWait() async throws {
         let pair = try LoopbackPair()
         defer { close(pair.client); close(pair.listener) }
         close(pair.server)
-        let snap = eventually(Sampler(ledger: Ledger())) { s in
+        let snap = await eventually(Sampler(ledger: Ledger())) { s in
             s.tcp.contains { $0.local.port == pair.clientPort && $0.state == .CLOSE_WAIT && $0.isOurs }
         }
         #expect(snap != nil)
@@ -83,14 +84,14 @@ struct LiveProbeTests {
         #expect(text.contains("127.0.0.1:\(pair.clientPort) <==> 127.0.0.1:\(pair.port) snd_nxt"))
     }
 
-    @Test func closingTheClientFirstGivesATimeWaitRowAttributedThroughTheRing() throws {
+    @Test func closingTheClientFirstGivesATimeWaitRowAttributedThroughTheRing() async throws {
         let pair = try LoopbackPair()
         defer { close(pair.listener) }
         let ledger = Ledger()
         ledger.recordConnection(pair.connection)
         close(pair.client)
         close(pair.server)
-        let snap = eventually(Sampler(ledger: ledger)) { s in
+        let snap = await eventually(Sampler(ledger: ledger)) { s in
             s.tcp.contains { $0.local.port == pair.clientPort && $0.state == .TIME_WAIT }
         }
         let row = try #require(snap?.tcp.first { $0.local.port == pair.clientPort && $0.state == .TIME_WAIT })
@@ -101,7 +102,7 @@ struct LiveProbeTests {
         #expect(!stranger.tcp.contains { $0.local.port == pair.clientPort })
     }
 
-    @Test func fileAndPipeAppearInListFDAndVanishWhenClosed() throws {
+    @Test func fileAndPipeAppearInListFDAndVanishWhenClosed() async throws {
         let file = open("/proc/self/status", O_RDONLY)
         var pipeFDs: [Int32] = [0, 0]
         try #require(file >= 0 && pipe(&pipeFDs) == 0)
@@ -119,7 +120,7 @@ struct LiveProbeTests {
         #expect(!after.fds.contains { $0.path == row?.path && $0.fd == file })
     }
 
-    @Test func heapUsedGrowsByAHeldMebibyteAndFallsBackWhenFreed() throws {
+    @Test func heapUsedGrowsByAHeldMebibyteAndFallsBackWhenFreed() async throws {
         // The heap is the whole process's: the test runner's other threads may free a few
         // hundred bytes between two samples (seen as +1 MiB − 288 B right as this suite
         // starts). A held mebibyte must show whole in one of three tries.
@@ -140,13 +141,13 @@ struct LiveProbeTests {
         #expect(grew.contains { $0 >= 1 << 20 } && fell.contains { $0 >= 1 << 20 }, "grew \(grew), fell \(fell)")
     }
 
-    @Test func threadsIncludeTheMainThread() {
+    @Test func threadsIncludeTheMainThread() async {
         let threads = ThreadProbe.scan()
         #expect(threads.contains { $0.tid == getpid() })
         #expect(threads.allSatisfy { !$0.name.isEmpty && $0.priority > -100 && $0.priority < 140 })
     }
 
-    @Test func snapshotRoundTripsThroughJSON() throws {
+    @Test func snapshotRoundTripsThroughJSON() async throws {
         let snap = Sampler(ledger: Ledger()).sample(allTCP: true)
         let data = try JSONEncoder().encode(snap)
         #expect(try JSONDecoder().decode(Snapshot.self, from: data) == snap)

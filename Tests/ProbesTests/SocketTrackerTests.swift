@@ -4,6 +4,7 @@
 import Glibc
 import Ledger
 @testable import Probes
+import TestSupport
 import Testing
 
 /// What identifies a row across the two ways of reading it.
@@ -19,7 +20,7 @@ private func ours(_ rows: [TCPRow]) -> Set<Seen> { Set(rows.filter(\.isOurs).map
 
 @Suite(.serialized)
 struct SocketTrackerTests {
-    @Test func followedRowsAreWhatADumpSaysIsOurs() throws {
+    @Test func followedRowsAreWhatADumpSaysIsOurs() async throws {
         let ledger = Ledger()
         let sampler = Sampler(ledger: ledger)
         let open = try LoopbackPair()
@@ -32,13 +33,11 @@ struct SocketTrackerTests {
         close(timeWait.server)
         close(closeWait.server)
         var last: (Set<Seen>, Set<Seen>) = ([], [])
-        let agreed = (0..<200).contains { _ in
+        let agreed = await waitUntil(5) {
             let followed = ours(sampler.sample().tcp)
             let dumped = ours(sampler.sample(allTCP: true).tcp)
             last = (followed, dumped)
-            if followed == dumped && followed.contains(where: { $0.state == .TIME_WAIT }) { return true }
-            usleep(10_000)
-            return false
+            return followed == dumped && followed.contains(where: { $0.state == .TIME_WAIT })
         }
         #expect(agreed, "followed \(last.0) but the dump says \(last.1)")
         #expect(last.0.contains { $0.local.port == timeWait.clientPort && $0.state == .TIME_WAIT && $0.inode == 0 })
@@ -46,7 +45,7 @@ struct SocketTrackerTests {
         #expect(last.0.contains { $0.local.port == open.port && $0.state == .LISTEN })
     }
 
-    @Test func aTimeWaitRowIsCarriedWithItsTimerCountingDown() throws {
+    @Test func aTimeWaitRowIsCarriedWithItsTimerCountingDown() async throws {
         let ledger = Ledger()
         let sampler = Sampler(ledger: ledger)
         let pair = try LoopbackPair()
@@ -54,7 +53,7 @@ struct SocketTrackerTests {
         ledger.recordConnection(pair.connection)
         close(pair.client)
         close(pair.server)
-        let first = try #require(eventually(sampler) { s in s.tcp.contains { pair.isClient($0) && $0.state == .TIME_WAIT } })
+        let first = try #require(await eventually(sampler) { s in s.tcp.contains { pair.isClient($0) && $0.state == .TIME_WAIT } })
         let before = try #require(first.tcp.first(where: pair.isClient))
         usleep(300_000)
         let later = sampler.sample()
@@ -67,7 +66,7 @@ struct SocketTrackerTests {
 
     /// The sampler reads the fds, then the ring: a connection recorded between the two is
     /// looked up with an inode the fds do not hold. It is still ours, and its TIME_WAIT shows.
-    @Test func aSocketOpenedAfterTheFdsWereReadIsStillFollowedToItsTimeWait() throws {
+    @Test func aSocketOpenedAfterTheFdsWereReadIsStillFollowedToItsTimeWait() async throws {
         let ledger = Ledger()
         let tracker = SocketTracker(ringCapacity: ledger.connectionRingCapacity)
         let before = FDProbe.scan()
@@ -80,19 +79,17 @@ struct SocketTrackerTests {
         #expect(live.contains { pair.isClient($0) && $0.state == .ESTABLISHED && $0.isOurs })
         close(pair.client)
         close(pair.server)
-        let end = monotonicSeconds() + 5
         var last: [TCPRow] = []
-        while monotonicSeconds() < end {
+        _ = await waitUntil(5) {  // the expectation below says what it waited for
             last = tracker.rows(fds: FDProbe.scan(), ledger: ledger, now: monotonicSeconds()) ?? []
-            if last.contains(where: { pair.isClient($0) && $0.state == .TIME_WAIT }) { break }
-            usleep(10_000)
+            return last.contains { pair.isClient($0) && $0.state == .TIME_WAIT }
         }
         #expect(last.contains { pair.isClient($0) && $0.state == .TIME_WAIT && $0.inode == 0 && $0.isOurs },
                 "the client end's rows: \(last.filter(pair.isClient))")
     }
 
     /// A stranger's socket on a recorded 4-tuple is asked about once more, then dropped.
-    @Test func aStrangersSocketOnARecordedTupleIsNotShownAndIsDropped() throws {
+    @Test func aStrangersSocketOnARecordedTupleIsNotShownAndIsDropped() async throws {
         let ledger = Ledger()
         let tracker = SocketTracker(ringCapacity: ledger.connectionRingCapacity)
         let pair = try LoopbackPair()
@@ -106,15 +103,13 @@ struct SocketTrackerTests {
         // Dropped: its TIME_WAIT, which the kernel shows, is not taken for ours.
         close(pair.client)
         close(pair.server)
-        let end = monotonicSeconds() + 5
-        while monotonicSeconds() < end && !TCPProbe.readAll().rows.contains(where: { pair.isClient($0) && $0.state == .TIME_WAIT }) {
-            usleep(1_000)
-        }
+        try #require(await waitUntil(5) { TCPProbe.readAll().rows.contains { pair.isClient($0) && $0.state == .TIME_WAIT } },
+                     "the kernel shows the pair's TIME_WAIT")
         let rows = try #require(tracker.rows(fds: noFds, ledger: ledger, now: monotonicSeconds()))
         #expect(!rows.contains(where: pair.isClient))
     }
 
-    @Test func aResetConnectionLeavesNoRow() throws {
+    @Test func aResetConnectionLeavesNoRow() async throws {
         let ledger = Ledger()
         let sampler = Sampler(ledger: ledger)
         let pair = try LoopbackPair()
@@ -124,12 +119,12 @@ struct SocketTrackerTests {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)  // close sends RST: no TIME_WAIT
         setsockopt(pair.client, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         close(pair.client)
-        let gone = eventually(sampler) { s in !s.tcp.contains { $0.local.port == pair.clientPort } }
+        let gone = await eventually(sampler) { s in !s.tcp.contains { $0.local.port == pair.clientPort } }
         #expect(gone != nil)
         #expect(!sampler.sample(allTCP: true).tcp.contains { $0.local.port == pair.clientPort && $0.remote.port == pair.port })
     }
 
-    @Test func aLongRingIsAnsweredByADumpThenByLookups() throws {
+    @Test func aLongRingIsAnsweredByADumpThenByLookups() async throws {
         let ledger = Ledger()
         // Connections the kernel no longer holds (nothing listens on port 9, the discard port, here).
         for port in 0..<800 {
@@ -142,10 +137,8 @@ struct SocketTrackerTests {
         close(pair.client)
         close(pair.server)
         // The kernel's own word that the client end is in TIME_WAIT, before the sampler starts.
-        let end = monotonicSeconds() + 5
-        while monotonicSeconds() < end && !TCPProbe.readAll().rows.contains(where: { $0.local.port == pair.clientPort && $0.state == .TIME_WAIT }) {
-            usleep(1_000)
-        }
+        try #require(await waitUntil(5) { TCPProbe.readAll().rows.contains { $0.local.port == pair.clientPort && $0.state == .TIME_WAIT } },
+                     "the kernel shows the pair's TIME_WAIT")
         let sampler = Sampler(ledger: ledger)  // 801 connections to look up: more than a dump costs
         let first = sampler.sample()
         #expect(first.tcp.contains { $0.local.port == pair.clientPort && $0.state == .TIME_WAIT && $0.isOurs })

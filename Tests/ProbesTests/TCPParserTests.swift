@@ -49,7 +49,7 @@ struct TCPParserTests {
             if i < 4 { a.s_addr = [0, UInt32.max, 0x0A0A0A0A, 0x64646464][i] }
             var buf = [CChar](repeating: 0, count: 16)
             inet_ntop(AF_INET, &a, &buf, 16)
-            expected.append(String(cString: buf))
+            expected.append(buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
             let word = String(a.s_addr.littleEndian, radix: 16, uppercase: true)
             let hex = String(repeating: "0", count: 8 - word.count) + word
             text += "   \(i): \(hex):0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n"
