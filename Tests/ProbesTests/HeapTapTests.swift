@@ -12,15 +12,14 @@ import Glibc
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct HeapTapTests {
     /// The exerciser in `mode` under the tap, once it is ready (or once `until` holds).
-    func launch(_ mode: String, until: ((ProcessSampler) -> Bool)? = nil) throws -> (ChildProcess, HeapTap, ProcessSampler) {
+    func launch(_ mode: String, until: ((ProcessSampler) -> Bool)? = nil) async throws -> (ChildProcess, HeapTap, ProcessSampler) {
         let exe = try CTargets.build("tap_exercise", libraries: ["pthread"])
         #expect(access(CTargets.tapLibrary, R_OK) == 0, "swift build makes \(CTargets.tapLibrary)")
         let tap = try HeapTap()
         let child = try ChildProcess(path: exe, arguments: [mode], captureOutput: true, environment: tap.environment(library: CTargets.tapLibrary))
         let sampler = try ProcessSampler(pid: child.pid, tap: tap)
         if let until {
-            let end = monotonicSeconds() + 30
-            while !until(sampler) && monotonicSeconds() < end { usleep(10_000) }
+            #expect(await waitUntil(30) { until(sampler) }, "\(mode): what the test waits for came within 30 s")
         } else {
             #expect(child.readLine(timeout: 60) == "ready", "\(mode) ran to its end (exit \(child.poll().map(String.init) ?? "none yet"))")
         }
@@ -33,8 +32,8 @@ struct HeapTapTests {
         return (sites.reduce(0) { $0 + $1.liveBlocks }, sites.reduce(0) { $0 + $1.liveBytes })
     }
 
-    @Test func everyInterposedCallIsCountedExactly() throws {
-        let (child, tap, sampler) = try launch("script")
+    @Test func everyInterposedCallIsCountedExactly() async throws {
+        let (child, tap, sampler) = try await launch("script")
         defer { child.stop(grace: 1) }
         let snap = sampler.sample()
         #expect(tap.owner == child.pid && snap?.heapSource == .tap)
@@ -44,15 +43,15 @@ struct HeapTapTests {
         #expect((snap?.heap.used ?? 0) >= got.bytes && (snap?.heap.maximum ?? 0) >= (snap?.heap.used ?? 0))
     }
 
-    @Test func eightThreadsOfAMillionMixedOperationsEndExact() throws {
-        let (child, _, sampler) = try launch("threads")
+    @Test func eightThreadsOfAMillionMixedOperationsEndExact() async throws {
+        let (child, _, sampler) = try await launch("threads")
         defer { child.stop(grace: 1) }
         let got = live(sampler.sample(), in: "thread_worker")
         #expect(got.blocks == 8 * 100 && got.bytes == 8 * 100 * 24, "\(got) \(sampler.sample()?.sites?.prefix(6).map { "\($0.name ?? "?") \($0.liveBlocks) \($0.liveBytes)" } ?? [])")
     }
 
-    @Test func aForkedChildAndAnExecdProgramKeepTheirOwnCounts() throws {
-        let (child, tap, sampler) = try launch("fork-exec")
+    @Test func aForkedChildAndAnExecdProgramKeepTheirOwnCounts() async throws {
+        let (child, tap, sampler) = try await launch("fork-exec")
         defer { child.stop(grace: 1) }
         let snap = sampler.sample()
         #expect(tap.owner == child.pid, "the table stays the parent's")
@@ -61,8 +60,8 @@ struct HeapTapTests {
         #expect(live(snap, in: "child_work").blocks == 0, "neither the forked child's nor the exec'd program's 1,000 blocks")
     }
 
-    @Test func aTargetThatClosesEveryFDStillCounts() throws {
-        let (child, _, sampler) = try launch("close-fds") { self.live($0.sample(), in: "after_close").blocks == 3 }
+    @Test func aTargetThatClosesEveryFDStillCounts() async throws {
+        let (child, _, sampler) = try await launch("close-fds") { self.live($0.sample(), in: "after_close").blocks == 3 }
         defer { child.stop(grace: 1) }
         let got = live(sampler.sample(), in: "after_close")
         #expect(got.blocks == 3 && got.bytes == 192, "\(got)")
