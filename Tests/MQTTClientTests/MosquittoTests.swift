@@ -234,6 +234,55 @@ struct MosquittoTests {
 
     /// Over real sockets, what LifecycleTests check of the machine: a disconnect while the
     /// client backs off cancels the reconnect, and nothing reconnects once the broker is back.
+    /// A disconnect asked for at every moment of a connect (before the socket, before CONNACK,
+    /// after it): each connect either completes or fails as ended by the disconnect, each
+    /// disconnect returns disconnected, and nothing of the connection is left.
+    @Test func connectRacingDisconnectLeavesNothing() async throws {
+        let broker = try Mosquitto()
+        let ledger = Ledger()
+        var config = ClientConfiguration(clientID: "t-race")
+        config.port = Int(broker.port)
+        config.reconnect = false
+        let c = MQTTClient(configuration: config, ledger: ledger)
+        var outcomes: [String: Int] = [:]
+        for delay in 0..<40 {
+            // The connect from the loop, the disconnect `delay` × 50 µs later from this task.
+            let connected = c.connectFuture()
+            if delay > 0 { usleep(UInt32(delay) * 50) }
+            try await c.disconnect()
+            do {
+                _ = try await connected.get()
+                outcomes["connected", default: 0] += 1
+            } catch MQTTError.sessionEnded {
+                outcomes["ended by the disconnect", default: 0] += 1
+            }
+            #expect(await c.state == .disconnected, "after a disconnect \(delay * 50) µs into the connect")
+            #expect(await waitUntil(5) { Loopback.connections(port: broker.port) == 0 }, "no socket left, \(delay * 50) µs")
+            let live = ledger.snapshot().counts.filter { $0.key.isPerConnection && $0.value.live != 0 }
+            #expect(live.isEmpty, "\(delay * 50) µs: \(live)")
+        }
+        #expect(outcomes.values.reduce(0, +) == 40, "\(outcomes)")
+    }
+
+    /// Over real sockets, the backoff of a lost connection: each delay doubles from the interval
+    /// up to the maximum, and the attempts are counted from 1.
+    @Test func aLostConnectionsBackoffDoublesUpToItsMaximum() async throws {
+        let broker = try Mosquitto()
+        let c = client(broker, id: "t-backoff") { $0.reconnecting(every: 20, upTo: 80) }
+        let events = Inbox<ClientEvent>()
+        c.addEventListener { events.add($0) }
+        try await c.connect()
+        broker.stop()
+        func scheduled() -> [(Int, Int)] {
+            events.all.compactMap { if case .reconnectScheduled(let n, let ms) = $0 { (n, ms) } else { nil } }
+        }
+        #expect(await waitUntil { scheduled().count >= 5 })
+        try await c.disconnect()
+        let first = scheduled().prefix(5)
+        #expect(first.map(\.0) == [1, 2, 3, 4, 5], "\(first)")
+        #expect(first.map(\.1) == [20, 40, 80, 80, 80], "\(first)")
+    }
+
     @Test func aDisconnectWhileReconnectingStopsTheReconnects() async throws {
         let broker = try Mosquitto()
         let c = client(broker, id: "t-stop-reconnecting") {
