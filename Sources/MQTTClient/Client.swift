@@ -176,8 +176,7 @@ final class ClientCore {
         }
         if literalAddress == nil { resolvedAddress = channel.remoteAddress }
         let record = ConnectionRecord(local: MQTTClient.endpoint(channel.localAddress), remote: MQTTClient.endpoint(channel.remoteAddress))
-        begin(Connection(channel: channel, generation: gen, record: record, ledger: ledger,
-                         maximumPacketSize: configuration.maximumPacketSize, tls: configuration.tls != nil), request: request)
+        begin(Connection(channel: channel, generation: gen, record: record, ledger: ledger, tls: configuration.tls != nil), request: request)
     }
 
     /// A broker on this host, connected within the call: CONNECT and the requests made with it
@@ -189,8 +188,7 @@ final class ClientCore {
         _ = lifecycle.opened(current: true)
         let record = ConnectionRecord(local: MQTTClient.localEndpoint(fd), remote: MQTTClient.endpoint(remote))
         // Its first write, then `register`, come with the first flush (`batchingWrites` holds it).
-        begin(Connection(descriptor: fd, generation: gen, record: record, ledger: ledger,
-                         maximumPacketSize: configuration.maximumPacketSize), request: request)
+        begin(Connection(descriptor: fd, generation: gen, record: record, ledger: ledger), request: request)
     }
 
     /// Records the new connection and sends CONNECT, then the requests made while it opened.

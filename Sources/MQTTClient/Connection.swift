@@ -57,15 +57,15 @@ final class Connection {
     var closeDeadline: Scheduled<Void>?
     private var entries: [LedgerEntry]
 
-    convenience init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int, tls: Bool = false) {
-        self.init(state: .attached(channel, .no), generation: generation, record: record, ledger: ledger, maximumPacketSize: maximumPacketSize, tls: tls)
+    convenience init(channel: any Channel, generation: Int, record: ConnectionRecord, ledger: Ledger, tls: Bool = false) {
+        self.init(state: .attached(channel, .no), generation: generation, record: record, ledger: ledger, tls: tls)
     }
 
-    convenience init(descriptor: CInt, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int) {
-        self.init(state: .raw(descriptor, stopped: false), generation: generation, record: record, ledger: ledger, maximumPacketSize: maximumPacketSize, tls: false)
+    convenience init(descriptor: CInt, generation: Int, record: ConnectionRecord, ledger: Ledger) {
+        self.init(state: .raw(descriptor, stopped: false), generation: generation, record: record, ledger: ledger, tls: false)
     }
 
-    private init(state: State, generation: Int, record: ConnectionRecord, ledger: Ledger, maximumPacketSize: Int, tls: Bool) {
+    private init(state: State, generation: Int, record: ConnectionRecord, ledger: Ledger, tls: Bool) {
         self.state = state
         self.generation = generation
         self.record = record

@@ -45,7 +45,7 @@ struct ConnectionTests {
     @Test func aFirstFlightTheSocketTakesGoesOutOnItAndNIOGetsNothing() throws {
         let (fd, peer) = try socketPair()
         defer { close(fd); close(peer) }
-        let c = Connection(descriptor: fd, generation: 1, record: record, ledger: Ledger(), maximumPacketSize: 1 << 20)
+        let c = Connection(descriptor: fd, generation: 1, record: record, ledger: Ledger())
         let packets: [Packet] = [.connect(Connect(clientID: "c")), .publish(Publish(topic: "t", payload: ByteBuffer(string: "x")))]
         for p in packets { _ = try c.append(p) }
         c.flushOutgoing()
@@ -58,7 +58,7 @@ struct ConnectionTests {
     @Test func whatTheRawSocketDidNotTakeGoesToNIOAfterItInOrderAndACloseWaitsForIt() throws {
         let (fd, peer) = try socketPair(sendBuffer: 4096)
         defer { close(peer) }
-        let c = Connection(descriptor: fd, generation: 1, record: record, ledger: Ledger(), maximumPacketSize: 1 << 20)
+        let c = Connection(descriptor: fd, generation: 1, record: record, ledger: Ledger())
         let packets: [Packet] = [.connect(Connect(clientID: "c"))]
             + (0..<40).map { .publish(Publish(topic: "t", payload: ByteBuffer(repeating: UInt8($0), count: 4000))) }
         for p in packets { _ = try c.append(p) }
@@ -84,7 +84,7 @@ struct ConnectionTests {
     @Test func aCloseReportsItsFirstErrorAndNoneAfterARequestedDisconnect() throws {
         let first = MQTTError.timeout("PINGRESP", milliseconds: 10)
         let later = MQTTError.connectionReset("later")
-        let failed = Connection(channel: EmbeddedChannel(), generation: 1, record: record, ledger: Ledger(), maximumPacketSize: 1 << 20)
+        let failed = Connection(channel: EmbeddedChannel(), generation: 1, record: record, ledger: Ledger())
         #expect(failed.closeError == .connectionReset("socket closed"), "closed without being asked: lost")
         #expect(failed.noteClose(first) == (attached: true, report: true))
         #expect(failed.noteClose(later) == (attached: true, report: true), "still reported")
@@ -92,7 +92,7 @@ struct ConnectionTests {
         #expect(failed.noteClose(later) == (attached: true, report: false), "not after the disconnect")
         #expect(failed.closeError == first)
 
-        let requested = Connection(channel: EmbeddedChannel(), generation: 1, record: record, ledger: Ledger(), maximumPacketSize: 1 << 20)
+        let requested = Connection(channel: EmbeddedChannel(), generation: 1, record: record, ledger: Ledger())
         #expect(requested.noteClose(nil) == (attached: true, report: false))
         #expect(requested.noteClose(first) == (attached: true, report: false))
         #expect(requested.closeError == nil)

@@ -71,7 +71,7 @@ struct LoopbackConnectTests {
         defer { close(pair[1]) }
         let ledger = Ledger()
         let record = ConnectionRecord(local: Endpoint(address: "?", port: 0), remote: Endpoint(address: "?", port: 0))
-        let c = Connection(descriptor: pair[0], generation: 1, record: record, ledger: ledger, maximumPacketSize: 1 << 20)
+        let c = Connection(descriptor: pair[0], generation: 1, record: record, ledger: ledger)
         let packets: [Packet] = [
             .connect(Connect(clientID: "first")),
             .subscribe(Subscribe(packetID: 1, filters: [.init("a/#", qos: .atLeastOnce)])),
@@ -103,11 +103,11 @@ struct LoopbackConnectTests {
             if storage.ss_family == sa_family_t(AF_INET) {
                 var a = raw.load(as: sockaddr_in.self)
                 inet_ntop(AF_INET, &a.sin_addr, &text, socklen_t(text.count))
-                return (String(cString: text), Int(UInt16(bigEndian: a.sin_port)))
+                return (text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, Int(UInt16(bigEndian: a.sin_port)))
             }
             var a = raw.load(as: sockaddr_in6.self)
             inet_ntop(AF_INET6, &a.sin6_addr, &text, socklen_t(text.count))
-            return (String(cString: text), Int(UInt16(bigEndian: a.sin6_port)))
+            return (text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, Int(UInt16(bigEndian: a.sin6_port)))
         }
     }
 
