@@ -1,7 +1,6 @@
 #define _GNU_SOURCE
 #include <spawn.h>
 #include "cshims.h"
-#include <sys/prctl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -40,7 +39,6 @@ double cp_monotonic_seconds(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int cp_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
 
 static volatile sig_atomic_t caught_signal = 0;
 static volatile sig_atomic_t signal_wake_fd = -1;

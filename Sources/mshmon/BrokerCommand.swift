@@ -104,11 +104,21 @@ struct Broker: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Stopped as by SIGTERM once the parent is gone, even killed by SIGKILL (and left at
+        // once if it is gone already). Polled, not PR_SET_PDEATHSIG: that signal follows the
+        // *thread* that spawned us, and the parent's worker threads end after 5 s idle, which
+        // killed the broker in the middle of a run.
+        var parentWatch: (any DispatchSourceTimer)?
         if dieWithParent {
-            // Killed with the parent, even by SIGKILL; and if it is already gone, leave now.
-            _ = cp_set_parent_death_signal(SIGKILL)
-            if getppid() == 1 { Glibc.exit(0) }
+            let parent = getppid()
+            if parent == 1 { Glibc.exit(0) }
+            let timer = DispatchSource.makeTimerSource(queue: .global())
+            timer.schedule(deadline: .now() + .milliseconds(200), repeating: .milliseconds(200))
+            timer.setEventHandler { if getppid() != parent { kill(getpid(), SIGTERM) } }
+            timer.resume()
+            parentWatch = timer
         }
+        defer { parentWatch?.cancel() }
         var config = BrokerConfiguration()
         config.host = bind
         config.port = port

@@ -1,7 +1,7 @@
 // The peer a run talks to: the broker given with --broker, or the embedded broker started as
 // a child process on 127.0.0.1 or --broker-bind (its sockets live in the child, so the probes see only the
-// client's). The child is stopped and reaped on every exit path, and dies with us
-// (PR_SET_PDEATHSIG) if we are killed.
+// client's). The child is stopped and reaped on every exit path, and stops by itself once we
+// are gone, killed or not (`broker --die-with-parent`).
 
 import ChildProcess
 import Dispatch

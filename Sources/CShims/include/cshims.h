@@ -1,5 +1,5 @@
 // What Swift cannot import from C: mallinfo2 (malloc.h), the kernel's full struct tcp_info
-// (glibc's is shorter and lacks the byte counters), prctl (variadic), and a signal handler
+// (glibc's is shorter and lacks the byte counters), and a signal handler
 // (Swift cannot write an async-signal-safe one).
 #ifndef CSHIMS_H
 #define CSHIMS_H
@@ -61,8 +61,6 @@ typedef struct {
 /// Returns 0, or -errno when the lookups could not be made.
 int cp_tcp_lookup(const cp_tcp_key *keys, int count, cp_tcp_socket *out, uint8_t *found);
 
-/// prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` to this process when its parent dies.
-int cp_set_parent_death_signal(int sig);
 
 /* Seconds on the monotonic clock (for durations and deadlines). */
 double cp_monotonic_seconds(void);
