@@ -81,12 +81,15 @@ public final class ProcessSampler: TargetSampler, @unchecked Sendable {  // samp
 
     /// A sample holding `parts` (the fds always: they tell whether the process is there).
     public func sample(_ parts: SampleParts, time: Double = wallClockSeconds()) -> Snapshot? {
+        if sameNetworkNamespace && parts.contains(.tcp) && !parts.contains(.allTCP) {
+            closedSockets.follow(connections)  // before the fds: see `SocketTracker.follow`
+        }
         guard let fds = FDProbe.scanProc(pid: pid) else { return nil }
         var snap = Snapshot(time: time, heap: HeapSample(total: 0, used: 0, maximum: 0), fds: fds)
         if !parts.isDisjoint(with: [.tcp, .allTCP]) {
             let inodes = Set(fds.lazy.filter { $0.type == .socket }.compactMap(\.inode))
             if sameNetworkNamespace, !parts.contains(.allTCP), let held = heldRows(fds) ?? dumpedHeldRows(inodes),
-               let closed = closedSockets.closedRows(held: inodes, ledger: connections, now: monotonicSeconds()) {
+               let closed = closedSockets.closedRows(held: inodes, now: monotonicSeconds()) {
                 snap.tcp = held + closed
             } else {
                 var table = sameNetworkNamespace ? TCPProbe.readAll() : readProcTables()

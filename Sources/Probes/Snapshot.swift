@@ -202,10 +202,11 @@ public struct Sampler: Sendable {
     /// `SocketTracker`), or from the /proc tables where netlink is refused.
     public func sample(allTCP: Bool = false, time: Double = wallClockSeconds()) -> Snapshot {
         let heapSample = heap.sample()
+        if !allTCP, let ledger { sockets.follow(ledger) }  // before the fds: see `follow`
         let fds = FDProbe.scan()
         var rows: [TCPRow]
         var malformed = 0
-        if !allTCP, let ours = sockets.rows(fds: fds, ledger: ledger, now: monotonicSeconds()) {
+        if !allTCP, let ours = sockets.rows(fds: fds, now: monotonicSeconds()) {
             rows = ours
         } else {
             var table = allTCP ? TCPProbe.readAll() : TCPProbe.readProc()

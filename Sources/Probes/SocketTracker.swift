@@ -38,8 +38,6 @@ final class SocketTracker: Sendable {
         /// Monotonic seconds when a TIME_WAIT row's timer runs out.
         var deadline = 0.0
         var followed = true
-        /// Looked up once already without a row kept (see `rows`).
-        var asked = false
 
         /// Whether the row could have changed since it was looked up.
         func due(at now: Double) -> Bool {
@@ -70,21 +68,27 @@ final class SocketTracker: Sendable {
         }
     }
 
-    /// Our TCP rows: live sockets held by `fds`, then the ring's connections the kernel still
+    /// Takes the ring's new connections, to follow from now on. Called before the fds that
+    /// `rows` is given are read: a connection taken here had its socket then, so a row whose
+    /// inode those fds do not hold is a stranger's. (Taken after them, a socket opened in
+    /// between looked like a stranger's and was dropped for good: its TIME_WAIT never showed.)
+    func follow(_ ledger: Ledger) {
+        state.withLock { s in consume(&s, ledger: ledger) }
+    }
+
+    /// Our TCP rows: live sockets held by `fds`, then the followed connections the kernel still
     /// holds without an fd (TIME_WAIT, FIN_WAIT_2 …). Nil when netlink refuses the lookups.
-    func rows(fds: [FDRow], ledger: Ledger?, now: Double) -> [TCPRow]? {
-        state.withLock { s in rows(&s, fds: fds, held: nil, ledger: ledger, now: now) }
+    func rows(fds: [FDRow], now: Double) -> [TCPRow]? {
+        state.withLock { s in rows(&s, fds: fds, held: nil, now: now) }
     }
 
-    /// Another process's ring connections the kernel still holds without an fd; `held`: the
-    /// inodes of its socket fds (whose 4-tuples cannot be asked of fds not ours).
-    func closedRows(held: Set<UInt64>, ledger: Ledger, now: Double) -> [TCPRow]? {
-        state.withLock { s in rows(&s, fds: [], held: held, ledger: ledger, now: now) }
+    /// Another process's followed connections the kernel still holds without an fd; `held`:
+    /// the inodes of its socket fds (whose 4-tuples cannot be asked of fds not ours).
+    func closedRows(held: Set<UInt64>, now: Double) -> [TCPRow]? {
+        state.withLock { s in rows(&s, fds: [], held: held, now: now) }
     }
 
-    private func rows(_ s: inout State, fds: [FDRow], held: Set<UInt64>?, ledger: Ledger?, now: Double) -> [TCPRow]? {
-        if let ledger { consume(&s, ledger: ledger) }
-
+    private func rows(_ s: inout State, fds: [FDRow], held: Set<UInt64>?, now: Double) -> [TCPRow]? {
         // What to ask the kernel: each live socket, then each ring connection that is due.
         var live: [(fd: FDRow, key: cp_tcp_key)] = []
         for f in fds where f.type == .socket && held == nil {
@@ -120,16 +124,7 @@ final class SocketTracker: Sendable {
             }
         }
         for (index, q) in asked {
-            let answer = answers[q]
-            if let row = answer, row.inode != 0, !ourInodes.contains(row.inode),
-               s.slots[index].row == nil, !s.slots[index].asked {
-                // Held by an inode `fds` do not hold, at its first lookup: our socket opened
-                // after `fds` were read (the ring is read after them), or a stranger's. Asked
-                // once more: dropped now, a socket opened as a sample began lost its TIME_WAIT.
-                s.slots[index].asked = true
-                continue
-            }
-            guard let row = answer, row.inode == 0 || ourInodes.contains(row.inode) else {
+            guard let row = answers[q], row.inode == 0 || ourInodes.contains(row.inode) else {
                 // Gone, or a stranger's socket holds the 4-tuple now. The row goes too, so what
                 // the tracker holds is bounded by what the kernel holds (IPv6 text is on the heap).
                 s.slots[index].followed = false

@@ -64,31 +64,35 @@ struct SocketTrackerTests {
         #expect(abs(Int(after.expires) - Int(dumped.expires)) < 100, "carried \(after.expires) ms, kernel \(dumped.expires) ms")
     }
 
-    /// The sampler reads the fds, then the ring: a connection recorded between the two is
-    /// looked up with an inode the fds do not hold. It is still ours, and its TIME_WAIT shows.
+    /// A sample takes the ring, then reads the fds: a connection recorded in between (after
+    /// the ring, its socket perhaps after the fds) is not looked up in that sample, and is
+    /// followed from the next one to its TIME_WAIT.
     @Test func aSocketOpenedAfterTheFdsWereReadIsStillFollowedToItsTimeWait() async throws {
         let ledger = Ledger()
         let tracker = SocketTracker(ringCapacity: ledger.connectionRingCapacity)
+        tracker.follow(ledger)
         let before = FDProbe.scan()
         let pair = try LoopbackPair()
         defer { close(pair.listener) }
         ledger.recordConnection(pair.connection)
-        let first = try #require(tracker.rows(fds: before, ledger: ledger, now: monotonicSeconds()))
+        let first = try #require(tracker.rows(fds: before, now: monotonicSeconds()))
         #expect(!first.contains(where: pair.isClient), "not ours by the fds read before it opened")
-        let live = try #require(tracker.rows(fds: FDProbe.scan(), ledger: ledger, now: monotonicSeconds()))
+        tracker.follow(ledger)
+        let live = try #require(tracker.rows(fds: FDProbe.scan(), now: monotonicSeconds()))
         #expect(live.contains { pair.isClient($0) && $0.state == .ESTABLISHED && $0.isOurs })
         close(pair.client)
         close(pair.server)
         var last: [TCPRow] = []
         _ = await waitUntil(5) {  // the expectation below says what it waited for
-            last = tracker.rows(fds: FDProbe.scan(), ledger: ledger, now: monotonicSeconds()) ?? []
+            tracker.follow(ledger)
+            last = tracker.rows(fds: FDProbe.scan(), now: monotonicSeconds()) ?? []
             return last.contains { pair.isClient($0) && $0.state == .TIME_WAIT }
         }
         #expect(last.contains { pair.isClient($0) && $0.state == .TIME_WAIT && $0.inode == 0 && $0.isOurs },
                 "the client end's rows: \(last.filter(pair.isClient))")
     }
 
-    /// A stranger's socket on a recorded 4-tuple is asked about once more, then dropped.
+    /// A stranger's socket on a recorded 4-tuple is not shown, and no longer followed.
     @Test func aStrangersSocketOnARecordedTupleIsNotShownAndIsDropped() async throws {
         let ledger = Ledger()
         let tracker = SocketTracker(ringCapacity: ledger.connectionRingCapacity)
@@ -97,7 +101,8 @@ struct SocketTrackerTests {
         ledger.recordConnection(pair.connection)
         let noFds: [FDRow] = []  // as if the pair were another process's
         for _ in 0..<3 {
-            let rows = try #require(tracker.rows(fds: noFds, ledger: ledger, now: monotonicSeconds()))
+            tracker.follow(ledger)
+            let rows = try #require(tracker.rows(fds: noFds, now: monotonicSeconds()))
             #expect(!rows.contains(where: pair.isClient))
         }
         // Dropped: its TIME_WAIT, which the kernel shows, is not taken for ours.
@@ -105,7 +110,8 @@ struct SocketTrackerTests {
         close(pair.server)
         try #require(await waitUntil(5) { TCPProbe.readAll().rows.contains { pair.isClient($0) && $0.state == .TIME_WAIT } },
                      "the kernel shows the pair's TIME_WAIT")
-        let rows = try #require(tracker.rows(fds: noFds, ledger: ledger, now: monotonicSeconds()))
+        tracker.follow(ledger)
+        let rows = try #require(tracker.rows(fds: noFds, now: monotonicSeconds()))
         #expect(!rows.contains(where: pair.isClient))
     }
 
